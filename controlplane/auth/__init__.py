@@ -1,0 +1,1 @@
+"""Auth domain: operator tokens with roles, enrollment tokens, device credentials, the interceptor."""

@@ -1,0 +1,107 @@
+"""Settings: every bound and default the control plane uses, in one place.
+
+A ``Settings`` is immutable; build one with ``Settings.from_env(**overrides)`` (environment
+variables ``EDGEFLEET_*`` fill what the overrides leave out) and hand it to the pieces that need it.
+With no database or Redis URL the embedded default is used: SQLite and a filesystem artifact store
+in the data dir, Celery on an in-memory broker inside the server process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path("./edgefleet-data"))
+    listen: str = "127.0.0.1:7443"
+    database_url: str | None = None      # None: sqlite:///DATA_DIR/edgefleet.db
+    redis_url: str | None = None         # None: in-memory broker, worker inside the server
+    metrics_port: int | None = None
+
+    # Uploads and downloads
+    max_model_bytes: int = 256 * MiB
+    max_calibration_bytes: int = 64 * MiB
+    chunk_bytes: int = 1 * MiB
+    grpc_max_message_bytes: int = 4 * MiB   # must exceed chunk_bytes plus framing
+
+    # Device sync
+    poll_interval_seconds: int = 30
+    desired_state_ttl_seconds: int = 7 * 24 * 3600
+    # Re-sign a desired state when less than this much of its life is left.
+    desired_state_refresh_seconds: int = 24 * 3600
+    last_seen_flush_seconds: float = 5.0
+
+    # Tokens
+    enrollment_token_default_uses: int = 1
+    enrollment_token_default_ttl_seconds: int = 24 * 3600
+
+    # Background work
+    rollout_tick_seconds: float = 2.0
+    measure_runs: int = 20
+    measure_timeout_seconds: int = 120
+    task_max_retries: int = 5
+
+    # Server lifecycle
+    shutdown_grace_seconds: float = 5.0
+    db_pool_threads: int = 8
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL in force (the embedded SQLite file when none was given)."""
+        if self.database_url:
+            return normalise_db_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'edgefleet.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when background work runs inside the server on an in-memory broker."""
+        return not self.redis_url
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "signing-key"
+
+    @property
+    def signing_public_key_path(self) -> Path:
+        return self.data_dir / "signing-key.pub"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from ``EDGEFLEET_*`` variables, with non-None ``overrides`` winning."""
+        env: dict[str, object] = {}
+        if v := os.environ.get("EDGEFLEET_DATA_DIR"):
+            env["data_dir"] = Path(v)
+        if v := os.environ.get("EDGEFLEET_LISTEN"):
+            env["listen"] = v
+        if v := os.environ.get("EDGEFLEET_DB"):
+            env["database_url"] = v
+        if v := os.environ.get("EDGEFLEET_REDIS"):
+            env["redis_url"] = v
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in env:
+            env["data_dir"] = Path(str(env["data_dir"]))
+        return cls(**env)  # type: ignore[arg-type]
+
+
+def normalise_db_url(url: str) -> str:
+    """Accept ``postgresql://`` as users write it and use the psycopg 3 driver for it."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url

@@ -1,0 +1,1 @@
+"""Fleet domain: enrollment, devices, hardware profiles, desired and active state, variant choice."""

@@ -1,0 +1,109 @@
+"""Devices, their hardware profiles, and per-(device, model name) desired and active state.
+
+Invariants:
+- ``Device.desired_sequence`` only grows; every new desired state takes the next number (an atomic
+  ``UPDATE ... SET desired_sequence = desired_sequence + 1``), so agents can refuse older documents.
+- ``DesiredState`` holds the signed document for the device's current sequence: the sync hot path
+  answers from this one row (primary-key read) and never writes.
+- A device runs at most one version per model name: ``DeviceModel`` is keyed by (device, model).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from controlplane.db import Base, new_id, utcnow
+
+if TYPE_CHECKING:
+    from controlplane.registry.models import Variant
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    labels: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    secret_hash: Mapped[str] = mapped_column(sa.String(64))
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    enrollment_token_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("enrollment_tokens.id", ondelete="SET NULL")
+    )
+    last_seen: Mapped[dt.datetime | None]
+    desired_sequence: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+    hardware: Mapped[HardwareProfile | None] = relationship(
+        back_populates="device", cascade="all, delete-orphan", uselist=False
+    )
+    models: Mapped[list[DeviceModel]] = relationship(
+        back_populates="device", cascade="all, delete-orphan", order_by="DeviceModel.model_name"
+    )
+
+
+class HardwareProfile(Base):
+    """The device's latest reported profile; the full document plus indexed columns to select on."""
+
+    __tablename__ = "hardware_profiles"
+
+    device_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    arch: Mapped[str] = mapped_column(sa.String(32), default="")
+    cpu_cores: Mapped[int] = mapped_column(default=0)
+    ram_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    interpreter_name: Mapped[str] = mapped_column(sa.String(64), default="")
+    interpreter_version: Mapped[str] = mapped_column(sa.String(32), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    device: Mapped[Device] = relationship(back_populates="hardware")
+
+
+class DeviceModel(Base):
+    """What one device should run and runs for one model name."""
+
+    __tablename__ = "device_models"
+
+    device_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    desired_variant_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("variants.id", ondelete="RESTRICT"), index=True
+    )
+    active_variant_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("variants.id", ondelete="RESTRICT"), index=True
+    )
+    rollout_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("rollouts.id", ondelete="SET NULL"), index=True
+    )
+    state: Mapped[str] = mapped_column(sa.String(32), default="pending")
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    device: Mapped[Device] = relationship(back_populates="models")
+    desired_variant: Mapped[Variant | None] = relationship(foreign_keys=[desired_variant_id])
+    active_variant: Mapped[Variant | None] = relationship(foreign_keys=[active_variant_id])
+
+
+class DesiredState(Base):
+    """The signed desired-state document a device is served, for its current sequence."""
+
+    __tablename__ = "desired_states"
+
+    device_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(sa.BigInteger)
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    signature: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    key_id: Mapped[str] = mapped_column(sa.String(16))
+    issued_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    # Artifacts this document lets the device download (authorisation for DownloadArtifact).
+    artifacts: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+

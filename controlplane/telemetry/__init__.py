@@ -1,0 +1,1 @@
+"""Telemetry domain: install events and inference metric windows reported by agents."""

@@ -1,0 +1,54 @@
+"""Install events and inference metric windows.
+
+Invariant: ``MetricWindow.window_id`` (chosen by the agent) is the primary key, so a window the
+agent re-sends after a lost acknowledgement is stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from controlplane.db import Base, utcnow
+
+
+class InstallEvent(Base):
+    __tablename__ = "install_events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    model_name: Mapped[str] = mapped_column(sa.String(200))
+    version: Mapped[str] = mapped_column(sa.String(64))
+    variant: Mapped[str] = mapped_column(sa.String(32))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(32))
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MetricWindow(Base):
+    __tablename__ = "metric_windows"
+
+    window_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    device_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    model_name: Mapped[str] = mapped_column(sa.String(200))
+    version: Mapped[str] = mapped_column(sa.String(64))
+    variant: Mapped[str] = mapped_column(sa.String(32))
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    start: Mapped[dt.datetime]
+    end: Mapped[dt.datetime]
+    count: Mapped[int] = mapped_column(sa.BigInteger)
+    errors: Mapped[int] = mapped_column(sa.BigInteger)
+    bucket_bounds_ms: Mapped[list[float]] = mapped_column(sa.JSON)
+    bucket_counts: Mapped[list[int]] = mapped_column(sa.JSON)
+    latency_sum_ms: Mapped[float]
+    latency_max_ms: Mapped[float]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

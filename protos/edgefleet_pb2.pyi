@@ -1,0 +1,585 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SignedDocument(_message.Message):
+    __slots__ = ("payload", "signature", "key_id")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    signature: bytes
+    key_id: str
+    def __init__(self, payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class Quantization(_message.Message):
+    __slots__ = ("scale", "zero_point", "quantized_dimension")
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    ZERO_POINT_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZED_DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    scale: _containers.RepeatedScalarFieldContainer[float]
+    zero_point: _containers.RepeatedScalarFieldContainer[int]
+    quantized_dimension: int
+    def __init__(self, scale: _Optional[_Iterable[float]] = ..., zero_point: _Optional[_Iterable[int]] = ..., quantized_dimension: _Optional[int] = ...) -> None: ...
+
+class TensorSpec(_message.Message):
+    __slots__ = ("name", "shape", "dtype", "quantization")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    dtype: str
+    quantization: Quantization
+    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ..., quantization: _Optional[_Union[Quantization, _Mapping]] = ...) -> None: ...
+
+class InterpreterInfo(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class HardwareProfile(_message.Message):
+    __slots__ = ("arch", "cpu_model", "cpu_cores", "cpu_flags", "ram_bytes", "ram_available_bytes", "storage_free_bytes", "os", "kernel", "interpreter", "delegates")
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    CPU_CORES_FIELD_NUMBER: _ClassVar[int]
+    CPU_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    RAM_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RAM_AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OS_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETER_FIELD_NUMBER: _ClassVar[int]
+    DELEGATES_FIELD_NUMBER: _ClassVar[int]
+    arch: str
+    cpu_model: str
+    cpu_cores: int
+    cpu_flags: _containers.RepeatedScalarFieldContainer[str]
+    ram_bytes: int
+    ram_available_bytes: int
+    storage_free_bytes: int
+    os: str
+    kernel: str
+    interpreter: InterpreterInfo
+    delegates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, arch: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., cpu_flags: _Optional[_Iterable[str]] = ..., ram_bytes: _Optional[int] = ..., ram_available_bytes: _Optional[int] = ..., storage_free_bytes: _Optional[int] = ..., os: _Optional[str] = ..., kernel: _Optional[str] = ..., interpreter: _Optional[_Union[InterpreterInfo, _Mapping]] = ..., delegates: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ModelRef(_message.Message):
+    __slots__ = ("model", "version", "variant", "sha256")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    variant: str
+    sha256: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., variant: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("name", "hardware", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    hardware: HardwareProfile
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("device_id", "device_token")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    device_token: str
+    def __init__(self, device_id: _Optional[str] = ..., device_token: _Optional[str] = ...) -> None: ...
+
+class SyncRequest(_message.Message):
+    __slots__ = ("known_sequence", "active", "hardware")
+    KNOWN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    known_sequence: int
+    active: _containers.RepeatedCompositeFieldContainer[ModelRef]
+    hardware: HardwareProfile
+    def __init__(self, known_sequence: _Optional[int] = ..., active: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ...) -> None: ...
+
+class SyncResponse(_message.Message):
+    __slots__ = ("desired_state", "poll_interval_seconds")
+    DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
+    POLL_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    desired_state: SignedDocument
+    poll_interval_seconds: int
+    def __init__(self, desired_state: _Optional[_Union[SignedDocument, _Mapping]] = ..., poll_interval_seconds: _Optional[int] = ...) -> None: ...
+
+class DownloadRequest(_message.Message):
+    __slots__ = ("sha256", "offset")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    offset: int
+    def __init__(self, sha256: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ArtifactChunk(_message.Message):
+    __slots__ = ("offset", "data", "total_size")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    data: bytes
+    total_size: int
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class InstallEvent(_message.Message):
+    __slots__ = ("ref", "state", "message", "at")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ref: ModelRef
+    state: str
+    message: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, ref: _Optional[_Union[ModelRef, _Mapping]] = ..., state: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StatusReport(_message.Message):
+    __slots__ = ("events", "active")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[InstallEvent]
+    active: _containers.RepeatedCompositeFieldContainer[ModelRef]
+    def __init__(self, events: _Optional[_Iterable[_Union[InstallEvent, _Mapping]]] = ..., active: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ...) -> None: ...
+
+class ReportAck(_message.Message):
+    __slots__ = ("accepted", "duplicates")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    duplicates: int
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...
+
+class MetricWindow(_message.Message):
+    __slots__ = ("window_id", "ref", "start", "end", "count", "errors", "bucket_bounds_ms", "bucket_counts", "latency_sum_ms", "latency_max_ms")
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_BOUNDS_MS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_SUM_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    window_id: str
+    ref: ModelRef
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    count: int
+    errors: int
+    bucket_bounds_ms: _containers.RepeatedScalarFieldContainer[float]
+    bucket_counts: _containers.RepeatedScalarFieldContainer[int]
+    latency_sum_ms: float
+    latency_max_ms: float
+    def __init__(self, window_id: _Optional[str] = ..., ref: _Optional[_Union[ModelRef, _Mapping]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., bucket_bounds_ms: _Optional[_Iterable[float]] = ..., bucket_counts: _Optional[_Iterable[int]] = ..., latency_sum_ms: _Optional[float] = ..., latency_max_ms: _Optional[float] = ...) -> None: ...
+
+class MetricsReport(_message.Message):
+    __slots__ = ("windows",)
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    windows: _containers.RepeatedCompositeFieldContainer[MetricWindow]
+    def __init__(self, windows: _Optional[_Iterable[_Union[MetricWindow, _Mapping]]] = ...) -> None: ...
+
+class CreateTokenRequest(_message.Message):
+    __slots__ = ("role", "description")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    description: str
+    def __init__(self, role: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class CreateTokenResponse(_message.Message):
+    __slots__ = ("id", "token", "role")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    token: str
+    role: str
+    def __init__(self, id: _Optional[str] = ..., token: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class CreateEnrollmentTokenRequest(_message.Message):
+    __slots__ = ("labels", "uses", "expires_in_seconds")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    uses: int
+    expires_in_seconds: int
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., uses: _Optional[int] = ..., expires_in_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateEnrollmentTokenResponse(_message.Message):
+    __slots__ = ("id", "token", "uses", "expires_at", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    token: str
+    uses: int
+    expires_at: _timestamp_pb2.Timestamp
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., token: _Optional[str] = ..., uses: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class PushModelHeader(_message.Message):
+    __slots__ = ("name", "version", "size", "sha256", "calibration")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    size: int
+    sha256: str
+    calibration: bytes
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., calibration: _Optional[bytes] = ...) -> None: ...
+
+class PushModelRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: PushModelHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[PushModelHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class Variant(_message.Message):
+    __slots__ = ("kind", "sha256", "size", "status", "latency_ms", "failure", "manifest", "inputs", "outputs")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    sha256: str
+    size: int
+    status: str
+    latency_ms: float
+    failure: str
+    manifest: SignedDocument
+    inputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
+    outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
+    def __init__(self, kind: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., failure: _Optional[str] = ..., manifest: _Optional[_Union[SignedDocument, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ...) -> None: ...
+
+class ModelVersion(_message.Message):
+    __slots__ = ("name", "version", "status", "failure", "inputs", "outputs", "operators", "min_runtime", "sha256", "size", "variants", "created_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    OPERATORS_FIELD_NUMBER: _ClassVar[int]
+    MIN_RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    status: str
+    failure: str
+    inputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
+    outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
+    operators: _containers.RepeatedScalarFieldContainer[str]
+    min_runtime: str
+    sha256: str
+    size: int
+    variants: _containers.RepeatedCompositeFieldContainer[Variant]
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., failure: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., operators: _Optional[_Iterable[str]] = ..., min_runtime: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelVersion]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class DeviceModel(_message.Message):
+    __slots__ = ("model", "desired", "active", "state", "message")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    desired: ModelRef
+    active: ModelRef
+    state: str
+    message: str
+    def __init__(self, model: _Optional[str] = ..., desired: _Optional[_Union[ModelRef, _Mapping]] = ..., active: _Optional[_Union[ModelRef, _Mapping]] = ..., state: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Device(_message.Message):
+    __slots__ = ("id", "name", "labels", "hardware", "last_seen", "models", "enrolled_at", "desired_sequence")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    ENROLLED_AT_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    labels: _containers.ScalarMap[str, str]
+    hardware: HardwareProfile
+    last_seen: _timestamp_pb2.Timestamp
+    models: _containers.RepeatedCompositeFieldContainer[DeviceModel]
+    enrolled_at: _timestamp_pb2.Timestamp
+    desired_sequence: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DeviceModel, _Mapping]]] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., desired_sequence: _Optional[int] = ...) -> None: ...
+
+class ListDevicesRequest(_message.Message):
+    __slots__ = ("selector",)
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    selector: str
+    def __init__(self, selector: _Optional[str] = ...) -> None: ...
+
+class ListDevicesResponse(_message.Message):
+    __slots__ = ("devices",)
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[Device]
+    def __init__(self, devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ...) -> None: ...
+
+class GetDeviceRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class LabelDeviceRequest(_message.Message):
+    __slots__ = ("id", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CreateRolloutRequest(_message.Message):
+    __slots__ = ("model", "version", "selector")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    selector: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ...) -> None: ...
+
+class Wave(_message.Message):
+    __slots__ = ("index", "devices", "succeeded", "failed", "state")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    devices: int
+    succeeded: int
+    failed: int
+    state: str
+    def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+
+class Rollout(_message.Message):
+    __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    WAVES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    model: str
+    version: str
+    selector: str
+    state: str
+    waves: _containers.RepeatedCompositeFieldContainer[Wave]
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    created_by: str
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., state: _Optional[str] = ..., waves: _Optional[_Iterable[_Union[Wave, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class ListRolloutsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRolloutsResponse(_message.Message):
+    __slots__ = ("rollouts",)
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
+    rollouts: _containers.RepeatedCompositeFieldContainer[Rollout]
+    def __init__(self, rollouts: _Optional[_Iterable[_Union[Rollout, _Mapping]]] = ...) -> None: ...
+
+class GetRolloutRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ChangeRolloutRequest(_message.Message):
+    __slots__ = ("id", "action")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    action: str
+    def __init__(self, id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class Tensor(_message.Message):
+    __slots__ = ("dtype", "shape", "data")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PredictRequest(_message.Message):
+    __slots__ = ("model", "inputs")
+    class InputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Tensor
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    inputs: _containers.MessageMap[str, Tensor]
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Mapping[str, Tensor]] = ...) -> None: ...
+
+class PredictResponse(_message.Message):
+    __slots__ = ("outputs", "ref", "latency_ms")
+    class OutputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Tensor
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.MessageMap[str, Tensor]
+    ref: ModelRef
+    latency_ms: float
+    def __init__(self, outputs: _Optional[_Mapping[str, Tensor]] = ..., ref: _Optional[_Union[ModelRef, _Mapping]] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class AgentStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AgentModelStatus(_message.Message):
+    __slots__ = ("model", "version", "variant", "sha256", "state", "message", "inferences", "errors", "latency_p50_ms", "latency_p95_ms", "previous_sha256")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    variant: str
+    sha256: str
+    state: str
+    message: str
+    inferences: int
+    errors: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    previous_sha256: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., variant: _Optional[str] = ..., sha256: _Optional[str] = ..., state: _Optional[str] = ..., message: _Optional[str] = ..., inferences: _Optional[int] = ..., errors: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., previous_sha256: _Optional[str] = ...) -> None: ...
+
+class AgentStatus(_message.Message):
+    __slots__ = ("device_id", "server", "desired_sequence", "models", "last_sync", "last_error")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SYNC_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    server: str
+    desired_sequence: int
+    models: _containers.RepeatedCompositeFieldContainer[AgentModelStatus]
+    last_sync: _timestamp_pb2.Timestamp
+    last_error: str
+    def __init__(self, device_id: _Optional[str] = ..., server: _Optional[str] = ..., desired_sequence: _Optional[int] = ..., models: _Optional[_Iterable[_Union[AgentModelStatus, _Mapping]]] = ..., last_sync: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
