@@ -1,1 +1,1 @@
-"""api domain."""
+"""Thin gRPC servicers: proto in, service call, proto out. No business rules live here."""

@@ -1,0 +1,285 @@
+"""AdminService: what the `edgefleet` CLI calls. Authorised by role in ``auth.policy``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+from typing import Any
+
+import numpy as np
+
+from controlplane.api import convert
+from controlplane.api.errors import rpc
+from controlplane.app import ControlPlane
+from controlplane.auth import services as auth
+from controlplane.auth.interceptor import current_principal
+from controlplane.celery_app import enqueue_after_commit
+from controlplane.errors import InvalidArgumentError
+from controlplane.fleet import services as fleet
+from controlplane.registry import services as registry
+from controlplane.registry import tasks as registry_tasks
+from controlplane.registry.errors import InvalidModelError
+from controlplane.registry.models import ModelVersion
+from controlplane.registry.tflite import inspect_model
+from controlplane.rollouts import services as rollouts
+from controlplane.rollouts import tasks as rollout_tasks
+from controlplane.rollouts.models import Rollout
+from controlplane.selectors import parse_labels
+from protos import edgefleet_pb2 as pb
+from protos import edgefleet_pb2_grpc as pb_grpc
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    @rpc
+    async def CreateToken(self, request: pb.CreateTokenRequest, context: Any) -> pb.CreateTokenResponse:
+        who = current_principal().id
+
+        def work() -> pb.CreateTokenResponse:
+            with self.plane.tx() as s:
+                row, token = auth.create_operator_token(
+                    s, role=request.role, description=request.description, created_by=who)
+                return pb.CreateTokenResponse(id=row.id, token=token, role=row.role)
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def CreateEnrollmentToken(self, request: pb.CreateEnrollmentTokenRequest, context: Any
+                                    ) -> pb.CreateEnrollmentTokenResponse:
+        who = current_principal().id
+        settings = self.plane.settings
+        uses = request.uses or settings.enrollment_token_default_uses
+        ttl = request.expires_in_seconds or settings.enrollment_token_default_ttl_seconds
+        labels = parse_labels(",".join(f"{k}={v}" for k, v in request.labels.items()))
+
+        def work() -> pb.CreateEnrollmentTokenResponse:
+            with self.plane.tx() as s:
+                row, token = auth.create_enrollment_token(
+                    s, labels=labels, uses=uses, expires_in=dt.timedelta(seconds=ttl),
+                    now=self.plane.clock(), created_by=who)
+                return pb.CreateEnrollmentTokenResponse(
+                    id=row.id, token=token, uses=row.uses_total,
+                    expires_at=convert.timestamp(row.expires_at), labels=row.labels)
+
+        return await self.plane.run_db(work)
+
+    # -- models ----------------------------------------------------------------------------
+
+    @rpc
+    async def PushModel(self, request_iterator: Any, context: Any) -> pb.ModelVersion:
+        """Stream the upload into the store, validate it, and register a pending version.
+
+        Nothing is written to the database before the bytes are complete, of the announced size,
+        hash-checked and accepted by ``inspect_model``; a refused upload's file is removed.
+        """
+        settings, store = self.plane.settings, self.plane.store
+        who = current_principal().id
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidArgumentError("the first PushModel message must be the header")
+        h = first.header
+        registry.check_name_version(h.name, h.version)
+        if h.size == 0:
+            raise InvalidModelError("the model file is empty: nothing to push")
+        if h.size > settings.max_model_bytes:
+            raise _too_large(h.size, settings.max_model_bytes)
+        if len(h.calibration) > settings.max_calibration_bytes:
+            raise _too_large(len(h.calibration), settings.max_calibration_bytes, "calibration file")
+        exists = await self.plane.run_db(self._exists, h.name, h.version)
+        if exists:
+            from controlplane.errors import AlreadyExistsError
+
+            raise AlreadyExistsError(f"{h.name}:{h.version} already exists: push a new version number")
+
+        loop = asyncio.get_running_loop()
+        upload = store.begin_upload(max_bytes=min(h.size, settings.max_model_bytes))
+        try:
+            received = 0
+            async for msg in request_iterator:
+                if msg.WhichOneof("part") != "chunk":
+                    raise InvalidArgumentError("only data chunks may follow the header")
+                received += len(msg.chunk)
+                if received > h.size:
+                    raise InvalidArgumentError(
+                        f"upload is longer than the announced {h.size} bytes")
+                await loop.run_in_executor(self.plane.executor, upload.write, msg.chunk)
+            if received != h.size:
+                raise InvalidArgumentError(
+                    f"truncated upload: received {received} of {h.size} bytes; push again")
+            stored = await loop.run_in_executor(
+                self.plane.executor,
+                lambda: upload.commit(expected_sha256=h.sha256 or None, expected_size=h.size))
+        except BaseException:
+            upload.abort()
+            raise
+        try:
+            info = await loop.run_in_executor(self.plane.executor, self._inspect, stored.sha256)
+            calibration = None
+            if h.calibration:
+                _check_calibration(h.calibration, info)
+                cal = store.put_bytes(h.calibration) if hasattr(store, "put_bytes") else None
+                if cal is None:
+                    cu = store.begin_upload(max_bytes=settings.max_calibration_bytes)
+                    cu.write(h.calibration)
+                    cal = cu.commit()
+                calibration = registry.Upload(sha256=cal.sha256, size=cal.size)
+
+            def work() -> pb.ModelVersion:
+                with self.plane.tx() as s:
+                    mv = registry.register_version(
+                        s, name=h.name, version=h.version,
+                        model=registry.Upload(sha256=stored.sha256, size=stored.size),
+                        info=info, calibration=calibration, created_by=who)
+                    enqueue_after_commit(s, registry_tasks.measure_version, mv.id)
+                    s.flush()
+                    return convert.model_version(registry.find_version(s, h.name, h.version))
+
+            return await self.plane.run_db(work)
+        except BaseException:
+            await self.plane.run_db(self._drop_unreferenced, stored.sha256)
+            raise
+
+    def _exists(self, name: str, version: str) -> bool:
+        with self.plane.tx() as s:
+            return registry.version_exists(s, name, version)
+
+    def _inspect(self, sha256: str) -> Any:
+        return inspect_model(self.plane.store.read_bytes(sha256))
+
+    def _drop_unreferenced(self, sha256: str) -> None:
+        """Remove a just-stored blob unless a row (another version) already refers to it."""
+        from controlplane.registry.models import Artifact
+
+        with self.plane.tx() as s:
+            if s.get(Artifact, sha256) is None:
+                self.plane.store.delete(sha256)
+
+    @rpc
+    async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
+        def work() -> pb.ListModelsResponse:
+            with self.plane.tx() as s:
+                return pb.ListModelsResponse(
+                    models=[convert.model_version(mv) for mv in registry.list_versions(s)])
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def GetModel(self, request: pb.GetModelRequest, context: Any) -> pb.ModelVersion:
+        def work() -> pb.ModelVersion:
+            with self.plane.tx() as s:
+                return convert.model_version(registry.find_version(s, request.name, request.version))
+
+        return await self.plane.run_db(work)
+
+    # -- devices ---------------------------------------------------------------------------
+
+    @rpc
+    async def ListDevices(self, request: pb.ListDevicesRequest, context: Any) -> pb.ListDevicesResponse:
+        selector = parse_labels(request.selector)
+
+        def work() -> pb.ListDevicesResponse:
+            with self.plane.tx() as s:
+                return pb.ListDevicesResponse(
+                    devices=[convert.device(d) for d in fleet.list_devices(s, selector)])
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def GetDevice(self, request: pb.GetDeviceRequest, context: Any) -> pb.Device:
+        def work() -> pb.Device:
+            with self.plane.tx() as s:
+                return convert.device(fleet.get_device(s, request.id))
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def LabelDevice(self, request: pb.LabelDeviceRequest, context: Any) -> pb.Device:
+        def work() -> pb.Device:
+            with self.plane.tx() as s:
+                fleet.label_device(s, request.id, dict(request.labels))
+                s.flush()
+                return convert.device(fleet.get_device(s, request.id))
+
+        return await self.plane.run_db(work)
+
+    # -- rollouts --------------------------------------------------------------------------
+
+    def _rollout_proto(self, s: Any, r: Rollout) -> pb.Rollout:
+        mv = s.get(ModelVersion, r.model_version_id)
+        return convert.rollout(r, mv.model.name, mv.version)
+
+    @rpc
+    async def CreateRollout(self, request: pb.CreateRolloutRequest, context: Any) -> pb.Rollout:
+        who = current_principal().id
+
+        def work() -> pb.Rollout:
+            with self.plane.tx() as s:
+                r = rollouts.create_rollout(s, model=request.model, version=request.version,
+                                            selector=request.selector, created_by=who,
+                                            now=self.plane.clock())
+                enqueue_after_commit(s, rollout_tasks.start, r.id)
+                return self._rollout_proto(s, r)
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ListRollouts(self, request: pb.ListRolloutsRequest, context: Any) -> pb.ListRolloutsResponse:
+        def work() -> pb.ListRolloutsResponse:
+            with self.plane.tx() as s:
+                return pb.ListRolloutsResponse(
+                    rollouts=[self._rollout_proto(s, r) for r in rollouts.list_rollouts(s)])
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def GetRollout(self, request: pb.GetRolloutRequest, context: Any) -> pb.Rollout:
+        def work() -> pb.Rollout:
+            with self.plane.tx() as s:
+                return self._rollout_proto(s, rollouts.get_rollout(s, request.id))
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ChangeRollout(self, request: pb.ChangeRolloutRequest, context: Any) -> pb.Rollout:
+        def work() -> pb.Rollout:
+            with self.plane.tx() as s:
+                r = rollouts.change(s, request.id, request.action, signer=self.plane.signer,
+                                    settings=self.plane.settings, now=self.plane.clock())
+                if r.state == "pending":
+                    enqueue_after_commit(s, rollout_tasks.start, r.id)
+                return self._rollout_proto(s, r)
+
+        return await self.plane.run_db(work)
+
+
+def _too_large(size: int, limit: int, what: str = "model") -> Exception:
+    from controlplane.registry.errors import ModelTooLargeError
+
+    return ModelTooLargeError(
+        f"{what} is {size} bytes; this server accepts at most {limit} bytes "
+        f"(setting max_model_bytes)")
+
+
+def _check_calibration(data: bytes, info: Any) -> None:
+    """A calibration .npz must hold one float array per model input: (N, *input_shape)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:
+        raise InvalidArgumentError(f"calibration file is not a readable .npz: {exc}") from exc
+    for t in info.inputs:
+        if t.name not in arrays:
+            raise InvalidArgumentError(
+                f"calibration file has no array {t.name!r}; it needs one per model input "
+                f"(found {sorted(arrays)})")
+        arr = arrays[t.name]
+        if tuple(arr.shape[1:]) != tuple(t.shape) or arr.shape[0] < 1:
+            raise InvalidArgumentError(
+                f"calibration array {t.name!r} has shape {arr.shape}; expected (N, "
+                f"{', '.join(map(str, t.shape))})")
+

@@ -1,0 +1,102 @@
+"""ORM rows to protobuf messages (and the few proto-to-dict conversions requests need)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from controlplane.fleet.models import Device, DeviceModel
+from controlplane.registry.models import ModelVersion, Variant
+from controlplane.rollouts.models import Rollout
+from controlplane.rollouts.services import wave_counts
+from protos import edgefleet_pb2 as pb
+
+
+def timestamp(value: dt.datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(dt.UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp, default: dt.datetime) -> dt.datetime:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return default
+    return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def tensor(d: dict[str, Any]) -> pb.TensorSpec:
+    msg = pb.TensorSpec(name=d["name"], shape=list(d["shape"]), dtype=d["dtype"])
+    q = d.get("quantization")
+    if q:
+        msg.quantization.CopyFrom(pb.Quantization(
+            scale=q.get("scale", []), zero_point=q.get("zero_point", []),
+            quantized_dimension=q.get("quantized_dimension", 0)))
+    return msg
+
+
+def variant(v: Variant) -> pb.Variant:
+    msg = pb.Variant(kind=v.kind, sha256=v.artifact_sha256, size=v.size, status=v.status,
+                     latency_ms=v.latency_ms or 0.0, failure=v.failure,
+                     inputs=[tensor(t) for t in v.inputs], outputs=[tensor(t) for t in v.outputs])
+    if v.manifest_payload is not None and v.manifest_signature is not None:
+        msg.manifest.CopyFrom(pb.SignedDocument(payload=v.manifest_payload,
+                                                signature=v.manifest_signature,
+                                                key_id=v.manifest_key_id or ""))
+    return msg
+
+
+def model_version(mv: ModelVersion) -> pb.ModelVersion:
+    return pb.ModelVersion(
+        name=mv.model.name, version=mv.version, status=mv.status, failure=mv.failure,
+        inputs=[tensor(t) for t in mv.inputs], outputs=[tensor(t) for t in mv.outputs],
+        operators=mv.operators, min_runtime=mv.min_runtime, sha256=mv.source_sha256,
+        size=mv.size, variants=[variant(v) for v in mv.variants],
+        created_at=timestamp(mv.created_at),
+    )
+
+
+def hardware_to_dict(msg: pb.HardwareProfile) -> dict[str, Any]:
+    return json_format.MessageToDict(msg, preserving_proto_field_name=True)
+
+
+def hardware(profile: dict[str, Any] | None) -> pb.HardwareProfile | None:
+    if not profile:
+        return None
+    return json_format.ParseDict(profile, pb.HardwareProfile(), ignore_unknown_fields=True)
+
+
+def _ref(name: str, v: Variant | None) -> pb.ModelRef | None:
+    if v is None:
+        return None
+    return pb.ModelRef(model=name, version=v.model_version.version, variant=v.kind,
+                       sha256=v.artifact_sha256)
+
+
+def device_model(dm: DeviceModel) -> pb.DeviceModel:
+    return pb.DeviceModel(model=dm.model_name, desired=_ref(dm.model_name, dm.desired_variant),
+                          active=_ref(dm.model_name, dm.active_variant), state=dm.state,
+                          message=dm.message)
+
+
+def device(d: Device) -> pb.Device:
+    return pb.Device(
+        id=d.id, name=d.name, labels={k: str(v) for k, v in (d.labels or {}).items()},
+        hardware=hardware(d.hardware.profile if d.hardware else None),
+        last_seen=timestamp(d.last_seen), models=[device_model(m) for m in d.models],
+        enrolled_at=timestamp(d.enrolled_at), desired_sequence=d.desired_sequence,
+    )
+
+
+def rollout(r: Rollout, model: str, version: str) -> pb.Rollout:
+    return pb.Rollout(
+        id=r.id, model=model, version=version, selector=r.selector, state=r.state,
+        waves=[pb.Wave(index=w.index, devices=w.devices, succeeded=w.succeeded, failed=w.failed,
+                       state=w.state) for w in wave_counts(r)],
+        created_at=timestamp(r.created_at), updated_at=timestamp(r.updated_at),
+        created_by=r.created_by or "",
+    )

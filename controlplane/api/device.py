@@ -1,0 +1,189 @@
+"""DeviceService: what agents call. A device principal only ever reaches its own rows.
+
+The sync hot path costs one primary-key read (the device's ``DesiredState``) and no write:
+last-seen times are buffered here and written in batches by ``LastSeenBuffer.flush``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+
+from controlplane.api import convert
+from controlplane.api.errors import rpc, stream_rpc
+from controlplane.app import ControlPlane
+from controlplane.auth.interceptor import current_principal
+from controlplane.errors import InvalidArgumentError, NotFoundError
+from controlplane.fleet import services as fleet
+from controlplane.telemetry import services as telemetry
+from protos import edgefleet_pb2 as pb
+from protos import edgefleet_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+_HEX = set("0123456789abcdef")
+
+
+class LastSeenBuffer:
+    """Latest sync time per device, written to the database in one batch per flush."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dt.datetime] = {}
+
+    def mark(self, device_id: str, at: dt.datetime) -> None:
+        self._seen[device_id] = at
+
+    def take(self) -> dict[str, dt.datetime]:
+        seen, self._seen = self._seen, {}
+        return seen
+
+    async def run(self, plane: ControlPlane, interval: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+            await self.flush(plane)
+
+    async def flush(self, plane: ControlPlane) -> None:
+        batch = self.take()
+        if not batch:
+            return
+
+        def work() -> None:
+            with plane.tx() as s:
+                fleet.touch_last_seen(s, batch)
+
+        try:
+            await plane.run_db(work)
+        except Exception:
+            log.exception("could not write %d last-seen times; keeping them for the next flush",
+                          len(batch))
+            for k, v in batch.items():
+                self._seen.setdefault(k, v)
+
+
+class DeviceServicer(pb_grpc.DeviceServiceServicer):
+    def __init__(self, plane: ControlPlane, last_seen: LastSeenBuffer) -> None:
+        self.plane = plane
+        self.last_seen = last_seen
+
+    @rpc
+    async def Enroll(self, request: pb.EnrollRequest, context: Any) -> pb.EnrollResponse:
+        token_id = current_principal().id
+        hardware = convert.hardware_to_dict(request.hardware)
+
+        def work() -> pb.EnrollResponse:
+            with self.plane.tx() as s:
+                device, credential = fleet.enroll(
+                    s, enrollment_token_id=token_id, name=request.name, hardware=hardware,
+                    labels=dict(request.labels), now=self.plane.clock())
+                return pb.EnrollResponse(device_id=device.id, device_token=credential)
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def Sync(self, request: pb.SyncRequest, context: Any) -> pb.SyncResponse:
+        device_id = current_principal().id
+        now = self.plane.clock()
+        self.last_seen.mark(device_id, now)
+        hardware = (convert.hardware_to_dict(request.hardware)
+                    if request.HasField("hardware") else None)
+        plane = self.plane
+
+        def work() -> pb.SyncResponse:
+            with plane.tx() as s:
+                if hardware is not None:
+                    fleet.set_hardware(s, device_id, hardware, now=now)
+                state = fleet.desired_for_sync(s, device_id, request.known_sequence,
+                                               signer=plane.signer, settings=plane.settings,
+                                               now=now)
+                resp = pb.SyncResponse(poll_interval_seconds=plane.settings.poll_interval_seconds)
+                if state is not None:
+                    resp.desired_state.CopyFrom(pb.SignedDocument(
+                        payload=state.payload, signature=state.signature, key_id=state.key_id))
+                return resp
+
+        return await plane.run_db(work)
+
+    @stream_rpc
+    async def DownloadArtifact(self, request: pb.DownloadRequest, context: Any) -> Any:
+        device_id = current_principal().id
+        sha = request.sha256.lower()
+        if len(sha) != 64 or not set(sha) <= _HEX:
+            raise InvalidArgumentError("sha256 must be 64 hex characters")
+
+        def allowed() -> bool:
+            with self.plane.tx() as s:
+                return fleet.may_download(s, device_id, sha)
+
+        # Not-assigned and not-existing look the same, so a device cannot probe for artifacts.
+        if not await self.plane.run_db(allowed) or not self.plane.store.exists(sha):
+            raise NotFoundError(f"artifact {sha} is not assigned to this device")
+        total = self.plane.store.size(sha)
+        if request.offset > total:
+            raise InvalidArgumentError(f"offset {request.offset} is past the end ({total} bytes)")
+        loop = asyncio.get_running_loop()
+        chunks = self.plane.store.open_range(sha, request.offset, self.plane.settings.chunk_bytes)
+        offset = request.offset
+        try:
+            while True:
+                data = await loop.run_in_executor(self.plane.executor, next, chunks, None)
+                if data is None:
+                    break
+                yield pb.ArtifactChunk(offset=offset, data=data, total_size=total)
+                offset += len(data)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    @rpc
+    async def ReportStatus(self, request: pb.StatusReport, context: Any) -> pb.ReportAck:
+        device_id = current_principal().id
+        now = self.plane.clock()
+        events = [
+            telemetry.Event(model=e.ref.model, version=e.ref.version, variant=e.ref.variant,
+                            sha256=e.ref.sha256, state=e.state, message=e.message,
+                            at=convert.from_timestamp(e.at, now))
+            for e in request.events
+        ]
+
+        def work() -> pb.ReportAck:
+            with self.plane.tx() as s:
+                return pb.ReportAck(accepted=telemetry.record_status(s, device_id, events, now=now))
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ReportMetrics(self, request: pb.MetricsReport, context: Any) -> pb.ReportAck:
+        device_id = current_principal().id
+        now = self.plane.clock()
+        windows = [_window(w, now) for w in request.windows]
+
+        def work() -> pb.ReportAck:
+            with self.plane.tx() as s:
+                accepted, dup = telemetry.record_metrics(s, device_id, windows, now=now)
+                return pb.ReportAck(accepted=accepted, duplicates=dup)
+
+        return await self.plane.run_db(work)
+
+
+def _window(w: pb.MetricWindow, now: dt.datetime) -> dict[str, Any]:
+    if not w.window_id or len(w.window_id) > 36:
+        raise InvalidArgumentError("every metric window needs a window_id (a UUID)")
+    if len(w.bucket_counts) != len(w.bucket_bounds_ms) + 1:
+        raise InvalidArgumentError("bucket_counts must have one more entry than bucket_bounds_ms")
+    return {
+        "window_id": w.window_id, "model_name": w.ref.model[:200], "version": w.ref.version[:64],
+        "variant": w.ref.variant[:32], "sha256": w.ref.sha256[:64],
+        "start": convert.from_timestamp(w.start, now), "end": convert.from_timestamp(w.end, now),
+        "count": w.count, "errors": w.errors, "bucket_bounds_ms": list(w.bucket_bounds_ms),
+        "bucket_counts": list(w.bucket_counts), "latency_sum_ms": w.latency_sum_ms,
+        "latency_max_ms": w.latency_max_ms,
+    }
+
+

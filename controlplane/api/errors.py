@@ -1,0 +1,76 @@
+"""Turning service errors into gRPC statuses, in one place.
+
+An ``EdgeFleetError`` answers with the status its class names and its own message; any other
+exception is a bug: it is logged with its traceback and the caller gets INTERNAL with no detail.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from controlplane.errors import EdgeFleetError
+from controlplane.registry import errors as registry_errors
+
+log = logging.getLogger(__name__)
+
+# Registry errors predate the common roots; map them by class.
+_REGISTRY_STATUS: dict[type[Exception], grpc.StatusCode] = {
+    registry_errors.InvalidModelError: grpc.StatusCode.INVALID_ARGUMENT,
+    registry_errors.ModelTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    registry_errors.ArtifactIntegrityError: grpc.StatusCode.INVALID_ARGUMENT,
+    registry_errors.DuplicateVersionError: grpc.StatusCode.ALREADY_EXISTS,
+    registry_errors.ModelNotFoundError: grpc.StatusCode.NOT_FOUND,
+}
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode | None:
+    if isinstance(exc, EdgeFleetError):
+        return grpc.StatusCode[exc.status]
+    for cls, code in _REGISTRY_STATUS.items():
+        if isinstance(exc, cls):
+            return code
+    return None
+
+
+def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a unary or client-streaming servicer method with the error mapping."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            code = status_for(exc)
+            if code is None:
+                log.exception("unexpected error in %s", fn.__qualname__)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server log")
+            await context.abort(code, str(exc))
+
+    return wrapper
+
+
+def stream_rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The same mapping for server-streaming methods (async generators)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            code = status_for(exc)
+            if code is None:
+                log.exception("unexpected error in %s", fn.__qualname__)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server log")
+            await context.abort(code, str(exc))
+
+    return wrapper

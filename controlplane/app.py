@@ -1,0 +1,69 @@
+"""The control plane's wired dependencies: one object built from ``Settings``.
+
+Services take what they need from here as keyword arguments (session, store, signer, clock);
+nothing else holds global state. ``ControlPlane.run_db`` is how async code does blocking database
+work: on a bounded thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from controlplane.config import Settings
+from controlplane.db import make_engine, make_session_factory, transaction, utcnow
+from controlplane.registry.signing import Signer
+from controlplane.registry.store import FilesystemArtifactStore
+
+T = TypeVar("T")
+
+
+@dataclass
+class ControlPlane:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: FilesystemArtifactStore
+    signer: Signer
+    clock: Callable[[], dt.datetime] = utcnow
+    executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.settings.db_pool_threads, thread_name_prefix="edgefleet-db"
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ControlPlane:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.db_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            store=FilesystemArtifactStore(settings.artifact_dir),
+            signer=Signer.load_or_create(
+                settings.signing_key_path, settings.signing_public_key_path
+            ),
+        )
+
+    def tx(self) -> Any:
+        """A session in a transaction: commits on success, rolls back on error."""
+        return transaction(self.sessions)
+
+    async def run_db(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run blocking ``fn`` on the bounded database pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.engine.dispose()

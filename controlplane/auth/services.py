@@ -1,0 +1,130 @@
+"""Issuing and checking credentials.
+
+Invariants:
+- Secrets are returned once, at creation, and stored only as hashes.
+- An enrollment token is spent with one atomic conditional UPDATE (``uses_left > 0`` and not
+  expired), so two agents racing for the last use cannot both win, on any backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from controlplane.auth import tokens
+from controlplane.auth.models import EnrollmentToken, OperatorToken
+from controlplane.auth.policy import ROLES, Principal
+from controlplane.errors import (
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
+
+
+def create_operator_token(
+    session: Session, *, role: str, description: str = "", created_by: str | None = None
+) -> tuple[OperatorToken, str]:
+    """A new operator token row and its secret string (shown once)."""
+    if role not in ROLES:
+        raise InvalidArgumentError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    token_id, secret, token = tokens.mint("operator")
+    row = OperatorToken(
+        id=token_id,
+        secret_hash=tokens.hash_secret(secret),
+        role=role,
+        description=description[:200],
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def ensure_admin_token(session: Session) -> str | None:
+    """On an empty database, create the first admin token and return it; otherwise None."""
+    if session.scalar(sa.select(sa.func.count()).select_from(OperatorToken)):
+        return None
+    _, token = create_operator_token(session, role="admin", description="created at first start")
+    return token
+
+
+def create_enrollment_token(
+    session: Session,
+    *,
+    labels: dict[str, str],
+    uses: int,
+    expires_in: dt.timedelta,
+    now: dt.datetime,
+    created_by: str | None = None,
+) -> tuple[EnrollmentToken, str]:
+    if uses < 1:
+        raise InvalidArgumentError("an enrollment token needs at least one use")
+    if expires_in <= dt.timedelta(0):
+        raise InvalidArgumentError("an enrollment token's lifetime must be positive")
+    token_id, secret, token = tokens.mint("enrollment")
+    row = EnrollmentToken(
+        id=token_id,
+        secret_hash=tokens.hash_secret(secret),
+        labels=dict(labels),
+        uses_left=uses,
+        uses_total=uses,
+        expires_at=now + expires_in,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal:
+    """The principal behind a bearer token.
+
+    Raises UnauthenticatedError for a malformed, unknown, revoked or expired token; the message
+    does not say which, so a forger learns nothing about which ids exist.
+    """
+    parsed = tokens.parse(token)
+    if parsed is None:
+        raise UnauthenticatedError("malformed token")
+    if parsed.kind == "operator":
+        op = session.get(OperatorToken, parsed.id)
+        if op and op.revoked_at is None and tokens.secret_matches(parsed.secret, op.secret_hash):
+            return Principal(kind="operator", id=op.id, role=op.role)
+    elif parsed.kind == "enrollment":
+        en = session.get(EnrollmentToken, parsed.id)
+        if en and tokens.secret_matches(parsed.secret, en.secret_hash):
+            if en.expires_at <= now:
+                raise UnauthenticatedError("enrollment token expired: ask for a new one")
+            if en.uses_left <= 0:
+                raise UnauthenticatedError("enrollment token has no uses left: ask for a new one")
+            return Principal(kind="enrollment", id=en.id)
+    elif parsed.kind == "device":
+        from controlplane.fleet.models import Device  # fleet depends on auth, not the reverse
+
+        dev = session.get(Device, parsed.id)
+        if dev and tokens.secret_matches(parsed.secret, dev.secret_hash):
+            return Principal(kind="device", id=dev.id)
+    raise UnauthenticatedError("unknown or invalid token")
+
+
+def spend_enrollment_token(session: Session, token_id: str, *, now: dt.datetime) -> dict[str, Any]:
+    """Take one use of an enrollment token atomically; return its labels.
+
+    Raises ResourceExhaustedError when no use is left or it expired meanwhile.
+    """
+    result = session.execute(
+        sa.update(EnrollmentToken)
+        .where(
+            EnrollmentToken.id == token_id,
+            EnrollmentToken.uses_left > 0,
+            EnrollmentToken.expires_at > now,
+        )
+        .values(uses_left=EnrollmentToken.uses_left - 1)
+        .returning(EnrollmentToken.labels)
+    )
+    row = result.first()
+    if row is None:
+        raise ResourceExhaustedError("enrollment token has no uses left or expired")
+    return dict(row[0] or {})

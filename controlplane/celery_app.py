@@ -1,0 +1,182 @@
+"""The Celery app, the shared task base, and the embedded in-process worker.
+
+One code path for background work in both runtime shapes (DESIGN.md):
+- scaled out: broker on Redis; ``edgefleet worker`` runs ``app.Worker`` with an embedded beat;
+- embedded: broker ``memory://``; ``EmbeddedWorker`` runs Celery's own ``WorkController`` (with
+  beat) in a thread of the server, as ``celery.contrib.testing.worker`` does.
+
+Invariants:
+- Tasks are sent only after the transaction that asked for them commits (``enqueue_after_commit``);
+  a rolled-back transaction sends nothing.
+- Tasks are idempotent, ``acks_late`` and JSON-serialised; ``PlaneTask`` retries only errors known
+  to be transient (database connectivity), with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery, Task
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from controlplane.config import Settings
+
+log = logging.getLogger(__name__)
+
+app = Celery("edgefleet", include=["controlplane.registry.tasks", "controlplane.rollouts.tasks"])
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    timezone="UTC",
+)
+
+_plane: Any = None  # the ControlPlane tasks run against, set by configure()
+
+
+def configure(settings: Settings, plane: Any = None) -> Celery:
+    """Point the Celery app at the broker for ``settings`` and the plane tasks use."""
+    global _plane
+    from controlplane.app import ControlPlane  # late: avoids a cycle with domain tasks
+
+    _plane = plane or ControlPlane.from_settings(settings)
+    app.conf.update(
+        broker_url=settings.redis_url or "memory://",
+        beat_schedule={
+            "rollouts-tick": {
+                "task": "rollouts.tick",
+                "schedule": settings.rollout_tick_seconds,
+            },
+        },
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+        broker_transport_options={"polling_interval": 0.2} if settings.embedded else {},
+    )
+    return app
+
+
+def current_plane() -> Any:
+    if _plane is None:
+        raise RuntimeError("celery_app.configure() was not called in this process")
+    return _plane
+
+
+TRANSIENT = (OperationalError,)
+
+
+class PlaneTask(Task):  # type: ignore[misc]
+    """Base for EdgeFleet tasks: owns the plane, retries transient database errors."""
+
+    abstract = True
+    acks_late = True
+    autoretry_for = TRANSIENT
+    retry_backoff = True
+    retry_backoff_max = 60
+    max_retries = 5
+
+    @property
+    def plane(self) -> Any:
+        return current_plane()
+
+
+def enqueue_after_commit(session: Session, task: Any, *args: Any) -> None:
+    """Send ``task(*args)`` once ``session``'s transaction commits; never if it rolls back."""
+    session.info.setdefault("edgefleet_after_commit", []).append((task, args))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_after_commit(session: Session) -> None:
+    for task, args in session.info.pop("edgefleet_after_commit", []):
+        try:
+            task.apply_async(args=args)
+        except Exception:  # the periodic tick picks up anything a lost send left behind
+            log.exception("could not send task %s%r; the periodic tick will retry it",
+                          task.name, args)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop("edgefleet_after_commit", None)
+
+
+class EmbeddedWorker:
+    """Celery's worker machinery (with beat) in a thread of this process, on ``memory://``."""
+
+    def __init__(self, celery: Celery, *, concurrency: int = 2) -> None:
+        self.celery = celery
+        self.concurrency = concurrency
+        self._thread: threading.Thread | None = None
+        self._worker: Any = None
+        self._started = threading.Event()
+
+    def start(self) -> None:
+        from celery.worker import WorkController
+
+        started = self._started
+
+        class _Controller(WorkController):  # type: ignore[misc]
+            def on_consumer_ready(self, consumer: Any) -> None:
+                started.set()
+
+        self.celery.finalize()
+        self.celery.set_current()
+        self._worker = _Controller(
+            app=self.celery,
+            concurrency=self.concurrency,
+            pool="threads",
+            hostname="embedded@edgefleet",
+            loglevel="WARNING",
+            beat=True,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+        )
+        self._thread = threading.Thread(
+            target=self._worker.start, name="edgefleet-celery", daemon=True
+        )
+        self._thread.start()
+        if not self._started.wait(30):
+            raise RuntimeError("embedded Celery worker did not start within 30 s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._worker is None:
+            return
+        from celery.worker import state
+
+        state.should_terminate = 0  # asks the worker loop to finish, as celery's test worker does
+        if self._thread is not None:
+            self._thread.join(timeout)
+        state.should_terminate = None
+        self._worker = None
+
+
+def run_worker(settings: Settings) -> int:
+    """``edgefleet worker``: the Celery worker and beat on Redis, until SIGTERM/SIGINT."""
+    if not settings.redis_url:
+        raise SystemExit(
+            "edgefleet worker needs --redis URL (or EDGEFLEET_REDIS): without Redis the "
+            "background jobs run inside `edgefleet server`"
+        )
+    if not settings.database_url:
+        raise SystemExit("edgefleet worker needs --db URL (or EDGEFLEET_DB), the server's database")
+    celery = configure(settings)
+    worker = celery.Worker(
+        beat=True,
+        pool="threads",
+        concurrency=2,
+        loglevel="INFO",
+        hostname=f"worker@{__import__('socket').gethostname()}",
+        without_mingle=True,
+        without_gossip=True,
+    )
+    worker.start()
+    return int(getattr(worker, "exitcode", 0) or 0)

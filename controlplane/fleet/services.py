@@ -1,0 +1,220 @@
+"""Enrollment, device records, hardware profiles, and signed desired states.
+
+Invariants:
+- ``publish_desired_state`` is the only writer of ``DesiredState``; it takes the next sequence with
+  an atomic increment and signs the document for exactly the rows it read in the same transaction.
+- ``desired_for_sync`` does one primary-key read and no write unless the stored document is close
+  to expiry, when it is re-signed under a new sequence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from controlplane.auth import tokens
+from controlplane.auth.services import spend_enrollment_token
+from controlplane.config import Settings
+from controlplane.errors import InvalidArgumentError, NotFoundError
+from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
+from controlplane.registry.models import ModelVersion, Variant
+from controlplane.registry.services import manifest_json
+from controlplane.registry.signing import Signer, rfc3339
+from controlplane.selectors import matches, validate_labels
+
+MAX_PROFILE_BYTES = 16 * 1024
+
+
+def enroll(
+    session: Session,
+    *,
+    enrollment_token_id: str,
+    name: str,
+    hardware: dict[str, Any],
+    labels: dict[str, str],
+    now: dt.datetime,
+) -> tuple[Device, str]:
+    """Spend one use of the enrollment token and create a device; return it and its credential."""
+    labels = validate_labels(labels)
+    token_labels = spend_enrollment_token(session, enrollment_token_id, now=now)
+    device_id, secret, credential = tokens.mint("device", token_id=_new_device_id())
+    device = Device(
+        id=device_id,
+        name=(name or socket.gethostname())[:200],
+        labels={**token_labels, **labels},
+        secret_hash=tokens.hash_secret(secret),
+        enrollment_token_id=enrollment_token_id,
+        enrolled_at=now,
+        last_seen=now,
+    )
+    session.add(device)
+    session.flush()
+    set_hardware(session, device.id, hardware, now=now)
+    return device, credential
+
+
+def _new_device_id() -> str:
+    from controlplane.db import new_id
+
+    return new_id()
+
+
+def set_hardware(session: Session, device_id: str, profile: dict[str, Any], *, now: dt.datetime) -> None:
+    """Store the device's current hardware profile (replacing the previous one)."""
+    import json
+
+    if len(json.dumps(profile)) > MAX_PROFILE_BYTES:
+        raise InvalidArgumentError(f"hardware profile larger than {MAX_PROFILE_BYTES} bytes")
+    interp = profile.get("interpreter") or {}
+    row = session.get(HardwareProfile, device_id)
+    if row is None:
+        row = HardwareProfile(device_id=device_id, profile=profile)
+        session.add(row)
+    row.profile = profile
+    row.arch = str(profile.get("arch", ""))[:32]
+    row.cpu_cores = int(profile.get("cpu_cores") or 0)
+    row.ram_bytes = int(profile.get("ram_bytes") or 0)
+    row.interpreter_name = str(interp.get("name", ""))[:64]
+    row.interpreter_version = str(interp.get("version", ""))[:32]
+    row.updated_at = now
+
+
+def get_device(session: Session, device_id: str) -> Device:
+    device = session.scalars(
+        sa.select(Device)
+        .where(Device.id == device_id)
+        .options(*_device_loads())
+    ).first()
+    if device is None:
+        raise NotFoundError(f"device {device_id} not found: see `edgefleet device list`")
+    return device
+
+
+def _device_loads() -> list[Any]:
+    return [
+        selectinload(Device.hardware),
+        selectinload(Device.models).selectinload(DeviceModel.desired_variant)
+        .selectinload(Variant.model_version),
+        selectinload(Device.models).selectinload(DeviceModel.active_variant)
+        .selectinload(Variant.model_version),
+    ]
+
+
+def list_devices(session: Session, selector: dict[str, str]) -> list[Device]:
+    # Label matching happens here rather than in SQL: JSON operators differ between SQLite and
+    # PostgreSQL, and a fleet listing reads every row anyway.
+    devices = session.scalars(sa.select(Device).options(*_device_loads()).order_by(Device.name))
+    return [d for d in devices if matches(selector, d.labels or {})]
+
+
+def label_device(session: Session, device_id: str, changes: dict[str, str]) -> Device:
+    """Set labels; an empty value removes the label."""
+    changes = validate_labels(changes, allow_empty_values=True)
+    device = get_device(session, device_id)
+    labels = dict(device.labels or {})
+    for k, v in changes.items():
+        if v:
+            labels[k] = v
+        else:
+            labels.pop(k, None)
+    device.labels = labels
+    return device
+
+
+def touch_last_seen(session: Session, seen: dict[str, dt.datetime]) -> None:
+    """Write a batch of last-seen times (the sync path buffers them; see api.device)."""
+    for device_id, at in seen.items():
+        session.execute(
+            sa.update(Device)
+            .where(Device.id == device_id)
+            .where(sa.or_(Device.last_seen.is_(None), Device.last_seen < at))
+            .values(last_seen=at)
+        )
+
+
+def publish_desired_state(
+    session: Session, device_id: str, *, signer: Signer, settings: Settings, now: dt.datetime
+) -> DesiredState:
+    """Sign and store a new desired state for the device from its ``DeviceModel`` rows."""
+    seq = session.execute(
+        sa.update(Device)
+        .where(Device.id == device_id)
+        .values(desired_sequence=Device.desired_sequence + 1)
+        .returning(Device.desired_sequence)
+    ).scalar_one()
+    rows = session.scalars(
+        sa.select(DeviceModel)
+        .where(DeviceModel.device_id == device_id, DeviceModel.desired_variant_id.is_not(None))
+        .options(selectinload(DeviceModel.desired_variant).selectinload(Variant.model_version)
+                 .selectinload(ModelVersion.model))
+        .order_by(DeviceModel.model_name)
+    ).all()
+    entries = []
+    for row in rows:
+        v = row.desired_variant
+        assert v is not None
+        manifest = manifest_json(v)
+        if manifest is None:  # only ready, signed variants are ever made desired
+            raise RuntimeError(f"variant {v.id} has no signed manifest")
+        entries.append({
+            "model": row.model_name,
+            "version": v.model_version.version,
+            "variant": v.kind,
+            "sha256": v.artifact_sha256,
+            "size": v.size,
+            "manifest": manifest,
+        })
+    expires = now + dt.timedelta(seconds=settings.desired_state_ttl_seconds)
+    doc = signer.build_desired_state(
+        device_id=device_id, sequence=seq, issued_at=rfc3339(now), expires_at=rfc3339(expires),
+        models=entries,
+    )
+    signed = signer.sign_document(doc)
+    state = session.get(DesiredState, device_id)
+    if state is None:
+        state = DesiredState(device_id=device_id)
+        session.add(state)
+    state.sequence = seq
+    state.payload = signed.payload
+    state.signature = signed.signature
+    state.key_id = signed.key_id
+    state.issued_at = now
+    state.expires_at = expires
+    state.artifacts = sorted({e["sha256"] for e in entries})
+    session.flush()
+    return state
+
+
+def desired_for_sync(
+    session: Session,
+    device_id: str,
+    known_sequence: int,
+    *,
+    signer: Signer,
+    settings: Settings,
+    now: dt.datetime,
+) -> DesiredState | None:
+    """The desired state to send, or None when the device already holds the current one."""
+    state = session.get(DesiredState, device_id)
+    if state is None:
+        return None
+    if state.expires_at - now < dt.timedelta(seconds=settings.desired_state_refresh_seconds):
+        state = publish_desired_state(session, device_id, signer=signer, settings=settings, now=now)
+    return state if state.sequence > known_sequence else None
+
+
+def may_download(session: Session, device_id: str, sha256: str) -> bool:
+    """A device may fetch an artifact in its desired state or one it is running."""
+    state = session.get(DesiredState, device_id)
+    if state is not None and sha256 in (state.artifacts or []):
+        return True
+    return session.scalar(
+        sa.select(sa.func.count())
+        .select_from(DeviceModel)
+        .join(Variant, Variant.id == DeviceModel.active_variant_id)
+        .where(DeviceModel.device_id == device_id, Variant.artifact_sha256 == sha256)
+    ) > 0

@@ -1,0 +1,224 @@
+"""Registering model versions and reading them back.
+
+Invariants:
+- A ``ModelVersion`` row is written only for bytes that ``inspect_model`` accepted and that the
+  artifact store committed under their sha256; a refused upload leaves neither row nor file.
+- The uploaded file is the version's first variant; its manifest is signed only after the measure
+  task ran it in a real interpreter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
+from controlplane.registry.signing import Signer, rfc3339
+from controlplane.registry.tflite import ModelInfo, tensor_to_dict
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")
+
+
+def check_name_version(name: str, version: str) -> None:
+    if not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"bad model name {name!r}: use lower-case letters, digits, '.', '_', '-' (max 128)"
+        )
+    if not _VERSION.match(version):
+        raise InvalidArgumentError(f"bad version {version!r}: use e.g. 1.2.0 (max 64 characters)")
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``name:version`` -> (name, version); version may be empty."""
+    name, _, version = ref.partition(":")
+    return name, version
+
+
+def find_version(session: Session, name: str, version: str = "") -> ModelVersion:
+    """The named version, or the newest when ``version`` is empty. Raises NotFoundError."""
+    q = (
+        sa.select(ModelVersion)
+        .join(Model)
+        .where(Model.name == name)
+        .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model))
+    )
+    if version:
+        q = q.where(ModelVersion.version == version)
+    else:
+        q = q.order_by(ModelVersion.created_at.desc()).limit(1)
+    mv = session.scalars(q).first()
+    if mv is None:
+        what = f"{name}:{version}" if version else name
+        raise NotFoundError(f"model {what} not found: see `edgefleet model list`")
+    return mv
+
+
+def version_exists(session: Session, name: str, version: str) -> bool:
+    return session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ModelVersion)
+        .join(Model)
+        .where(Model.name == name, ModelVersion.version == version)
+    ) > 0
+
+
+def list_versions(session: Session) -> list[ModelVersion]:
+    return list(
+        session.scalars(
+            sa.select(ModelVersion)
+            .join(Model)
+            .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model))
+            .order_by(Model.name, ModelVersion.created_at)
+        )
+    )
+
+
+def _ensure_artifact(session: Session, sha256: str, size: int) -> None:
+    if session.get(Artifact, sha256) is None:
+        session.add(Artifact(sha256=sha256, size=size))
+        session.flush()
+
+
+def uploaded_kind(info: ModelInfo) -> str:
+    """What the uploaded file is, as a variant kind (the optimize pipeline adds the others)."""
+    dtypes = {t.dtype for t in (*info.inputs, *info.outputs)}
+    if dtypes & {"int8", "uint8"}:
+        return "full_int8"
+    if "float16" in dtypes:
+        return "float16"
+    return "float32"
+
+
+@dataclass(frozen=True)
+class Upload:
+    sha256: str
+    size: int
+
+
+def register_version(
+    session: Session,
+    *,
+    name: str,
+    version: str,
+    model: Upload,
+    info: ModelInfo,
+    calibration: Upload | None,
+    created_by: str | None,
+) -> ModelVersion:
+    """Record a validated, stored upload as a new pending version with its first variant.
+
+    Raises AlreadyExistsError when name:version exists (also when a concurrent push won).
+    """
+    check_name_version(name, version)
+    if version_exists(session, name, version):
+        raise AlreadyExistsError(f"{name}:{version} already exists: push a new version number")
+    _ensure_artifact(session, model.sha256, model.size)
+    if calibration is not None:
+        _ensure_artifact(session, calibration.sha256, calibration.size)
+    try:
+        with session.begin_nested():
+            m = session.scalars(sa.select(Model).where(Model.name == name)).first()
+            if m is None:
+                m = Model(name=name)
+                session.add(m)
+                session.flush()
+            inputs = [tensor_to_dict(t) for t in info.inputs]
+            outputs = [tensor_to_dict(t) for t in info.outputs]
+            mv = ModelVersion(
+                model=m,
+                version=version,
+                source_sha256=model.sha256,
+                size=model.size,
+                inputs=inputs,
+                outputs=outputs,
+                operators=list(info.operators),
+                min_runtime=info.min_runtime,
+                calibration_sha256=calibration.sha256 if calibration else None,
+                created_by=created_by,
+            )
+            session.add(mv)
+            session.add(
+                Variant(
+                    model_version=mv,
+                    kind=uploaded_kind(info),
+                    artifact_sha256=model.sha256,
+                    size=model.size,
+                    inputs=inputs,
+                    outputs=outputs,
+                )
+            )
+            session.flush()
+    except IntegrityError as exc:
+        raise AlreadyExistsError(f"{name}:{version} already exists: push a new version number") from exc
+    return mv
+
+
+def mark_variant_measured(
+    session: Session,
+    variant: Variant,
+    *,
+    signer: Signer,
+    latency_ms: float,
+    measured_with: str,
+    now: dt.datetime,
+) -> None:
+    """Record a successful measurement and sign the variant's manifest; the version becomes ready
+    once none of its variants is pending."""
+    mv = variant.model_version
+    manifest = signer.build_manifest(
+        model=mv.model.name,
+        version=mv.version,
+        variant=variant.kind,
+        sha256=variant.artifact_sha256,
+        size=variant.size,
+        inputs=variant.inputs,
+        outputs=variant.outputs,
+        min_runtime=mv.min_runtime,
+        created_at=rfc3339(now),
+    )
+    signed = signer.sign_document(manifest)
+    variant.latency_ms = latency_ms
+    variant.measured_with = measured_with
+    variant.manifest_payload = signed.payload
+    variant.manifest_signature = signed.signature
+    variant.manifest_key_id = signed.key_id
+    variant.status = "ready"
+    _settle_version(mv)
+
+
+def mark_variant_failed(session: Session, variant: Variant, reason: str) -> None:
+    variant.status = "failed"
+    variant.failure = reason[:2000]
+    _settle_version(variant.model_version)
+
+
+def _settle_version(mv: ModelVersion) -> None:
+    statuses = {v.status for v in mv.variants}
+    if "pending" in statuses:
+        return
+    if "ready" in statuses:
+        mv.status, mv.failure = "ready", ""
+    else:
+        mv.status = "failed"
+        mv.failure = "; ".join(f"{v.kind}: {v.failure}" for v in mv.variants if v.failure)
+
+
+def manifest_json(variant: Variant) -> dict[str, Any] | None:
+    """The variant's signed manifest in the nested JSON form of docs/trust.md."""
+    import base64
+
+    if variant.manifest_payload is None or variant.manifest_signature is None:
+        return None
+    return {
+        "payload": base64.b64encode(variant.manifest_payload).decode(),
+        "signature": base64.b64encode(variant.manifest_signature).decode(),
+        "key_id": variant.manifest_key_id,
+    }

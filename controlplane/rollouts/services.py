@@ -1,0 +1,230 @@
+"""Creating rollouts, moving their devices, judging them, and operator actions.
+
+Invariants:
+- Every step that changes a rollout locks its row first (``SELECT ... FOR UPDATE`` on PostgreSQL;
+  SQLite serialises writers), so two workers ticking at once cannot double-assign a device.
+- A device gets a new desired state only through ``fleet.services.publish_desired_state``.
+- The foundation runs a single wave of every matching device; ``Wave`` rows leave room for more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from controlplane.config import Settings
+from controlplane.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from controlplane.fleet import services as fleet
+from controlplane.fleet.models import DeviceModel
+from controlplane.fleet.selection import choose_variant
+from controlplane.registry.models import ModelVersion
+from controlplane.registry.services import find_version
+from controlplane.registry.signing import Signer
+from controlplane.rollouts.models import TERMINAL, TRANSITIONS, Rollout, RolloutDevice, Wave
+from controlplane.selectors import parse_labels
+
+ACTIONS = {"pause": "paused", "resume": "running", "abort": "aborted", "rollback": "rolled_back"}
+
+
+@dataclass(frozen=True)
+class WaveCounts:
+    index: int
+    devices: int
+    succeeded: int
+    failed: int
+    state: str
+
+
+def create_rollout(
+    session: Session, *, model: str, version: str, selector: str, created_by: str | None,
+    now: dt.datetime,
+) -> Rollout:
+    if not model or not version:
+        raise InvalidArgumentError("name the model as NAME:VERSION, e.g. face:1.2.0")
+    parse_labels(selector)  # refuse a malformed selector before anything is written
+    mv = find_version(session, model, version)
+    if mv.status == "pending":
+        raise FailedPreconditionError(
+            f"{model}:{version} is still being measured: wait until `edgefleet model show "
+            f"{model}:{version}` says ready"
+        )
+    if mv.status == "failed":
+        raise FailedPreconditionError(f"{model}:{version} failed validation: {mv.failure}")
+    rollout = Rollout(model_version_id=mv.id, selector=selector, state="pending",
+                      created_by=created_by, created_at=now, updated_at=now)
+    rollout.waves.append(Wave(index=0, percent=100.0, state="pending"))
+    session.add(rollout)
+    session.flush()
+    return rollout
+
+
+def get_rollout(session: Session, rollout_id: str, *, lock: bool = False) -> Rollout:
+    q = sa.select(Rollout).where(Rollout.id == rollout_id).options(
+        selectinload(Rollout.waves),
+        selectinload(Rollout.targets),
+    )
+    if lock:
+        q = q.with_for_update()
+    rollout = session.scalars(q).first()
+    if rollout is None:
+        raise NotFoundError(f"rollout {rollout_id} not found: see `edgefleet rollout list`")
+    return rollout
+
+
+def list_rollouts(session: Session) -> list[Rollout]:
+    return list(session.scalars(
+        sa.select(Rollout).options(selectinload(Rollout.waves), selectinload(Rollout.targets))
+        .order_by(Rollout.created_at.desc())
+    ))
+
+
+def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
+    from controlplane.registry.models import ModelVersion as MV
+
+    mv = session.scalars(
+        sa.select(MV).where(MV.id == rollout.model_version_id)
+        .options(selectinload(MV.variants), selectinload(MV.model))
+    ).one()
+    return mv
+
+
+def start(session: Session, rollout_id: str, *, signer: Signer, settings: Settings,
+          now: dt.datetime) -> Rollout:
+    """Assign every matching device to wave 0 and publish their desired states (idempotent)."""
+    rollout = get_rollout(session, rollout_id, lock=True)
+    if rollout.state != "pending":
+        return rollout
+    mv = _model_version(session, rollout)
+    selector = parse_labels(rollout.selector)
+    wave = rollout.waves[0]
+    for device in fleet.list_devices(session, selector):
+        hardware = device.hardware.profile if device.hardware else None
+        choice = choose_variant(mv.variants, hardware, mv.min_runtime)
+        dm = session.get(DeviceModel, (device.id, mv.model.name))
+        previous = dm.active_variant_id if dm else None
+        if choice.variant is None:
+            session.add(RolloutDevice(rollout_id=rollout.id, device_id=device.id, wave_index=0,
+                                      variant_id=mv.variants[0].id, previous_variant_id=previous,
+                                      state="failed", message=choice.reason, updated_at=now))
+            continue
+        if dm is None:
+            dm = DeviceModel(device_id=device.id, model_name=mv.model.name)
+            session.add(dm)
+        dm.desired_variant_id = choice.variant.id
+        dm.rollout_id = rollout.id
+        already = dm.active_variant_id == choice.variant.id
+        dm.state = "active" if already else "pending"
+        dm.message = choice.reason
+        dm.updated_at = now
+        session.add(RolloutDevice(rollout_id=rollout.id, device_id=device.id, wave_index=0,
+                                  variant_id=choice.variant.id, previous_variant_id=previous,
+                                  state="succeeded" if already else "pending",
+                                  message=choice.reason, updated_at=now))
+        session.flush()
+        fleet.publish_desired_state(session, device.id, signer=signer, settings=settings, now=now)
+    rollout.state = "running"
+    rollout.updated_at = now
+    wave.state = "running"
+    wave.started_at = now
+    session.flush()
+    return rollout
+
+
+def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
+    """Fold device outcomes into the rollout: wave and rollout finish when every device has."""
+    rollout = get_rollout(session, rollout_id, lock=True)
+    if rollout.state != "running":
+        return rollout
+    model_name = _model_version(session, rollout).model.name
+    for target in rollout.targets:
+        if target.state != "pending":
+            continue
+        dm = session.get(DeviceModel, (target.device_id, model_name))
+        if dm is None or dm.desired_variant_id != target.variant_id:
+            continue
+        if dm.active_variant_id == target.variant_id and dm.state == "active":
+            target.state, target.message, target.updated_at = "succeeded", "", now
+        elif dm.state == "failed":
+            target.state, target.message, target.updated_at = "failed", dm.message, now
+    for wave in rollout.waves:
+        members = [t for t in rollout.targets if t.wave_index == wave.index]
+        if wave.state == "running" and all(t.state != "pending" for t in members):
+            wave.state = "failed" if any(t.state == "failed" for t in members) else "succeeded"
+            wave.finished_at = now
+    if all(w.state in ("succeeded", "failed") for w in rollout.waves):
+        rollout.state = "failed" if any(w.state == "failed" for w in rollout.waves) else "succeeded"
+        rollout.updated_at = now
+    return rollout
+
+
+def change(session: Session, rollout_id: str, action: str, *, signer: Signer, settings: Settings,
+           now: dt.datetime) -> Rollout:
+    """pause | resume | abort | rollback, along the allowed transitions."""
+    target_state = ACTIONS.get(action)
+    if target_state is None:
+        raise InvalidArgumentError(f"unknown action {action!r}: use {', '.join(ACTIONS)}")
+    rollout = get_rollout(session, rollout_id, lock=True)
+    if target_state == "running" and rollout.state == "paused":
+        # resume returns to where the rollout was: pending rollouts start on the next tick
+        target_state = "running" if any(w.state != "pending" for w in rollout.waves) else "pending"
+    elif target_state not in TRANSITIONS.get(rollout.state, frozenset()):
+        raise FailedPreconditionError(
+            f"cannot {action} a rollout that is {rollout.state}"
+            + (" (it has finished)" if rollout.state in TERMINAL else "")
+        )
+    if target_state == "rolled_back":
+        _roll_back(session, rollout, signer=signer, settings=settings, now=now)
+    if target_state == "aborted":
+        for wave in rollout.waves:
+            if wave.state in ("pending", "running"):
+                wave.state = "aborted" if wave.state == "pending" else wave.state
+    rollout.state = target_state
+    rollout.updated_at = now
+    session.flush()
+    return rollout
+
+
+def _roll_back(session: Session, rollout: Rollout, *, signer: Signer, settings: Settings,
+               now: dt.datetime) -> None:
+    """Put every device this rollout touched back on the variant it ran before."""
+    model_name = _model_version(session, rollout).model.name
+    for target in rollout.targets:
+        dm = session.get(DeviceModel, (target.device_id, model_name))
+        if dm is None or dm.rollout_id != rollout.id:
+            continue  # a later rollout owns this device's model now
+        dm.desired_variant_id = target.previous_variant_id
+        dm.rollout_id = None
+        dm.state = "pending"
+        dm.message = f"rolled back by rollout {rollout.id}"
+        dm.updated_at = now
+        session.flush()
+        fleet.publish_desired_state(session, target.device_id, signer=signer, settings=settings,
+                                    now=now)
+        target.state = "rolled_back"
+    for wave in rollout.waves:
+        wave.state = "rolled_back" if wave.state != "pending" else wave.state
+
+
+def wave_counts(rollout: Rollout) -> list[WaveCounts]:
+    out = []
+    for wave in rollout.waves:
+        members = [t for t in rollout.targets if t.wave_index == wave.index]
+        out.append(WaveCounts(
+            index=wave.index,
+            devices=len(members),
+            succeeded=sum(t.state == "succeeded" for t in members),
+            failed=sum(t.state == "failed" for t in members),
+            state=wave.state,
+        ))
+    return out
+
+
+def active_rollout_ids(session: Session) -> list[str]:
+    return list(session.scalars(
+        sa.select(Rollout.id).where(Rollout.state.in_(("pending", "running")))
+        .order_by(Rollout.created_at)
+    ))
+

@@ -1,0 +1,150 @@
+"""``edgefleet server``: the grpc.aio control plane, plus the embedded worker when no Redis.
+
+Start-up order: schema (embedded: migrate; external: refuse a stale schema), signing key, first
+admin token, Celery wiring, gRPC services (+ health, reflection), then serve until SIGTERM/SIGINT.
+Shutdown: health goes NOT_SERVING, in-flight calls get ``shutdown_grace_seconds``, buffered
+last-seen times are flushed, the embedded worker stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from controlplane import celery_app
+from controlplane.api.admin import AdminServicer
+from controlplane.api.device import DeviceServicer, LastSeenBuffer
+from controlplane.app import ControlPlane
+from controlplane.auth.interceptor import AuthInterceptor
+from controlplane.auth.services import ensure_admin_token
+from controlplane.config import Settings
+from controlplane.db import upgrade
+from protos import edgefleet_pb2 as pb
+from protos import edgefleet_pb2_grpc as pb_grpc
+
+log = logging.getLogger("edgefleet.server")
+
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["DeviceService"].full_name,
+    pb.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+
+def check_schema(url: str) -> None:
+    """Refuse to serve on a database whose schema is not at the code's head revision."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from controlplane.db import alembic_config, make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        raise SystemExit(
+            f"database schema is at {current or 'nothing'}, this server needs {head}: "
+            f"run `edgefleet db upgrade --db URL` first")
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the first byte (never world-readable)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def prepare(settings: Settings) -> ControlPlane:
+    """Schema, key, first admin token; returns the wired plane."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url:
+        check_schema(settings.db_url)
+    else:
+        upgrade(settings.db_url)
+    plane = ControlPlane.from_settings(settings)
+    with plane.tx() as s:
+        token = ensure_admin_token(s)
+    if token:
+        write_secret(settings.admin_token_path, token)
+        print(f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}",
+              flush=True)
+    return plane
+
+
+async def serve_async(settings: Settings, *, ready: asyncio.Event | None = None,
+                      stop: asyncio.Event | None = None) -> int:
+    plane = prepare(settings)
+    celery = celery_app.configure(settings, plane)
+    worker = None
+    if settings.embedded:
+        worker = celery_app.EmbeddedWorker(celery)
+        worker.start()
+
+    opts = [
+        ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+        ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(interceptors=[AuthInterceptor(plane)], options=opts)
+    last_seen = LastSeenBuffer()
+    pb_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(plane, last_seen), server)
+    pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(plane), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {settings.listen}: is another server running there?")
+    await server.start()
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    host = settings.listen.rsplit(":", 1)[0]
+    mode = ("embedded (SQLite, in-process worker)" if settings.embedded
+            else "scaled out (database + Redis; run `edgefleet worker`)")
+    print(f"edgefleet server listening on {host}:{port}, {mode}; data in {settings.data_dir}",
+          flush=True)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+    flusher = asyncio.create_task(last_seen.run(plane, settings.last_seen_flush_seconds, stop))
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+
+    log.info("shutting down: draining calls for %.1f s", settings.shutdown_grace_seconds)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace_seconds)
+    await flusher
+    await last_seen.flush(plane)
+    if worker is not None:
+        worker.stop()
+    plane.close()
+    print("edgefleet server stopped", flush=True)
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve_async(settings))

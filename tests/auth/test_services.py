@@ -1,0 +1,115 @@
+"""Issuing and checking credentials against a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from controlplane.auth import services
+from controlplane.auth.models import EnrollmentToken
+from controlplane.db import make_engine, make_session_factory, transaction
+from controlplane.errors import (
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+
+
+def test_first_admin_token_is_created_once(session_factory: sessionmaker[Session]) -> None:
+    with transaction(session_factory) as s:
+        token = services.ensure_admin_token(s)
+    assert token is not None
+    with transaction(session_factory) as s:
+        assert services.ensure_admin_token(s) is None
+        p = services.authenticate(s, token, now=NOW)
+    assert (p.kind, p.role) == ("operator", "admin")
+
+
+def test_secrets_are_stored_hashed(session_factory: sessionmaker[Session]) -> None:
+    with transaction(session_factory) as s:
+        row, token = services.create_operator_token(s, role="viewer")
+        assert token.split("_", 2)[2] not in row.secret_hash
+        assert len(row.secret_hash) == 64
+
+
+@pytest.mark.parametrize("bad", ["", "efo_nope_nope", "not-a-token"])
+def test_unknown_or_malformed_tokens_are_refused(session_factory: sessionmaker[Session], bad: str) -> None:
+    """Input tried: empty string, a well-formed token for an id that does not exist, garbage."""
+    with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
+        services.authenticate(s, bad, now=NOW)
+
+
+def test_wrong_secret_for_a_real_id_is_refused(session_factory: sessionmaker[Session]) -> None:
+    """Input tried: a real token id with a forged secret."""
+    with transaction(session_factory) as s:
+        row, token = services.create_operator_token(s, role="admin")
+    forged = token[: token.rindex("_") + 1] + "A" * 43
+    with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
+        services.authenticate(s, forged, now=NOW)
+
+
+def test_unknown_role_is_invalid(session_factory: sessionmaker[Session]) -> None:
+    with transaction(session_factory) as s, pytest.raises(InvalidArgumentError):
+        services.create_operator_token(s, role="root")
+
+
+def test_expired_enrollment_token_is_refused(session_factory: sessionmaker[Session]) -> None:
+    """Input tried: an enrollment token one second past its expiry."""
+    with transaction(session_factory) as s:
+        _, token = services.create_enrollment_token(
+            s, labels={}, uses=1, expires_in=dt.timedelta(hours=1), now=NOW)
+    later = NOW + dt.timedelta(hours=1, seconds=1)
+    with transaction(session_factory) as s, pytest.raises(UnauthenticatedError, match="expired"):
+        services.authenticate(s, token, now=later)
+
+
+def test_enrollment_token_cannot_be_used_past_its_uses(session_factory: sessionmaker[Session]) -> None:
+    """Input tried: a two-use token spent a third time."""
+    with transaction(session_factory) as s:
+        row, token = services.create_enrollment_token(
+            s, labels={"site": "berlin"}, uses=2, expires_in=dt.timedelta(hours=1), now=NOW)
+    for _ in range(2):
+        with transaction(session_factory) as s:
+            assert services.spend_enrollment_token(s, row.id, now=NOW) == {"site": "berlin"}
+    with transaction(session_factory) as s, pytest.raises(ResourceExhaustedError):
+        services.spend_enrollment_token(s, row.id, now=NOW)
+    with transaction(session_factory) as s, pytest.raises(UnauthenticatedError, match="no uses"):
+        services.authenticate(s, token, now=NOW)
+
+
+def test_two_workers_race_for_the_last_use_on_postgres(pg_clean_url: str) -> None:
+    """Eight threads with their own connections spend a 3-use token at once: exactly 3 win."""
+    engine = make_engine(pg_clean_url, pool_size=10)
+    factory = make_session_factory(engine)
+    with transaction(factory) as s:
+        row, _ = services.create_enrollment_token(
+            s, labels={}, uses=3, expires_in=dt.timedelta(hours=1), now=NOW)
+    barrier = threading.Barrier(8)
+    wins: list[bool] = []
+    lock = threading.Lock()
+
+    def spend() -> None:
+        barrier.wait()
+        try:
+            with transaction(factory) as s:
+                services.spend_enrollment_token(s, row.id, now=NOW)
+            ok = True
+        except ResourceExhaustedError:
+            ok = False
+        with lock:
+            wins.append(ok)
+
+    threads = [threading.Thread(target=spend) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 5 + [True] * 3
+    with transaction(factory) as s:
+        assert s.get(EnrollmentToken, row.id).uses_left == 0
+    engine.dispose()
