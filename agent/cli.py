@@ -1,0 +1,281 @@
+"""``edgefleet-agent``: run the device agent, and talk to a running one.
+
+    edgefleet-agent run --server ADDR --data-dir DIR [--enroll-token TOKEN] [--labels k=v,...]
+                        [--serve ADDR] [--trust-key FILE] [--hardware-profile FILE.json]
+                        [--name NAME] [--poll-interval SECONDS]
+    edgefleet-agent status  [--data-dir DIR | --endpoint ADDR] [-o table|json]
+    edgefleet-agent predict [--data-dir DIR | --endpoint ADDR] [--model NAME]
+                            --input IN.npz --output OUT.npz [-o table|json]
+
+Environment fallbacks: ``EDGEFLEET_SERVER`` for --server, ``EDGEFLEET_AGENT_DATA_DIR`` for
+--data-dir. With ``-o json`` exactly one JSON document is printed on stdout; errors go to stderr.
+
+Exit codes:
+    0  success (``run``: stopped by SIGTERM/SIGINT)
+    1  unexpected failure (a bug: please report it with the stderr output)
+    2  usage or configuration error (missing --trust-key, --enroll-token, socket in use ...)
+    3  not reachable: the control plane (``run``) or the local agent (``status``, ``predict``)
+    4  refused: invalid input, unknown model, no model loaded, enrollment token refused
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.client import InferenceClient
+from agent.daemon import Agent
+from agent.errors import (
+    AgentDataError,
+    AgentError,
+    AgentTransportError,
+    ConfigurationError,
+    EnrollmentRefusedError,
+    InvalidInputError,
+    PredictRequestError,
+)
+from agent.hardware import load_hardware_overrides
+from agent.settings import AgentSettings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.command(args))
+    except AgentError as exc:
+        print(f"edgefleet-agent: error: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def exit_code(exc: AgentError) -> int:
+    """The documented exit code for an agent error."""
+    if isinstance(exc, ConfigurationError):
+        return EXIT_USAGE
+    if isinstance(exc, EnrollmentRefusedError | AgentDataError | PredictRequestError):
+        return EXIT_REFUSED
+    if isinstance(exc, AgentTransportError):
+        return EXIT_UNREACHABLE
+    return EXIT_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgefleet-agent",
+        description="EdgeFleet device agent: pulls verified models, serves them locally.",
+    )
+    sub = parser.add_subparsers(dest="subcommand", required=True)
+
+    run = sub.add_parser("run", help="enroll (first run), then sync and serve until stopped")
+    run.add_argument("--server", default=os.environ.get("EDGEFLEET_SERVER"),
+                     help="control plane HOST:PORT (env EDGEFLEET_SERVER; default: the one "
+                          "stored at enrollment)")
+    _data_dir_arg(run, required=True)
+    run.add_argument("--enroll-token", help="one-time enrollment token (first run only)")
+    run.add_argument("--labels", type=_labels, default={}, help="k=v,... sent at enrollment")
+    run.add_argument("--serve", help="local inference endpoint: unix://PATH or HOST:PORT "
+                                     "(default unix://DATA_DIR/agent.sock)")
+    run.add_argument("--trust-key", type=Path,
+                     help="control plane signing-key.pub (first run; kept in the data dir)")
+    run.add_argument("--hardware-profile", type=Path,
+                     help="JSON file whose fields win over detected hardware")
+    run.add_argument("--name", help="device name (default: host name)")
+    run.add_argument("--poll-interval", type=_positive_float, metavar="SECONDS",
+                     help="sync at least this often (overrides the server's interval)")
+    run.set_defaults(command=_run)
+
+    status = sub.add_parser("status", help="what the local agent serves")
+    _target_args(status)
+    _output_arg(status)
+    status.set_defaults(command=_status)
+
+    predict = sub.add_parser("predict", help="run inputs from an .npz through the local agent")
+    _target_args(predict)
+    predict.add_argument("--model", help="model name (optional when one model is loaded)")
+    predict.add_argument("--input", required=True, type=Path, help="IN.npz: float arrays by "
+                                                                  "input name")
+    predict.add_argument("--output", required=True, type=Path, help="OUT.npz to write")
+    _output_arg(predict)
+    predict.set_defaults(command=_predict)
+    return parser
+
+
+def _data_dir_arg(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    default = os.environ.get("EDGEFLEET_AGENT_DATA_DIR")
+    parser.add_argument("--data-dir", type=Path, default=default,
+                        required=required and default is None,
+                        help="agent data dir (env EDGEFLEET_AGENT_DATA_DIR)")
+
+
+def _target_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--data-dir", type=Path,
+                       help="the running agent's data dir (env EDGEFLEET_AGENT_DATA_DIR)")
+    group.add_argument("--endpoint", help="the agent's --serve address: unix://PATH or "
+                                          "HOST:PORT")
+
+
+def _output_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output-format", dest="format", choices=("table", "json"),
+                        default="table", help="output format (default table)")
+
+
+def _labels(text: str) -> dict[str, str]:
+    labels = {}
+    for pair in filter(None, text.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"label {pair!r} is not k=v")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    trust_key = _read_file(args.trust_key, "--trust-key") if args.trust_key else None
+    overrides = load_hardware_overrides(args.hardware_profile) if args.hardware_profile else None
+    agent = Agent(
+        args.data_dir,
+        server=args.server,
+        enroll_token=args.enroll_token,
+        trust_key_pem=trust_key,
+        labels=args.labels,
+        name=args.name,
+        serve=args.serve,
+        hardware_overrides=overrides,
+        settings=AgentSettings(poll_interval_seconds=args.poll_interval),
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    agent.start()
+    try:
+        # Wake now and then: the sync thread may end on its own (enrollment refused).
+        while not stop.wait(0.5) and not agent.wait(0):
+            pass
+    finally:
+        logging.getLogger(__name__).info("stopping")
+        agent.stop()
+    if agent.fatal_error is not None:
+        return exit_code(agent.fatal_error)
+    return EXIT_OK
+
+
+def _client(args: argparse.Namespace) -> InferenceClient:
+    target = args.endpoint or args.data_dir or os.environ.get("EDGEFLEET_AGENT_DATA_DIR")
+    if not target:
+        raise ConfigurationError("which agent? pass --data-dir DIR or --endpoint ADDR "
+                                 "(or set EDGEFLEET_AGENT_DATA_DIR)")
+    return InferenceClient(target)
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        doc = client.status()
+    if args.format == "json":
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    print(f"device            {doc['device_id'] or '(not enrolled)'}")
+    print(f"server            {doc['server']}")
+    print(f"desired sequence  {doc['desired_sequence']}")
+    print(f"last sync         {doc['last_sync'] or 'never'}")
+    if doc["last_error"]:
+        print(f"last error        {doc['last_error']}")
+    rows = [["MODEL", "VERSION", "VARIANT", "STATE", "SHA256", "INFERENCES", "P50 MS", "MESSAGE"]]
+    rows += [
+        [m["model"], m["version"], m["variant"], m["state"], m["sha256"][:12],
+         str(m["inferences"]), f"{m['latency_p50_ms']:.2f}", m["message"] or ""]
+        for m in doc["models"]
+    ]
+    print()
+    if doc["models"]:
+        _print_table(rows)
+    else:
+        print("no model")
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    inputs = _read_npz(args.input)
+    with _client(args) as client:
+        result = client.predict_result(inputs, model=args.model)
+    try:
+        with open(args.output, "wb") as f:   # a file object: np.savez would append ".npz"
+            np.savez(f, **result.outputs)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {args.output}: {exc}") from exc
+    doc: dict[str, Any] = {
+        "model": result.ref.model,
+        "version": result.ref.version,
+        "variant": result.ref.variant,
+        "sha256": result.ref.sha256,
+        "latency_ms": result.latency_ms,
+        "output": str(args.output),
+        "outputs": {
+            name: {"shape": list(v.shape), "dtype": v.dtype.name}
+            for name, v in result.outputs.items()
+        },
+    }
+    if args.format == "json":
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    print(f"{doc['model']} {doc['version']} ({doc['variant']}) answered in "
+          f"{doc['latency_ms']:.2f} ms; wrote {args.output}")
+    _print_table([["OUTPUT", "SHAPE", "DTYPE"]] + [
+        [name, str(o["shape"]), o["dtype"]] for name, o in doc["outputs"].items()
+    ])
+    return EXIT_OK
+
+
+def _read_file(path: Path, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {flag} {path}: {exc}") from exc
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, AttributeError) as exc:
+        raise InvalidInputError(
+            f"cannot read {path} as an .npz of arrays keyed by input name: {exc}"
+        ) from exc
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

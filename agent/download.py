@@ -1,0 +1,139 @@
+"""Resumable, length-capped artifact download into the store.
+
+Invariants:
+- Bytes go to ``downloads/<sha256>.part``; an interrupted stream resumes from the part file's
+  length, with jittered backoff, and gives up after ``chunk_retries`` attempts in a row that
+  brought no new byte.
+- The part file never grows past the manifest's ``size`` (nor ``max_artifact_bytes``): a server
+  sending more, or announcing another total, is refused.
+- Only a complete part file whose length and sha256 match the signed manifest is moved into
+  ``artifacts/``; on a mismatch the part file is deleted and ArtifactMismatchError raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agent.backoff import Backoff
+from agent.errors import AgentTransportError, ArtifactMismatchError
+from agent.settings import AgentSettings
+from agent.store import AgentStore, file_digest
+from agent.transport import is_transient, transport_error
+from agent.trust import check_artifact
+from protos import edgefleet_pb2 as pb
+from protos import edgefleet_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+
+def download_artifact(
+    stub: pb_grpc.DeviceServiceStub,
+    store: AgentStore,
+    manifest: dict[str, Any],
+    *,
+    settings: AgentSettings,
+    metadata: tuple[tuple[str, str], ...],
+    stop: threading.Event | None = None,
+) -> Path:
+    """Fetch the artifact ``manifest`` describes (if not already on disk) and return its path.
+
+    Raises ArtifactMismatchError (bytes disagree with the manifest, or too large),
+    AgentTransportError (server unreachable after the retries, refused, or ``stop`` was set).
+    """
+    try:
+        existing = store.verified_artifact(manifest)
+    except ArtifactMismatchError as exc:
+        log.warning("stored artifact was corrupt and is fetched again: %s", exc)
+        existing = None
+    if existing is not None:
+        return existing
+
+    sha256, size = manifest["sha256"], manifest["size"]
+    if size > settings.max_artifact_bytes:
+        raise ArtifactMismatchError(
+            f"artifact {sha256[:12]} is {size} bytes, above max_artifact_bytes "
+            f"{settings.max_artifact_bytes}"
+        )
+    part = store.part_path(sha256)
+    if part.exists() and part.stat().st_size > size:
+        part.unlink()
+    part.touch()
+    backoff = Backoff(
+        settings.backoff_min_seconds, settings.backoff_max_seconds, settings.sync_jitter
+    )
+    stop = stop or threading.Event()
+    while (offset := part.stat().st_size) < size:
+        try:
+            _stream_into(stub, part, sha256, size, offset, settings, metadata)
+        except ArtifactMismatchError:
+            part.unlink(missing_ok=True)
+            raise
+        except grpc.RpcError as exc:
+            if not is_transient(exc):
+                raise transport_error(exc, f"download of {sha256[:12]}") from exc
+            failure: AgentTransportError = transport_error(exc, f"download of {sha256[:12]}")
+        else:
+            failure = AgentTransportError(f"download of {sha256[:12]} ended early")
+        if part.stat().st_size > offset:
+            backoff.reset()   # progress: the retry budget counts attempts that brought nothing
+        if backoff.failures >= settings.chunk_retries:
+            raise failure
+        delay = backoff.next_delay()
+        log.info("download interrupted at %d/%d bytes (%s); resuming in %.1fs",
+                 part.stat().st_size, size, failure, delay)
+        if stop.wait(delay):
+            raise AgentTransportError(f"download of {sha256[:12]} stopped: agent shutting down")
+
+    got_size, digest = file_digest(part)
+    try:
+        check_artifact(got_size, digest, manifest)
+    except ArtifactMismatchError:
+        part.unlink(missing_ok=True)
+        raise
+    return store.install_part(sha256)
+
+
+def _stream_into(
+    stub: pb_grpc.DeviceServiceStub,
+    part: Path,
+    sha256: str,
+    size: int,
+    offset: int,
+    settings: AgentSettings,
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    """Append one DownloadArtifact stream from ``offset`` to ``part``; checks every chunk."""
+    request = pb.DownloadRequest(sha256=sha256, offset=offset)
+    stream = stub.DownloadArtifact(
+        request, timeout=settings.download_timeout_seconds, metadata=metadata
+    )
+    with open(part, "ab") as f:
+        try:
+            for chunk in stream:
+                problem = _chunk_problem(chunk, offset, size)
+                if problem:
+                    raise ArtifactMismatchError(f"artifact {sha256[:12]}: {problem}")
+                f.write(chunk.data)
+                f.flush()
+                offset += len(chunk.data)
+                if offset == size:
+                    break
+        finally:
+            stream.cancel()
+        os.fsync(f.fileno())
+
+
+def _chunk_problem(chunk: pb.ArtifactChunk, offset: int, size: int) -> str | None:
+    if chunk.total_size != size:
+        return f"server announces {chunk.total_size} bytes, the manifest says {size}"
+    if chunk.offset != offset:
+        return f"server sent a chunk at offset {chunk.offset}, expected {offset}"
+    if offset + len(chunk.data) > size:
+        return f"server sent more than the manifest's {size} bytes"
+    return None

@@ -1,0 +1,115 @@
+"""The agent's exceptions, grouped by whose fault a failure is.
+
+::
+
+    AgentError
+    ├── AgentDataError              untrusted or bad data: refuse it, keep serving what we had
+    │   ├── SignatureError          a signature does not verify against the trust key
+    │   ├── DocumentError           a verified document is malformed or contradicts itself
+    │   ├── ExpiredError            a desired state whose expires_at has passed
+    │   ├── RollbackError           a desired state older than the one held
+    │   ├── WrongDeviceError        a desired state addressed to another device
+    │   ├── ArtifactMismatchError   artifact length or sha256 differ from the manifest's
+    │   ├── ModelLoadError          the interpreter refuses the artifact, or it contradicts
+    │   │                           its manifest
+    │   └── ValidationError         a loaded model fails its smoke test before activation
+    ├── InferenceError              the interpreter failed on a request it had accepted
+    ├── AgentTransportError         a peer (server or local agent) unreachable or failing
+    │   └── EnrollmentRefusedError  the server refused the enrollment token
+    ├── PredictRequestError         (also ValueError) a local inference request refused
+    │   ├── InvalidInputError       wrong input names, shapes, dtypes or values
+    │   ├── ModelNotFoundError      the named model is not loaded
+    │   ├── NoModelLoadedError      nothing is loaded yet
+    │   └── AmbiguousModelError     no model named while several are loaded
+    └── ConfigurationError          (also ValueError) started wrong: no trust key, no
+                                    enrollment token, a corrupt credential ...
+
+Data errors are never retried for the same bytes; transport errors are retried with backoff.
+Foreign exceptions (grpc, cryptography, OSError, interpreter errors) are wrapped at the boundary
+with ``raise ... from exc`` so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Root of every error the agent raises on purpose."""
+
+
+class AgentDataError(AgentError):
+    """Untrusted or bad data; the agent refuses it and keeps serving what it had."""
+
+
+class SignatureError(AgentDataError):
+    """A signed document whose signature does not verify against the trust key."""
+
+
+class DocumentError(AgentDataError):
+    """A document that verifies but is malformed or disagrees with itself."""
+
+
+class ExpiredError(AgentDataError):
+    """A desired state past its ``expires_at``."""
+
+
+class RollbackError(AgentDataError):
+    """A desired state with a lower sequence than the one held: a possible rollback attack."""
+
+
+class WrongDeviceError(AgentDataError):
+    """A desired state addressed to another device."""
+
+
+class ArtifactMismatchError(AgentDataError):
+    """Artifact bytes whose length or sha256 disagree with the signed manifest."""
+
+
+class ModelLoadError(AgentDataError):
+    """An artifact the interpreter cannot load, or whose tensors contradict its manifest."""
+
+
+class ValidationError(AgentDataError):
+    """A loaded model that fails its pre-activation checks (smoke inference, outputs, latency)."""
+
+
+class InferenceError(AgentError):
+    """The interpreter failed while running a well-formed request (the model's fault)."""
+
+
+class AgentTransportError(AgentError):
+    """A peer could not be reached or failed mid-call; worth retrying later.
+
+    ``code`` is the gRPC status code name when there is one (``"UNAVAILABLE"`` ...).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EnrollmentRefusedError(AgentTransportError):
+    """The server refused the enrollment token (unknown, used up or expired)."""
+
+
+class PredictRequestError(AgentError, ValueError):
+    """A local inference request the agent refuses; the caller must change it."""
+
+
+class InvalidInputError(PredictRequestError):
+    """Inputs with the wrong names, shapes, dtypes or values."""
+
+
+class ModelNotFoundError(PredictRequestError):
+    """The request names a model the agent is not serving."""
+
+
+class NoModelLoadedError(PredictRequestError):
+    """The agent serves no model yet."""
+
+
+class AmbiguousModelError(PredictRequestError):
+    """The request names no model while several are loaded."""
+
+
+class ConfigurationError(AgentError, ValueError):
+    """The agent was started with missing or contradictory configuration."""

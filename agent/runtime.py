@@ -1,0 +1,291 @@
+"""Loading TFLite artifacts into interpreters and running them with float inputs and outputs.
+
+Invariants:
+- Callers always speak float: ``ModelRunner.predict`` takes float arrays keyed by the manifest's
+  input names and returns float32 arrays keyed by its output names; (u)int8 tensors are
+  quantized and dequantized here with the scale and zero point the model file declares.
+- A runner whose interpreter tensors (names, dtypes, shapes) contradict the signed manifest is
+  never built (ModelLoadError).
+- An interpreter is not thread-safe: each request borrows one from a small pool
+  (``runner_pool_size``) and returns it, so a runner serves concurrent callers safely.
+- Requests are checked before any interpreter is touched; a malformed one raises
+  InvalidInputError and changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import queue
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.errors import (
+    ConfigurationError,
+    InferenceError,
+    InvalidInputError,
+    ModelLoadError,
+    ValidationError,
+)
+from agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+# Interpreter name -> (module holding Interpreter, distribution whose version we report).
+_INTERPRETER_MODULES = {
+    "tflite-runtime": ("tflite_runtime.interpreter", "tflite_runtime"),
+    "ai-edge-litert": ("ai_edge_litert.interpreter", "ai_edge_litert"),
+}
+
+
+@dataclass(frozen=True)
+class InterpreterInfo:
+    name: str
+    version: str
+
+
+@functools.cache
+def interpreter_factory(choice: str | None = None) -> tuple[Callable[..., Any], InterpreterInfo]:
+    """The Interpreter class to use and what it is.
+
+    ``choice`` None prefers tflite-runtime and falls back to ai-edge-litert. Raises
+    ConfigurationError when the chosen (or every) interpreter package is missing.
+    """
+    names = [choice] if choice else list(_INTERPRETER_MODULES)
+    missing = []
+    for name in names:
+        module_name, package = _INTERPRETER_MODULES[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            missing.append(f"{name} ({exc})")
+            continue
+        version = getattr(importlib.import_module(package), "__version__", "unknown")
+        return module.Interpreter, InterpreterInfo(name=name, version=version)
+    raise ConfigurationError(
+        "no TFLite interpreter is importable: " + "; ".join(missing)
+        + ". Install tflite-runtime (pip install 'edgefleet[agent]') or ai-edge-litert."
+    )
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """One model tensor as the interpreter holds it, under its manifest name."""
+
+    name: str
+    index: int
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    scales: np.ndarray
+    zero_points: np.ndarray
+    quantized_dimension: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype.kind in "iu" and self.scales.size > 0
+
+    def describe(self) -> str:
+        return f"{self.name} (float {list(self.shape)})"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    runs: int
+    latency_ms: float   # median over the runs
+
+
+class ModelRunner:
+    """A loaded artifact, ready to serve float requests from several threads."""
+
+    def __init__(
+        self, path: Path | str, manifest: dict[str, Any], *, settings: AgentSettings | None = None
+    ) -> None:
+        """Load ``path`` into ``settings.runner_pool_size`` interpreters.
+
+        Raises ModelLoadError when the interpreter refuses the file or its tensors contradict
+        ``manifest``; ConfigurationError when no interpreter package is installed.
+        """
+        self.settings = settings or AgentSettings()
+        self.manifest = manifest
+        factory, self.interpreter_info = interpreter_factory(self.settings.interpreter_choice)
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        first = self._load(factory, path)
+        self.inputs = _bindings(first.get_input_details(), manifest["inputs"], "input")
+        self.outputs = _bindings(first.get_output_details(), manifest["outputs"], "output")
+        self._pool.put(first)
+        for _ in range(self.settings.runner_pool_size - 1):
+            self._pool.put(self._load(factory, path))
+
+    def _load(self, factory: Callable[..., Any], path: Path | str) -> Any:
+        try:
+            interpreter = factory(
+                model_path=str(path), num_threads=self.settings.interpreter_threads
+            )
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"{self.interpreter_info.name} cannot load {path}: {exc}") from exc
+        return interpreter
+
+    def predict(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run one inference; inputs and outputs are float arrays keyed by tensor name.
+
+        Raises InvalidInputError (names, shapes, dtypes, non-finite values for a quantized
+        input) before touching an interpreter, InferenceError if the interpreter fails.
+        """
+        feed = self._prepare(inputs)
+        interpreter = self._pool.get()
+        try:
+            for binding, value in feed:
+                interpreter.set_tensor(binding.index, value)
+            interpreter.invoke()
+            raw = {b.name: interpreter.get_tensor(b.index) for b in self.outputs}
+        except (ValueError, RuntimeError) as exc:
+            raise InferenceError(f"interpreter failed: {exc}") from exc
+        finally:
+            self._pool.put(interpreter)
+        return {b.name: _dequantize(b, raw[b.name]) for b in self.outputs}
+
+    def validate(self) -> ValidationReport:
+        """Smoke-test before activation: zeros, then random inputs in range; outputs must be
+        finite and the median latency within ``validation_latency_budget_ms``.
+
+        Raises ValidationError.
+        """
+        rng = np.random.default_rng(0)
+        latencies = []
+        for run in range(max(1, self.settings.validation_runs)):
+            sample = {
+                b.name: (np.zeros(b.shape, np.float32) if run == 0 else _random_input(b, rng))
+                for b in self.inputs
+            }
+            started = time.perf_counter()
+            try:
+                outputs = self.predict(sample)
+            except (InvalidInputError, InferenceError) as exc:
+                raise ValidationError(f"smoke inference failed: {exc}") from exc
+            latencies.append((time.perf_counter() - started) * 1000.0)
+            for name, value in outputs.items():
+                if not np.all(np.isfinite(value)):
+                    raise ValidationError(f"output {name!r} is not finite on a smoke input")
+        median = statistics.median(latencies)
+        budget = self.settings.validation_latency_budget_ms
+        if median > budget:
+            raise ValidationError(f"median latency {median:.1f} ms exceeds the {budget} ms budget")
+        return ValidationReport(runs=len(latencies), latency_ms=median)
+
+    def _prepare(self, inputs: Mapping[str, Any]) -> list[tuple[_Binding, np.ndarray]]:
+        if not isinstance(inputs, Mapping):
+            raise InvalidInputError("inputs must be a mapping of input name to array")
+        expected = {b.name for b in self.inputs}
+        unknown = sorted(set(inputs) - expected)
+        missing = sorted(expected - set(inputs))
+        if unknown or missing:
+            takes = ", ".join(b.describe() for b in self.inputs)
+            parts = ([f"unknown input(s) {unknown}"] if unknown else []) + (
+                [f"missing input(s) {missing}"] if missing else []
+            )
+            raise InvalidInputError(f"{'; '.join(parts)}; the model takes: {takes}")
+        return [(b, _quantize(b, inputs[b.name])) for b in self.inputs]
+
+
+def _bindings(
+    details: list[dict[str, Any]], specs: list[dict[str, Any]], side: str
+) -> tuple[_Binding, ...]:
+    by_name = {d["name"]: d for d in details}
+    if len(details) != len(specs):
+        raise ModelLoadError(
+            f"model has {len(details)} {side}s, the manifest lists {len(specs)}"
+        )
+    bindings = []
+    for spec in specs:
+        d = by_name.get(spec["name"])
+        if d is None:
+            raise ModelLoadError(
+                f"manifest {side} {spec['name']!r} is not in the model (it has {sorted(by_name)})"
+            )
+        dtype = np.dtype(d["dtype"])
+        shape = tuple(int(x) for x in d["shape"])
+        if dtype.name != spec["dtype"]:
+            raise ModelLoadError(
+                f"{side} {spec['name']!r} is {dtype.name} in the model, {spec['dtype']} in the "
+                "manifest"
+            )
+        if len(shape) != len(spec["shape"]) or any(
+            m not in (-1, s) for m, s in zip(spec["shape"], shape, strict=True)
+        ):
+            raise ModelLoadError(
+                f"{side} {spec['name']!r} has shape {list(shape)} in the model, "
+                f"{spec['shape']} in the manifest"
+            )
+        q = d.get("quantization_parameters", {})
+        bindings.append(
+            _Binding(
+                name=spec["name"],
+                index=int(d["index"]),
+                dtype=dtype,
+                shape=shape,
+                scales=np.asarray(q.get("scales", []), np.float32),
+                zero_points=np.asarray(q.get("zero_points", []), np.int64),
+                quantized_dimension=int(q.get("quantized_dimension", 0)),
+            )
+        )
+    return tuple(bindings)
+
+
+def _quantize(binding: _Binding, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise InvalidInputError(
+            f"input {binding.name!r} has dtype {array.dtype.name}; send float arrays "
+            "(the agent quantizes for quantized models)"
+        )
+    if array.shape != binding.shape:
+        raise InvalidInputError(
+            f"input {binding.name!r} has shape {list(array.shape)}, the model takes "
+            f"{list(binding.shape)}"
+        )
+    if not binding.quantized:
+        return np.ascontiguousarray(array, dtype=binding.dtype)
+    if not np.all(np.isfinite(array)):
+        raise InvalidInputError(f"input {binding.name!r} has NaN or infinite values")
+    scale, zero_point = _broadcast_params(binding, array.ndim)
+    info = np.iinfo(binding.dtype)
+    q = np.round(array.astype(np.float64) / scale + zero_point)
+    return np.clip(q, info.min, info.max).astype(binding.dtype)
+
+
+def _dequantize(binding: _Binding, value: np.ndarray) -> np.ndarray:
+    if not binding.quantized:
+        return np.asarray(value, dtype=np.float32)
+    scale, zero_point = _broadcast_params(binding, value.ndim)
+    return ((value.astype(np.float64) - zero_point) * scale).astype(np.float32)
+
+
+def _broadcast_params(binding: _Binding, ndim: int) -> tuple[Any, Any]:
+    """Scale and zero point shaped to broadcast against the tensor (per-channel aware)."""
+    scale = binding.scales.astype(np.float64)
+    zero_point = binding.zero_points.astype(np.float64)
+    if zero_point.size != scale.size:   # a model may omit zero points: symmetric
+        zero_point = np.zeros_like(scale)
+    if scale.size == 1:
+        return scale[0], zero_point[0]
+    shape = [1] * ndim
+    shape[binding.quantized_dimension] = scale.size
+    return scale.reshape(shape), zero_point.reshape(shape)
+
+
+def _random_input(binding: _Binding, rng: np.random.Generator) -> np.ndarray:
+    """Float values the input can represent: its quantized range, or [-1, 1] for floats."""
+    if binding.quantized and binding.scales.size == 1:
+        info = np.iinfo(binding.dtype)
+        lo = (info.min - binding.zero_points[0]) * binding.scales[0]
+        hi = (info.max - binding.zero_points[0]) * binding.scales[0]
+        return rng.uniform(lo, hi, binding.shape).astype(np.float32)
+    return rng.uniform(-1.0, 1.0, binding.shape).astype(np.float32)

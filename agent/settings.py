@@ -1,0 +1,81 @@
+"""Every bound and default the agent uses, in one immutable place.
+
+Nothing else in ``agent`` hard-codes a timeout, a retry count, a size limit or an interval: it
+reads them from the ``AgentSettings`` it was handed. Tests and demos build one with smaller
+intervals through ``AgentSettings(...)`` or ``settings.replace(...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+#: Interpreter names accepted by ``interpreter`` / ``EDGEFLEET_AGENT_INTERPRETER``.
+INTERPRETERS = ("tflite-runtime", "ai-edge-litert")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    # Sync loop
+    default_poll_seconds: float = 30.0
+    # When set, wins over the server's poll_interval_seconds (tests, demos).
+    poll_interval_seconds: float | None = None
+    sync_jitter: float = 0.2                    # each wait is scaled by 1 +- this
+    backoff_min_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    rpc_timeout_seconds: float = 10.0
+
+    # Downloads
+    download_timeout_seconds: float = 300.0     # per DownloadArtifact stream
+    chunk_retries: int = 5                      # consecutive failed attempts without progress
+    max_artifact_bytes: int = 256 * MiB
+    grpc_max_message_bytes: int = 4 * MiB       # must exceed the server's chunk size
+
+    # Inference
+    interpreter: str | None = None              # None: EDGEFLEET_AGENT_INTERPRETER, then auto
+    interpreter_threads: int | None = None
+    runner_pool_size: int = 2                   # interpreters per model; one request each
+    validation_runs: int = 3
+    validation_latency_budget_ms: float = 2000.0
+    local_server_workers: int = 8
+    local_rpc_timeout_seconds: float = 30.0
+
+    # Metrics and reports
+    metrics_window_seconds: float = 10.0
+    max_buffered_windows: int = 1000
+    max_windows_per_report: int = 100
+    max_buffered_events: int = 200
+    latency_buckets_ms: tuple[float, ...] = (
+        0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
+    )
+
+    # Lifecycle
+    shutdown_grace_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sync_jitter < 1:
+            raise ValueError("sync_jitter must be in [0, 1)")
+        if not 0 < self.backoff_min_seconds <= self.backoff_max_seconds:
+            raise ValueError("need 0 < backoff_min_seconds <= backoff_max_seconds")
+        if self.runner_pool_size < 1:
+            raise ValueError("runner_pool_size must be at least 1")
+        if list(self.latency_buckets_ms) != sorted(set(self.latency_buckets_ms)):
+            raise ValueError("latency_buckets_ms must be strictly increasing")
+        if self.interpreter is not None and self.interpreter not in INTERPRETERS:
+            raise ValueError(f"interpreter must be one of {', '.join(INTERPRETERS)}")
+
+    def replace(self, **changes: object) -> AgentSettings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def interpreter_choice(self) -> str | None:
+        """The interpreter asked for: this setting, else ``EDGEFLEET_AGENT_INTERPRETER``."""
+        choice = self.interpreter or os.environ.get("EDGEFLEET_AGENT_INTERPRETER") or None
+        if choice is not None and choice not in INTERPRETERS:
+            raise ValueError(
+                f"EDGEFLEET_AGENT_INTERPRETER={choice!r}: use one of {', '.join(INTERPRETERS)}"
+            )
+        return choice

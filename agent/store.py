@@ -1,0 +1,243 @@
+"""The agent's on-disk state in its data dir, written so a crash never leaves half a file.
+
+Layout::
+
+    DATA_DIR/credential.json         device_id, device_token, server (mode 0600)
+    DATA_DIR/trust-key.pub           the trust key given once with --trust-key
+    DATA_DIR/state.json              accepted desired state (signed, base64), active models with
+                                     their signed manifests, previous sha256 per model
+    DATA_DIR/artifacts/<sha256>.tflite   complete artifacts whose length and sha256 verified
+    DATA_DIR/downloads/<sha256>.part     partial downloads, resumed from their length
+
+Invariants:
+- Every whole-file write goes to a temp file in the same directory, is fsynced, renamed over the
+  target with ``os.replace`` and the directory is fsynced: a reader sees the old or the new file.
+- A file lands in ``artifacts/`` only by ``install_part`` after its bytes verified; an artifact
+  is verified again (``verified_artifact``) before every load, and a corrupt one is deleted.
+- This module decides nothing about trust: signatures are checked by ``agent.trust``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
+from agent.refs import ModelRef
+from agent.trust import Signed, check_artifact
+
+_HASH_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Credential:
+    device_id: str
+    device_token: str
+    server: str
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """A model the agent serves, with the signed manifest it was verified against."""
+
+    ref: ModelRef
+    signed_manifest: Signed
+
+
+@dataclass(frozen=True)
+class StoredState:
+    desired_state: Signed | None = None
+    active: tuple[ActiveModel, ...] = ()
+    previous: dict[str, str] = field(default_factory=dict)   # model -> sha256 kept for rollback
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` crash-safely (temp file, fsync, rename, fsync dir)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Length and sha256 hex of a file, read in bounded chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+class AgentStore:
+    """Paths and crash-safe reads/writes of everything the agent keeps in ``data_dir``."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.credential_path = self.data_dir / "credential.json"
+        self.trust_key_path = self.data_dir / "trust-key.pub"
+        self.state_path = self.data_dir / "state.json"
+        self.socket_path = self.data_dir / "agent.sock"
+        self.artifacts_dir = self.data_dir / "artifacts"
+        self.downloads_dir = self.data_dir / "downloads"
+
+    def ensure(self) -> None:
+        """Create the data dir (0700: it holds the device credential) and its subdirectories."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.artifacts_dir.mkdir(exist_ok=True)
+        self.downloads_dir.mkdir(exist_ok=True)
+
+    # -- credential and trust key ----------------------------------------------------------
+
+    def read_credential(self) -> Credential | None:
+        """The stored credential, None before enrollment. Raises ConfigurationError if corrupt."""
+        try:
+            raw = json.loads(self.credential_path.read_bytes())
+            return Credential(
+                device_id=str(raw["device_id"]),
+                device_token=str(raw["device_token"]),
+                server=str(raw["server"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(
+                f"{self.credential_path} is unreadable ({exc}); delete it and enroll again "
+                "with --enroll-token"
+            ) from exc
+
+    def write_credential(self, credential: Credential) -> None:
+        doc = {
+            "device_id": credential.device_id,
+            "device_token": credential.device_token,
+            "server": credential.server,
+        }
+        atomic_write(self.credential_path, _json_bytes(doc), mode=0o600)
+
+    def read_trust_key(self) -> bytes | None:
+        try:
+            return self.trust_key_path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_trust_key(self, pem: bytes) -> None:
+        atomic_write(self.trust_key_path, pem, mode=0o644)
+
+    # -- accepted state ----------------------------------------------------------------------
+
+    def read_state(self) -> StoredState:
+        """The persisted state; empty before the first accepted desired state.
+
+        Raises DocumentError when the file is not what ``write_state`` writes.
+        """
+        try:
+            raw = json.loads(self.state_path.read_bytes())
+        except FileNotFoundError:
+            return StoredState()
+        except ValueError as exc:
+            raise DocumentError(f"{self.state_path} is not JSON: {exc}") from exc
+        try:
+            desired = raw.get("desired_state")
+            return StoredState(
+                desired_state=Signed.from_json(desired) if desired is not None else None,
+                active=tuple(
+                    ActiveModel(
+                        ref=ModelRef(
+                            model=a["model"],
+                            version=a["version"],
+                            variant=a["variant"],
+                            sha256=a["sha256"],
+                        ),
+                        signed_manifest=Signed.from_json(a["manifest"]),
+                    )
+                    for a in raw.get("active", [])
+                ),
+                previous={str(k): str(v) for k, v in raw.get("previous", {}).items()},
+            )
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise DocumentError(f"{self.state_path} is malformed: {exc}") from exc
+
+    def write_state(self, state: StoredState) -> None:
+        doc: dict[str, Any] = {
+            "desired_state": state.desired_state.to_json() if state.desired_state else None,
+            "active": [
+                {**dataclasses.asdict(a.ref), "manifest": a.signed_manifest.to_json()}
+                for a in state.active
+            ],
+            "previous": dict(state.previous),
+        }
+        atomic_write(self.state_path, _json_bytes(doc))
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def artifact_path(self, sha256: str) -> Path:
+        return self.artifacts_dir / f"{sha256}.tflite"
+
+    def part_path(self, sha256: str) -> Path:
+        return self.downloads_dir / f"{sha256}.part"
+
+    def verified_artifact(self, manifest: dict[str, Any]) -> Path | None:
+        """The artifact's path if it is on disk and matches ``manifest``; None if absent.
+
+        A present file that does not match is deleted (so it gets downloaded again) and
+        ArtifactMismatchError is raised.
+        """
+        path = self.artifact_path(manifest["sha256"])
+        try:
+            size, digest = file_digest(path)
+        except FileNotFoundError:
+            return None
+        try:
+            check_artifact(size, digest, manifest)
+        except ArtifactMismatchError:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    def install_part(self, sha256: str) -> Path:
+        """Move a verified part file into ``artifacts/`` (atomic rename, directory fsynced)."""
+        target = self.artifact_path(sha256)
+        os.replace(self.part_path(sha256), target)
+        fsync_dir(self.artifacts_dir)
+        fsync_dir(self.downloads_dir)
+        return target
+
+    def prune(self, keep: set[str]) -> list[str]:
+        """Delete artifacts and partial downloads whose sha256 is not in ``keep``."""
+        removed = []
+        for directory, suffix in ((self.artifacts_dir, ".tflite"), (self.downloads_dir, ".part")):
+            for path in directory.glob(f"*{suffix}"):
+                if path.name.removesuffix(suffix) not in keep:
+                    path.unlink(missing_ok=True)
+                    removed.append(path.name)
+        return removed
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")

@@ -1,0 +1,58 @@
+"""The agent's side of talking to the control plane over gRPC: channels, auth metadata, and
+the one rule that turns a ``grpc.RpcError`` into an ``AgentTransportError``.
+
+A call that failed with a code in ``TRANSIENT_CODES`` is worth retrying with backoff; any other
+code means the server refused the request and retrying the same request will not help.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from agent.errors import AgentTransportError
+from agent.settings import AgentSettings
+
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+
+
+def open_channel(address: str, settings: AgentSettings) -> grpc.Channel:
+    """An insecure channel to ``address`` whose message limits fit an artifact chunk."""
+    limit = settings.grpc_max_message_bytes
+    return grpc.insecure_channel(
+        address,
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ],
+    )
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying ``token`` the way the server's interceptor expects it."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+def rpc_code(exc: grpc.RpcError) -> grpc.StatusCode | None:
+    code = getattr(exc, "code", None)
+    return code() if callable(code) else None
+
+
+def is_transient(exc: grpc.RpcError) -> bool:
+    return rpc_code(exc) in TRANSIENT_CODES
+
+
+def transport_error(exc: grpc.RpcError, action: str) -> AgentTransportError:
+    """Wrap ``exc`` with what the agent was doing; keeps the status code name."""
+    code = rpc_code(exc)
+    details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+    name = code.name if code is not None else None
+    return AgentTransportError(f"{action} failed: {name}: {details}", code=name)
