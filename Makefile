@@ -34,8 +34,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgefleet demo
 
+# pytest exits 5 when it collected nothing; say so rather than leave a bare "Error 5".
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) || { rc=$$?; \
+	  [ $$rc -ne 5 ] || echo "make test: pytest collected no tests" >&2; exit $$rc; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
