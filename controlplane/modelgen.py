@@ -1,0 +1,379 @@
+"""The project's one TFLite model generator: small, real, deterministic models without TensorFlow.
+
+Tests, benchmarks and ``edgefleet demo`` need genuine TFLite flatbuffers that both interpreters
+the fleet runs (tflite-runtime and ai-edge-litert) load and execute, and that ai-edge-quantizer can
+optimise. This module writes them directly with the TFLite schema's object API.
+
+Invariants:
+- The same arguments give byte-identical output (weights come from ``numpy.random.default_rng``
+  seeded with ``seed``; nothing reads the clock or the environment).
+- Models are float32, schema version 3, file identifier ``TFL3``, one subgraph, and carry a
+  ``serving_default`` signature naming their one input and one output.
+- Constant buffers are 16-byte aligned inside the file, as the TFLite converter does, so kernels
+  may read them in place.
+- Weight layouts are TFLite's: CONV_2D filters ``[out, kh, kw, in]``, FULLY_CONNECTED weights
+  ``[out, in]``. ``cnn_params`` / ``mlp_params`` return exactly the arrays written into the file.
+
+Usage: ``python -m controlplane.modelgen OUT.tflite [--kind cnn|mlp] [--seed N]
+[--calibration OUT.npz --samples N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from controlplane.registry.tflite import TensorInfo, inspect_model
+
+SCHEMA_VERSION = 3
+FILE_IDENTIFIER = b"TFL3"
+SIGNATURE_KEY = "serving_default"
+# The converter aligns constant data to 16 bytes; SIMD kernels read weights in place.
+_BUFFER_ALIGNMENT = 16
+# OperatorCode.deprecated_builtin_code is an int8; codes past it are stored as this placeholder.
+_PLACEHOLDER_FOR_GREATER_OP_CODES = 127
+
+PoolKind = Literal["max", "avg"]
+
+
+@dataclass(frozen=True)
+class CnnParams:
+    """The weights of ``build_cnn``: what the generator writes, in TFLite layouts."""
+
+    conv_filter: np.ndarray   # [filters, 3, 3, channels]
+    conv_bias: np.ndarray     # [filters]
+    fc_weights: np.ndarray    # [classes, flattened]
+    fc_bias: np.ndarray       # [classes]
+
+
+@dataclass(frozen=True)
+class MlpParams:
+    """The weights of ``build_mlp``, FULLY_CONNECTED layout ``[out, in]``."""
+
+    hidden_weights: np.ndarray
+    hidden_bias: np.ndarray
+    out_weights: np.ndarray
+    out_bias: np.ndarray
+
+
+def cnn_params(
+    *, seed: int = 0, input_shape: Sequence[int] = (1, 28, 28, 1), filters: int = 8,
+    classes: int = 10,
+) -> CnnParams:
+    """The weights ``build_cnn`` writes (He-style scaling keeps the outputs varied)."""
+    _, height, width, channels = _check_image_shape(input_shape)
+    if filters < 1 or classes < 2:
+        raise ValueError("a CNN needs at least 1 filter and 2 classes")
+    rng = np.random.default_rng(seed)
+    flat = (height // 2) * (width // 2) * filters
+    conv_filter = rng.normal(0.0, np.sqrt(2.0 / (9 * channels)), (filters, 3, 3, channels))
+    conv_bias = rng.normal(0.0, 0.1, filters)
+    fc_weights = rng.normal(0.0, np.sqrt(1.0 / flat), (classes, flat))
+    fc_bias = rng.normal(0.0, 0.1, classes)
+    return CnnParams(*(a.astype(np.float32) for a in (conv_filter, conv_bias, fc_weights, fc_bias)))
+
+
+def mlp_params(
+    *, seed: int = 0, input_shape: Sequence[int] = (1, 16), hidden: int = 8, classes: int = 4,
+) -> MlpParams:
+    """The weights ``build_mlp`` writes for these arguments."""
+    if len(input_shape) != 2 or min(input_shape) < 1:
+        raise ValueError(f"an MLP input shape is (batch, features), got {tuple(input_shape)}")
+    if hidden < 1 or classes < 2:
+        raise ValueError("an MLP needs at least 1 hidden unit and 2 classes")
+    features = input_shape[1]
+    rng = np.random.default_rng(seed)
+    arrays = (
+        rng.normal(0.0, np.sqrt(2.0 / features), (hidden, features)),
+        rng.normal(0.0, 0.1, hidden),
+        rng.normal(0.0, np.sqrt(1.0 / hidden), (classes, hidden)),
+        rng.normal(0.0, 0.1, classes),
+    )
+    return MlpParams(*(a.astype(np.float32) for a in arrays))
+
+
+def build_cnn(
+    *,
+    seed: int = 0,
+    input_shape: Sequence[int] = (1, 28, 28, 1),
+    filters: int = 8,
+    classes: int = 10,
+    pool: PoolKind = "max",
+    input_name: str = "image",
+    output_name: str = "scores",
+) -> bytes:
+    """A small image classifier.
+
+    CONV_2D 3x3 SAME stride 1 with fused RELU -> MAX_POOL_2D (or AVERAGE_POOL_2D) 2x2 stride 2
+    VALID -> RESHAPE to ``[batch, -]`` -> FULLY_CONNECTED -> SOFTMAX. ``input_shape`` is NHWC.
+    """
+    batch, height, width, _ = _check_image_shape(input_shape)
+    if pool not in ("max", "avg"):
+        raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+    params = cnn_params(seed=seed, input_shape=input_shape, filters=filters, classes=classes)
+    flat = params.fc_weights.shape[1]
+
+    g = _Graph()
+    x = g.tensor(input_name, input_shape)
+    conv = g.tensor("conv", (batch, height, width, filters))
+    g.op(
+        schema.BuiltinOperator.CONV_2D,
+        [x, g.constant("conv/filter", params.conv_filter),
+         g.constant("conv/bias", params.conv_bias)],
+        [conv],
+        schema.BuiltinOptions.Conv2DOptions,
+        _options(
+            schema.Conv2DOptionsT(), padding=schema.Padding.SAME, strideW=1, strideH=1,
+            fusedActivationFunction=schema.ActivationFunctionType.RELU,
+            dilationWFactor=1, dilationHFactor=1,
+        ),
+    )
+    pooled = g.tensor("pool", (batch, height // 2, width // 2, filters))
+    pool_op = {"max": schema.BuiltinOperator.MAX_POOL_2D,
+               "avg": schema.BuiltinOperator.AVERAGE_POOL_2D}[pool]
+    g.op(
+        pool_op,
+        [conv],
+        [pooled],
+        schema.BuiltinOptions.Pool2DOptions,
+        _options(
+            schema.Pool2DOptionsT(), padding=schema.Padding.VALID, strideW=2, strideH=2,
+            filterWidth=2, filterHeight=2,
+            fusedActivationFunction=schema.ActivationFunctionType.NONE,
+        ),
+    )
+    flat_shape = [batch, flat]
+    flattened = g.tensor("flatten", flat_shape)
+    g.op(
+        schema.BuiltinOperator.RESHAPE,
+        [pooled, g.constant("flatten/shape", np.array(flat_shape, np.int32))],
+        [flattened],
+        schema.BuiltinOptions.ReshapeOptions,
+        _options(schema.ReshapeOptionsT(), newShape=flat_shape),
+    )
+    logits = g.dense("logits", flattened, params.fc_weights, params.fc_bias, batch, relu=False)
+    out = g.softmax(output_name, logits, (batch, classes))
+    return g.finish(inputs=[(input_name, x)], outputs=[(output_name, out)])
+
+
+def build_mlp(
+    *,
+    seed: int = 0,
+    input_shape: Sequence[int] = (1, 16),
+    hidden: int = 8,
+    classes: int = 4,
+    input_name: str = "features",
+    output_name: str = "scores",
+) -> bytes:
+    """A tiny classifier for fast tests: FULLY_CONNECTED+RELU -> FULLY_CONNECTED -> SOFTMAX."""
+    params = mlp_params(seed=seed, input_shape=input_shape, hidden=hidden, classes=classes)
+    batch = input_shape[0]
+    g = _Graph()
+    x = g.tensor(input_name, input_shape)
+    h = g.dense("hidden", x, params.hidden_weights, params.hidden_bias, batch, relu=True)
+    logits = g.dense("logits", h, params.out_weights, params.out_bias, batch, relu=False)
+    out = g.softmax(output_name, logits, (batch, classes))
+    return g.finish(inputs=[(input_name, x)], outputs=[(output_name, out)])
+
+
+def calibration_samples(
+    inputs: Sequence[TensorInfo], *, samples: int, seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Calibration inputs in the project's ``.npz`` layout: ``{name: (samples, *shape)}`` float32.
+
+    Values are uniform in [0, 1), like normalised pixels, from a generator seeded apart from the
+    weights so the data does not mirror them.
+    """
+    if samples < 1:
+        raise ValueError("calibration needs at least one sample")
+    rng = np.random.default_rng([seed, 1])
+    return {t.name: rng.random((samples, *t.shape), dtype=np.float32) for t in inputs}
+
+
+def write_calibration(
+    model_path: Path, out_path: Path, *, samples: int, seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Write ``calibration_samples`` for the model at ``model_path`` to ``out_path`` (.npz)."""
+    info = inspect_model(Path(model_path).read_bytes())
+    arrays = calibration_samples(info.inputs, samples=samples, seed=seed)
+    with Path(out_path).open("wb") as f:
+        np.savez(f, **arrays)
+    return arrays
+
+
+def _check_image_shape(shape: Sequence[int]) -> tuple[int, int, int, int]:
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(
+            f"a CNN input shape is NHWC (batch, height, width, channels), got {tuple(shape)}")
+    batch, height, width, channels = (int(d) for d in shape)
+    if height < 2 or width < 2:
+        raise ValueError("a CNN input must be at least 2x2 so that 2x2 pooling leaves something")
+    return batch, height, width, channels
+
+
+def _options(obj: object, **fields: object) -> object:
+    """Fill a schema options object (the generated ``...T`` classes take no keyword arguments)."""
+    for name, value in fields.items():
+        if not hasattr(obj, name):
+            raise AttributeError(f"{type(obj).__name__} has no field {name}")
+        setattr(obj, name, value)
+    return obj
+
+
+class _AlignedBuffer(schema.BufferT):
+    """A ``BufferT`` whose data vector is aligned to ``_BUFFER_ALIGNMENT`` in the output file.
+
+    ``BufferT.Pack`` aligns a byte vector to 1 byte only; this writes the same table with the
+    vector started at a 16-byte boundary, which the builder supports through ``StartVector``.
+    """
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__()
+        self.raw = raw
+
+    def Pack(self, builder: flatbuffers.Builder) -> int:  # the schema's method name
+        builder.StartVector(1, len(self.raw), _BUFFER_ALIGNMENT)
+        builder.head = builder.head - len(self.raw)
+        builder.Bytes[builder.head : builder.head + len(self.raw)] = self.raw
+        data = builder.EndVector()
+        schema.BufferStart(builder)
+        schema.BufferAddData(builder, data)
+        return schema.BufferEnd(builder)
+
+
+class _Graph:
+    """Accumulates one subgraph's tensors, constant buffers and operators, then packs a model."""
+
+    def __init__(self) -> None:
+        # Buffer 0 is the schema's "no data" sentinel every activation tensor points at.
+        self.buffers: list[schema.BufferT] = [schema.BufferT()]
+        self.tensors: list[schema.TensorT] = []
+        self.operators: list[schema.OperatorT] = []
+        self.opcode_index: dict[int, int] = {}
+
+    def tensor(self, name: str, shape: Sequence[int], *, buffer: int = 0,
+               dtype: int = schema.TensorType.FLOAT32) -> int:
+        t = schema.TensorT()
+        t.name = name
+        t.shape = [int(d) for d in shape]
+        t.type = dtype
+        t.buffer = buffer
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def constant(self, name: str, value: np.ndarray) -> int:
+        dtypes = {np.dtype(np.float32): schema.TensorType.FLOAT32,
+                  np.dtype(np.int32): schema.TensorType.INT32}
+        array = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<"), copy=False)
+        self.buffers.append(_AlignedBuffer(array.tobytes()))
+        return self.tensor(name, array.shape, buffer=len(self.buffers) - 1,
+                           dtype=dtypes[array.dtype])
+
+    def op(self, code: int, inputs: list[int], outputs: list[int], options_type: int,
+           options: object) -> None:
+        if code not in self.opcode_index:
+            self.opcode_index[code] = len(self.opcode_index)
+        o = schema.OperatorT()
+        o.opcodeIndex = self.opcode_index[code]
+        o.inputs = inputs
+        o.outputs = outputs
+        o.builtinOptionsType = options_type
+        o.builtinOptions = options
+        self.operators.append(o)
+
+    def dense(self, name: str, x: int, weights: np.ndarray, bias: np.ndarray, batch: int, *,
+              relu: bool) -> int:
+        out = self.tensor(name, (batch, weights.shape[0]))
+        act = schema.ActivationFunctionType.RELU if relu else schema.ActivationFunctionType.NONE
+        self.op(
+            schema.BuiltinOperator.FULLY_CONNECTED,
+            [x, self.constant(f"{name}/weights", weights), self.constant(f"{name}/bias", bias)],
+            [out],
+            schema.BuiltinOptions.FullyConnectedOptions,
+            _options(schema.FullyConnectedOptionsT(), fusedActivationFunction=act,
+                     weightsFormat=schema.FullyConnectedOptionsWeightsFormat.DEFAULT,
+                     keepNumDims=False),
+        )
+        return out
+
+    def softmax(self, name: str, x: int, shape: Sequence[int]) -> int:
+        out = self.tensor(name, shape)
+        self.op(schema.BuiltinOperator.SOFTMAX, [x], [out], schema.BuiltinOptions.SoftmaxOptions,
+                _options(schema.SoftmaxOptionsT(), beta=1.0))
+        return out
+
+    def finish(self, *, inputs: list[tuple[str, int]], outputs: list[tuple[str, int]]) -> bytes:
+        subgraph = schema.SubGraphT()
+        subgraph.tensors = self.tensors
+        subgraph.inputs = [i for _, i in inputs]
+        subgraph.outputs = [i for _, i in outputs]
+        subgraph.operators = self.operators
+        subgraph.name = "main"
+
+        signature = schema.SignatureDefT()
+        signature.signatureKey = SIGNATURE_KEY
+        signature.subgraphIndex = 0
+        signature.inputs = [_tensor_map(name, i) for name, i in inputs]
+        signature.outputs = [_tensor_map(name, i) for name, i in outputs]
+
+        model = schema.ModelT()
+        model.version = SCHEMA_VERSION
+        model.description = "edgefleet modelgen"
+        model.operatorCodes = [_operator_code(c) for c in sorted(self.opcode_index,
+                                                                  key=self.opcode_index.get)]
+        model.subgraphs = [subgraph]
+        model.buffers = self.buffers
+        model.signatureDefs = [signature]
+
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+        return bytes(builder.Output())
+
+
+def _tensor_map(name: str, index: int) -> schema.TensorMapT:
+    m = schema.TensorMapT()
+    m.name = name
+    m.tensorIndex = index
+    return m
+
+
+def _operator_code(code: int) -> schema.OperatorCodeT:
+    c = schema.OperatorCodeT()
+    # Readers take max(deprecated_builtin_code, builtin_code); the old field is an int8.
+    c.deprecatedBuiltinCode = min(code, _PLACEHOLDER_FOR_GREATER_OP_CODES)
+    c.builtinCode = code
+    c.version = 1
+    return c
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m controlplane.modelgen",
+        description="Write a small deterministic TFLite model (and optionally calibration data).",
+    )
+    parser.add_argument("out", type=Path, help="where to write the .tflite file")
+    parser.add_argument("--kind", choices=("cnn", "mlp"), default="cnn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibration", type=Path, help="also write calibration inputs (.npz)")
+    parser.add_argument("--samples", type=int, default=32, help="calibration samples (default 32)")
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error("--samples must be at least 1")
+
+    build = build_cnn if args.kind == "cnn" else build_mlp
+    args.out.write_bytes(build(seed=args.seed))
+    if args.calibration is not None:
+        write_calibration(args.out, args.calibration, samples=args.samples, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

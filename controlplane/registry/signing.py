@@ -1,0 +1,327 @@
+"""The control plane's ed25519 signing key, and the signed documents of docs/trust.md.
+
+Invariants:
+- A signed payload is exactly ``canonical_json(doc)``: ``json.dumps(doc, sort_keys=True,
+  separators=(",", ":"))`` as UTF-8, with NaN/Infinity refused so the bytes are always JSON.
+  Verifiers check the signature over those bytes and never re-serialise.
+- ``key_id`` is the first 16 hex characters of sha256 over the 32-byte raw public key.
+- ``Signer.load_or_create`` never overwrites an existing private key. A new key is written in
+  full to a temp file (mode 0600) and hard-linked into place, so a concurrent starter either
+  wins or loads the complete key the winner wrote. The public half is written beside it and must
+  match the private half, or loading fails.
+- Documents are built only from validated fields; times are RFC 3339 UTC with a ``Z`` suffix.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from controlplane.registry.errors import SigningKeyError
+from controlplane.registry.store import check_sha256, fsync_dir
+from controlplane.registry.tflite import TensorInfo, tensor_to_dict
+
+MANIFEST_TYPE = "edgefleet.manifest.v1"
+DESIRED_STATE_TYPE = "edgefleet.desired_state.v1"
+_MANIFEST_ENTRY_FIELDS = ("model", "version", "variant", "sha256", "size")
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+@dataclass(frozen=True)
+class SignedDoc:
+    """A payload and the ed25519 signature over exactly those bytes (SignedDocument on the wire)."""
+
+    payload: bytes
+    signature: bytes
+    key_id: str
+
+    def to_json(self) -> dict[str, str]:
+        """The nested form used inside JSON documents (standard base64 with padding)."""
+        return {
+            "payload": base64.b64encode(self.payload).decode("ascii"),
+            "signature": base64.b64encode(self.signature).decode("ascii"),
+            "key_id": self.key_id,
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> SignedDoc:
+        """Inverse of ``to_json``. Raises ValueError on a malformed entry."""
+        try:
+            return cls(
+                payload=base64.b64decode(value["payload"], validate=True),
+                signature=base64.b64decode(value["signature"], validate=True),
+                key_id=str(value["key_id"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a nested signed document: {exc}") from exc
+
+    def document(self) -> dict[str, Any]:
+        """The parsed payload (only meaningful once the signature has been verified)."""
+        doc = json.loads(self.payload)
+        if not isinstance(doc, dict):
+            raise ValueError("signed payload is not a JSON object")
+        return doc
+
+
+def canonical_json(doc: Mapping[str, Any]) -> bytes:
+    """The exact bytes that get signed (see docs/trust.md)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def key_id_for(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2026-11-28T04:00:00Z`` for an aware datetime (fractions of a second are dropped).
+
+    Raises:
+        ValueError: ``moment`` is naive; a time without a zone cannot be put on the wire.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("datetime must be timezone-aware (use datetime.now(UTC))")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Inverse of ``rfc3339`` (also accepts fractional seconds). Raises ValueError."""
+    if not isinstance(text, str) or not _RFC3339_RE.match(text):
+        raise ValueError(f"not an RFC 3339 UTC time ending in Z: {text!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+class Signer:
+    """Signs documents with the control plane's ed25519 key."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._private_key = private_key
+        self._public_key = private_key.public_key()
+        self.key_id = key_id_for(self._public_key)
+
+    @classmethod
+    def generate(cls) -> Signer:
+        """A signer with a fresh key held only in memory (for tests and tools)."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def load_or_create(cls, private_path: Path, public_path: Path) -> Signer:
+        """Load the key pair, creating it on first use.
+
+        Raises:
+            SigningKeyError: a file is unreadable, not an ed25519 key, or the halves differ.
+        """
+        private_path, public_path = Path(private_path), Path(public_path)
+        if not private_path.exists():
+            _create_private_key(private_path)
+        try:
+            key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise SigningKeyError(f"cannot load signing key {private_path}: {exc}") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningKeyError(f"{private_path} is not an ed25519 private key")
+        signer = cls(key)
+        signer._ensure_public_file(public_path)
+        return signer
+
+    @property
+    def public_pem(self) -> bytes:
+        """The public key as SubjectPublicKeyInfo PEM (what agents take as ``--trust-key``)."""
+        return self._public_key.public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def sign_document(self, doc: Mapping[str, Any]) -> SignedDoc:
+        payload = canonical_json(doc)
+        return SignedDoc(payload=payload, signature=self._private_key.sign(payload),
+                         key_id=self.key_id)
+
+    def verify(self, payload: bytes, signature: bytes) -> bool:
+        """True if ``signature`` is this key's signature over ``payload``."""
+        try:
+            self._public_key.verify(signature, payload)
+        except InvalidSignature:
+            return False
+        return True
+
+    def _ensure_public_file(self, public_path: Path) -> None:
+        expected = self.public_pem
+        try:
+            existing = public_path.read_bytes()
+        except FileNotFoundError:
+            _write_atomically(public_path, expected, mode=0o644)
+            return
+        except OSError as exc:
+            raise SigningKeyError(f"cannot read public key {public_path}: {exc}") from exc
+        try:
+            loaded = serialization.load_pem_public_key(existing)
+        except ValueError as exc:
+            raise SigningKeyError(f"{public_path} is not a PEM public key: {exc}") from exc
+        if not isinstance(loaded, Ed25519PublicKey) or key_id_for(loaded) != self.key_id:
+            raise SigningKeyError(
+                f"{public_path} does not match the private key beside it: agents trusting it "
+                "would reject everything; restore the matching pair or remove the .pub file "
+                "to have it rewritten from the private key")
+
+
+def build_manifest(
+    *,
+    model: str,
+    version: str,
+    variant: str,
+    sha256: str,
+    size: int,
+    inputs: Sequence[TensorInfo | Mapping[str, Any]],
+    outputs: Sequence[TensorInfo | Mapping[str, Any]],
+    min_runtime: str,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """An ``edgefleet.manifest.v1`` document. Raises ValueError on an invalid field."""
+    for field, value in (("model", model), ("version", version), ("variant", variant),
+                         ("min_runtime", min_runtime)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"manifest {field} must be a non-empty string")
+    check_sha256(sha256)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"manifest size must be a non-negative integer, got {size!r}")
+    return {
+        "type": MANIFEST_TYPE,
+        "model": model,
+        "version": version,
+        "variant": variant,
+        "sha256": sha256,
+        "size": size,
+        "min_runtime": min_runtime,
+        "created_at": rfc3339(created_at),
+        "inputs": [_tensor_json(t) for t in inputs],
+        "outputs": [_tensor_json(t) for t in outputs],
+    }
+
+
+def build_desired_state(
+    *,
+    device_id: str,
+    sequence: int,
+    issued_at: datetime,
+    expires_at: datetime,
+    models: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """An ``edgefleet.desired_state.v1`` document.
+
+    Each entry of ``models`` has ``manifest`` (a ``SignedDoc`` or its nested JSON form) and may
+    repeat ``model``, ``version``, ``variant``, ``sha256``, ``size``; missing ones are taken from
+    the manifest, given ones must agree with it, since an agent refuses an entry that disagrees.
+
+    Raises:
+        ValueError: a field is invalid, an entry disagrees with its manifest, or a model name
+            appears twice (a device runs one version per model).
+    """
+    if not isinstance(device_id, str) or not device_id:
+        raise ValueError("device_id must be a non-empty string")
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+        raise ValueError(f"sequence must be a non-negative integer, got {sequence!r}")
+    issued, expires = rfc3339(issued_at), rfc3339(expires_at)
+    if expires_at <= issued_at:
+        raise ValueError("expires_at must be later than issued_at")
+    entries = [_desired_entry(m) for m in models]
+    names = [e["model"] for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a model appears twice in one desired state: {sorted(names)}")
+    return {
+        "type": DESIRED_STATE_TYPE,
+        "device_id": device_id,
+        "sequence": sequence,
+        "issued_at": issued,
+        "expires_at": expires,
+        "models": entries,
+    }
+
+
+def _desired_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    raw = entry.get("manifest")
+    if isinstance(raw, SignedDoc):
+        manifest = raw
+    elif isinstance(raw, Mapping):
+        manifest = SignedDoc.from_json(raw)
+    else:
+        raise ValueError("each desired-state entry needs its signed manifest under 'manifest'")
+    doc = manifest.document()
+    if doc.get("type") != MANIFEST_TYPE:
+        raise ValueError(f"entry manifest has type {doc.get('type')!r}, not {MANIFEST_TYPE}")
+    result: dict[str, Any] = {}
+    for field in _MANIFEST_ENTRY_FIELDS:
+        value = entry.get(field, doc.get(field))
+        if value != doc.get(field):
+            raise ValueError(
+                f"desired-state entry {field}={value!r} disagrees with its manifest "
+                f"({doc.get(field)!r})")
+        result[field] = value
+    result["manifest"] = manifest.to_json()
+    return result
+
+
+def _tensor_json(tensor: TensorInfo | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(tensor, TensorInfo):
+        return tensor_to_dict(tensor)
+    missing = {"name", "shape", "dtype", "quantization"} - set(tensor)
+    if missing:
+        raise ValueError(f"tensor entry lacks {sorted(missing)}")
+    return dict(tensor)
+
+
+def _create_private_key(path: Path) -> None:
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = _write_temp(path, pem, mode=0o600)
+    try:
+        # link() fails if the key appeared meanwhile: then the other starter's key stands.
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+            fsync_dir(path.parent)
+    except OSError as exc:
+        raise SigningKeyError(f"cannot create signing key {path}: {exc}") from exc
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    temp = _write_temp(path, data, mode=mode)
+    try:
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise SigningKeyError(f"cannot write {path}: {exc}") from exc
+
+
+def _write_temp(path: Path, data: bytes, *, mode: int) -> Path:
+    """A fully written, fsynced file with ``mode`` beside ``path``."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SigningKeyError(f"cannot write beside {path}: {exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        Path(name).unlink(missing_ok=True)
+        raise SigningKeyError(f"cannot write beside {path}: {exc}") from exc
+    return Path(name)
