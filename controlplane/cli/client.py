@@ -1,0 +1,139 @@
+"""gRPC access to AdminService: channel, bearer token, deadlines, and status -> CliError.
+
+Invariants: no ``grpc.RpcError`` leaves this module; each becomes a ``CliError`` whose exit code
+follows the status code (see ``errors.ExitCode``) and whose message carries the server's details
+and says what to do. The token value never appears in a message, only where it came from.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from controlplane.cli.connection import (
+    ROLE_WORDS,
+    SERVER_ENV,
+    ClientSettings,
+    Credentials,
+    Role,
+    token_help,
+)
+from controlplane.cli.errors import CliError, ExitCode
+from protos import edgefleet_pb2_grpc as pb_grpc
+
+
+def error_for_status(
+    code: grpc.StatusCode,
+    details: str,
+    *,
+    server: str,
+    command: str,
+    role: Role,
+    token_source: str,
+) -> CliError:
+    """The ``CliError`` a failed call becomes: exit code by status, message by situation."""
+    said = details or code.name.lower()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return CliError(
+            f"cannot reach the control plane at {server}: is `edgefleet server` running? "
+            f"set --server/{SERVER_ENV} ({code.name}: {said})",
+            ExitCode.UNREACHABLE,
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return CliError(
+            f"the control plane rejected the token from {token_source}: {said}; "
+            f"`{command}` needs {ROLE_WORDS[role]}: {token_help(role)}",
+            ExitCode.AUTH,
+        )
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return CliError(
+            f"permission denied: `{command}` needs {ROLE_WORDS[role]}, and the token from "
+            f"{token_source} is not allowed: {said}",
+            ExitCode.AUTH,
+        )
+    if code == grpc.StatusCode.NOT_FOUND:
+        return CliError(f"not found: {said}", ExitCode.NOT_FOUND)
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
+        return CliError(f"invalid input: {said}", ExitCode.INVALID)
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        return CliError(f"already exists: {said}", ExitCode.INVALID)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return CliError(f"not possible now: {said}", ExitCode.INVALID)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return CliError(f"over a limit: {said}", ExitCode.INVALID)
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return CliError(
+            f"the control plane at {server} does not support `{command}`: {said}", ExitCode.GENERIC
+        )
+    return CliError(f"the control plane failed ({code.name}): {said}", ExitCode.GENERIC)
+
+
+class AdminClient:
+    """One channel to AdminService for one command; use as a context manager.
+
+    ``call(method, request)`` sends the bearer token and a deadline and maps any failure to a
+    ``CliError`` (see ``error_for_status``).
+    """
+
+    def __init__(
+        self,
+        server: str,
+        credentials: Credentials,
+        settings: ClientSettings,
+        *,
+        command: str,
+        role: Role,
+    ) -> None:
+        self.server = server
+        self._credentials = credentials
+        self._settings = settings
+        self._command = command
+        self._role = role
+        self._channel = grpc.insecure_channel(
+            server,
+            options=[("grpc.max_receive_message_length", settings.max_receive_message_bytes)],
+        )
+        self._stub = pb_grpc.AdminServiceStub(self._channel)
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def call(self, method: str, request: Any, *, timeout: float | None = None) -> Any:
+        """``AdminService.<method>(request)``; ``request`` may be an iterator for client streams.
+
+        Raises ``CliError`` for every failed call.
+        """
+        rpc = getattr(self._stub, method)
+        try:
+            return rpc(
+                request,
+                metadata=(("authorization", f"Bearer {self._credentials.token}"),),
+                timeout=timeout if timeout is not None else self._settings.call_timeout_seconds,
+            )
+        except grpc.RpcError as exc:
+            raise self.error_for(exc) from exc
+
+    def error_for(self, exc: grpc.RpcError) -> CliError:
+        # Every RpcError raised by a sync stub call is also a grpc.Call with code()/details().
+        call: Any = exc
+        return error_for_status(
+            call.code(),
+            call.details() or "",
+            server=self.server,
+            command=self._command,
+            role=self._role,
+            token_source=self._credentials.source,
+        )

@@ -1,0 +1,87 @@
+"""``device list``, ``device show``, ``device label``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from controlplane.cli import convert
+from controlplane.cli.context import Invocation
+from controlplane.cli.errors import CliError, ExitCode
+from controlplane.cli.output import human_size, render_fields, render_table
+from protos import edgefleet_pb2 as pb
+
+
+def _ref(ref: dict[str, Any] | None) -> str | None:
+    """``1.2.0/float16`` for a table cell."""
+    if ref is None:
+        return None
+    return f"{ref['version']}/{ref['variant']}" if ref["variant"] else ref["version"]
+
+
+def _interpreter(hardware: dict[str, Any] | None) -> str | None:
+    if hardware is None or hardware["interpreter"] is None:
+        return None
+    return f"{hardware['interpreter']['name']} {hardware['interpreter']['version']}"
+
+
+def render_device(doc: dict[str, Any]) -> str:
+    hw = doc["hardware"] or {}
+    fields = render_fields([
+        ("id", doc["id"]),
+        ("name", doc["name"]),
+        ("labels", doc["labels"]),
+        ("last seen", doc["last_seen"]),
+        ("enrolled", doc["enrolled_at"]),
+        ("desired sequence", doc["desired_sequence"]),
+        ("arch", hw.get("arch")),
+        ("cpu", f"{hw.get('cpu_model') or '?'} ({hw.get('cpu_cores') or '?'} cores)"
+         if hw else None),
+        ("cpu flags", hw.get("cpu_flags")),
+        ("ram", human_size(hw.get("ram_bytes")) if hw.get("ram_bytes") else None),
+        ("storage free",
+         human_size(hw.get("storage_free_bytes")) if hw.get("storage_free_bytes") else None),
+        ("os", " ".join(filter(None, (hw.get("os"), hw.get("kernel")))) or None),
+        ("interpreter", _interpreter(doc["hardware"])),
+        ("delegates", hw.get("delegates")),
+    ])
+    models = render_table(
+        ("model", "desired", "active", "state", "message"),
+        [(m["model"], _ref(m["desired"]), _ref(m["active"]), m["state"], m["message"])
+         for m in doc["models"]],
+    )
+    return fields + "\n\nmodels:\n" + (models if doc["models"] else "(none)")
+
+
+def list_devices(args: argparse.Namespace, inv: Invocation) -> int:
+    with inv.admin("viewer") as admin:
+        response = admin.call("ListDevices", pb.ListDevicesRequest(selector=args.selector or ""))
+    docs = [convert.device(d) for d in response.devices]
+    inv.output.result({"devices": docs}, lambda d: render_table(
+        ("id", "name", "labels", "arch", "interpreter", "last seen", "active models"),
+        [(x["id"], x["name"], x["labels"], (x["hardware"] or {}).get("arch"),
+          _interpreter(x["hardware"]), x["last_seen"],
+          [f"{m['model']}:{_ref(m['active'])}" for m in x["models"] if m["active"]])
+         for x in d["devices"]],
+    ))
+    return 0
+
+
+def show(args: argparse.Namespace, inv: Invocation) -> int:
+    with inv.admin("viewer") as admin:
+        response = admin.call("GetDevice", pb.GetDeviceRequest(id=args.device_id))
+    inv.output.result(convert.device(response), render_device)
+    return 0
+
+
+def label(args: argparse.Namespace, inv: Invocation) -> int:
+    labels: dict[str, str] = {}
+    for key, value in args.labels:
+        if key in labels:
+            raise CliError(f"label {key!r} given twice", ExitCode.USAGE)
+        labels[key] = value  # an empty value asks the server to remove the label
+    with inv.admin("operator") as admin:
+        response = admin.call("LabelDevice", pb.LabelDeviceRequest(id=args.device_id,
+                                                                   labels=labels))
+    inv.output.result(convert.device(response), render_device)
+    return 0

@@ -1,0 +1,87 @@
+"""``server``, ``worker``, ``db upgrade``, ``demo``: run parts of the control plane here.
+
+Their implementations live elsewhere in ``controlplane`` and pull in the server extras, so they
+are imported only when the command runs; a missing piece becomes a clear ``CliError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from controlplane.cli.context import Invocation
+from controlplane.cli.errors import CliError
+from controlplane.config import Settings
+
+
+def load_entry_point(module: str, attribute: str, command: str) -> Any:
+    """``module.attribute``, imported now; CliError when it or a dependency is missing."""
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        if missing == "controlplane" or missing.startswith("controlplane."):
+            raise CliError(
+                f"`edgefleet {command}` is not available in this installation ({missing} is "
+                "missing): reinstall edgefleet"
+            ) from exc
+        raise CliError(
+            f"`edgefleet {command}` needs the Python package {missing!r}, which is not "
+            "installed: pip install 'edgefleet[controlplane]'"
+        ) from exc
+    try:
+        return getattr(loaded, attribute)
+    except AttributeError as exc:
+        raise CliError(
+            f"`edgefleet {command}` is not available in this installation "
+            f"({module}.{attribute} is missing): reinstall edgefleet"
+        ) from exc
+
+
+def _exit_code(result: object) -> int:
+    """The launchers return an exit code; ``None`` (a plain return) counts as success."""
+    return result if isinstance(result, int) else 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        listen=getattr(args, "listen", None),
+        database_url=getattr(args, "db", None),
+        redis_url=getattr(args, "redis", None),
+        metrics_port=getattr(args, "metrics_port", None),
+    )
+
+
+def server(args: argparse.Namespace, inv: Invocation) -> int:
+    serve = load_entry_point("controlplane.server", "serve", inv.command)
+    return _exit_code(serve(_settings(args)))
+
+
+def worker(args: argparse.Namespace, inv: Invocation) -> int:
+    run_worker = load_entry_point("controlplane.worker", "run_worker", inv.command)
+    return _exit_code(run_worker(_settings(args)))
+
+
+def db_upgrade(args: argparse.Namespace, inv: Invocation) -> int:
+    upgrade = load_entry_point("controlplane.db", "upgrade", inv.command)
+    settings = _settings(args)
+    upgrade(settings.db_url)
+    inv.output.note(f"database is at the newest schema: {_redacted(settings.db_url)}")
+    return 0
+
+
+def demo(args: argparse.Namespace, inv: Invocation) -> int:
+    run_demo = load_entry_point("controlplane.demo", "run_demo", inv.command)
+    return _exit_code(run_demo(data_dir=args.data_dir, devices=args.devices, keep=args.keep))
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,196 @@
+"""Proto messages -> the JSON documents of the CLI contract (DESIGN.md, "CLI contract").
+
+Invariants: every key the contract names is always present; an absent value is an explicit
+``null`` (proto3 cannot tell unset from empty, so empty strings, unset messages and zero
+timestamps of optional things become ``null``); sizes stay integers in bytes; times are RFC 3339
+in UTC with a ``Z``. Unlike ``MessageToDict`` nothing is silently omitted and 64-bit integers stay
+JSON numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC
+from typing import Any
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from protos import edgefleet_pb2 as pb
+
+Doc = dict[str, Any]
+
+
+def rfc3339(ts: Timestamp) -> str:
+    """``2024-05-01T12:00:00Z``; sub-second digits only when the timestamp has them."""
+    moment = ts.ToDatetime(tzinfo=UTC)
+    spec = "microseconds" if moment.microsecond else "seconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def time_field(message: Message, field: str) -> str | None:
+    """The timestamp ``message.<field>`` as RFC 3339, or None when it is unset or zero."""
+    if not message.HasField(field):
+        return None
+    ts: Timestamp = getattr(message, field)
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return rfc3339(ts)
+
+
+def _text(value: str) -> str | None:
+    return value or None
+
+
+def quantization(q: pb.Quantization) -> Doc:
+    return {
+        "scale": list(q.scale),
+        "zero_point": list(q.zero_point),
+        "quantized_dimension": q.quantized_dimension,
+    }
+
+
+def tensor(t: pb.TensorSpec) -> Doc:
+    return {
+        "name": t.name,
+        "shape": list(t.shape),
+        "dtype": t.dtype,
+        "quantization": quantization(t.quantization) if t.HasField("quantization") else None,
+    }
+
+
+def signed_document(doc: pb.SignedDocument) -> Doc:
+    """The payload parsed (it is UTF-8 JSON), the signature in base64."""
+    try:
+        payload: Any = json.loads(doc.payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        # Show what arrived rather than fail the whole listing; verification is the agent's job.
+        payload = base64.b64encode(doc.payload).decode("ascii")
+    return {
+        "key_id": doc.key_id,
+        "payload": payload,
+        "signature": base64.b64encode(doc.signature).decode("ascii"),
+    }
+
+
+def variant(v: pb.Variant) -> Doc:
+    return {
+        "kind": v.kind,
+        "status": v.status,
+        "sha256": _text(v.sha256),
+        "size": v.size if v.sha256 else None,
+        "latency_ms": v.latency_ms or None,
+        "failure": _text(v.failure),
+        "inputs": [tensor(t) for t in v.inputs],
+        "outputs": [tensor(t) for t in v.outputs],
+        "manifest": signed_document(v.manifest) if v.HasField("manifest") else None,
+    }
+
+
+def model_version(m: pb.ModelVersion) -> Doc:
+    return {
+        "name": m.name,
+        "version": m.version,
+        "status": m.status,
+        "failure": _text(m.failure),
+        "sha256": m.sha256,
+        "size": m.size,
+        "inputs": [tensor(t) for t in m.inputs],
+        "outputs": [tensor(t) for t in m.outputs],
+        "operators": list(m.operators),
+        "min_runtime": _text(m.min_runtime),
+        "created_at": time_field(m, "created_at"),
+        "variants": [variant(v) for v in m.variants],
+    }
+
+
+def hardware(h: pb.HardwareProfile) -> Doc:
+    return {
+        "arch": _text(h.arch),
+        "cpu_model": _text(h.cpu_model),
+        "cpu_cores": h.cpu_cores or None,
+        "cpu_flags": list(h.cpu_flags),
+        "ram_bytes": h.ram_bytes or None,
+        "ram_available_bytes": h.ram_available_bytes or None,
+        "storage_free_bytes": h.storage_free_bytes or None,
+        "os": _text(h.os),
+        "kernel": _text(h.kernel),
+        "interpreter": (
+            {"name": h.interpreter.name, "version": h.interpreter.version}
+            if h.HasField("interpreter") and h.interpreter.name
+            else None
+        ),
+        "delegates": list(h.delegates),
+    }
+
+
+def model_ref(message: Message, field: str) -> Doc | None:
+    """``{"version", "variant", "sha256"}`` of ``message.<field>``, or None when unset/empty."""
+    if not message.HasField(field):
+        return None
+    ref: pb.ModelRef = getattr(message, field)
+    if not (ref.version or ref.sha256):
+        return None
+    return {"version": ref.version, "variant": _text(ref.variant), "sha256": _text(ref.sha256)}
+
+
+def device_model(dm: pb.DeviceModel) -> Doc:
+    return {
+        "model": dm.model,
+        "desired": model_ref(dm, "desired"),
+        "active": model_ref(dm, "active"),
+        "state": _text(dm.state),
+        "message": _text(dm.message),
+    }
+
+
+def device(d: pb.Device) -> Doc:
+    return {
+        "id": d.id,
+        "name": d.name,
+        "labels": dict(sorted(d.labels.items())),
+        "hardware": hardware(d.hardware) if d.HasField("hardware") else None,
+        "last_seen": time_field(d, "last_seen"),
+        "enrolled_at": time_field(d, "enrolled_at"),
+        "desired_sequence": d.desired_sequence,
+        "models": [device_model(m) for m in d.models],
+    }
+
+
+def wave(w: pb.Wave) -> Doc:
+    return {
+        "index": w.index,
+        "devices": w.devices,
+        "succeeded": w.succeeded,
+        "failed": w.failed,
+        "state": w.state,
+    }
+
+
+def rollout(r: pb.Rollout) -> Doc:
+    return {
+        "id": r.id,
+        "model": r.model,
+        "version": r.version,
+        "selector": r.selector,
+        "state": r.state,
+        "waves": [wave(w) for w in r.waves],
+        "created_at": time_field(r, "created_at"),
+        "updated_at": time_field(r, "updated_at"),
+        "created_by": _text(r.created_by),
+    }
+
+
+def created_token(t: pb.CreateTokenResponse) -> Doc:
+    return {"id": t.id, "token": t.token, "role": t.role}
+
+
+def enrollment_token(t: pb.CreateEnrollmentTokenResponse) -> Doc:
+    return {
+        "id": t.id,
+        "token": t.token,
+        "uses": t.uses,
+        "expires_at": time_field(t, "expires_at"),
+        "labels": dict(sorted(t.labels.items())),
+    }

@@ -1,0 +1,316 @@
+"""``edgefleet``: the operator CLI of the EdgeFleet control plane.
+
+The argparse tree lives here; each command's handler lives in ``controlplane.cli.commands.<noun>``
+and is imported only when that command runs, so ``edgefleet --help`` is fast and works without
+the server extras. Global options (``--server``, ``--token``, ``-o``) are accepted before and
+after the command words.
+
+Exit codes (stable; scripts rely on them):
+
+    0    success
+    1    generic failure: the server failed (INTERNAL, UNKNOWN, ...) or a local command failed
+    2    usage: malformed command line (unknown flag, bad duration, bad label, bad NAME:VERSION)
+    3    the control plane is unreachable (UNAVAILABLE, DEADLINE_EXCEEDED)
+    4    authentication or permission: no token, a rejected token, or a role too low
+    5    not found: the model, device or rollout does not exist
+    6    invalid input: a missing/unreadable/invalid local file, INVALID_ARGUMENT, ALREADY_EXISTS,
+         FAILED_PRECONDITION, RESOURCE_EXHAUSTED (over a server limit)
+    7    `rollout status --watch` ended with the rollout failed, aborted or rolled back
+    130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from controlplane.cli.connection import DEFAULT_SERVER, ClientSettings
+from controlplane.cli.context import Invocation
+from controlplane.cli.durations import parse_duration
+from controlplane.cli.errors import CliError, ExitCode
+from controlplane.cli.output import Output
+from controlplane.cli.parsing import parse_label, parse_label_list, parse_model_ref, parse_waves
+
+T = TypeVar("T")
+
+Handler = Callable[[argparse.Namespace, Invocation], int]
+
+_DESCRIPTION = """\
+Operate an EdgeFleet control plane: push models, create tokens, inspect devices, run rollouts.
+Local commands (server, worker, db upgrade, demo) run the control plane itself."""
+
+_EPILOG = f"""\
+connection:
+  --server  ADDR, else $EDGEFLEET_SERVER, else {DEFAULT_SERVER}
+  --token   TOKEN, else $EDGEFLEET_TOKEN, else the file $EDGEFLEET_DATA_DIR/admin-token, else
+            ./edgefleet-data/admin-token (whichever exists: on the server host the first admin
+            token is found without any flag)
+
+output:
+  -o table  aligned columns for people (default); -o json: exactly one JSON document on stdout.
+  Sizes are bytes, times RFC 3339 UTC, durations like 10m, 2h, 7d. Errors go to stderr.
+
+exit codes:
+  0 ok, 1 failure, 2 usage, 3 server unreachable, 4 token missing/rejected/not allowed,
+  5 not found, 6 invalid input/already exists/wrong state, 7 watched rollout did not succeed,
+  130 interrupted"""
+
+
+def _typed(parse: Callable[[str], T], name: str) -> Callable[[str], T]:
+    """An argparse ``type=`` that keeps the parser's own message (argparse drops ValueError's)."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    convert.__name__ = name
+    return convert
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise ValueError(f"port {text!r} is above 65535")
+    return value
+
+
+def _positive_duration(text: str) -> int:
+    seconds = parse_duration(text)
+    if seconds == 0:
+        raise ValueError(f"duration {text!r} must be longer than 0s")
+    return seconds
+
+
+positive_int = _typed(_positive_int, "count")
+port = _typed(_port, "port")
+duration = _typed(parse_duration, "duration")
+positive_duration = _typed(_positive_duration, "duration")
+label_list = _typed(parse_label_list, "labels")
+label_assignment = _typed(lambda s: parse_label(s, allow_empty_value=True), "label")
+model_ref_optional_version = _typed(lambda s: parse_model_ref(s, require_version=False), "model")
+model_ref_with_version = _typed(lambda s: parse_model_ref(s, require_version=True), "model")
+waves = _typed(parse_waves, "waves")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Sub-parsers copy their defaults over the namespace; SUPPRESS keeps a value given before
+    # the command words from being reset by the sub-parser's default.
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--server", metavar="ADDR", default=None if top else argparse.SUPPRESS,
+        help=f"control plane address (env EDGEFLEET_SERVER; default {DEFAULT_SERVER})",
+    )
+    group.add_argument(
+        "--token", metavar="TOKEN", default=None if top else argparse.SUPPRESS,
+        help="API token (env EDGEFLEET_TOKEN; else $EDGEFLEET_DATA_DIR/admin-token or "
+             "./edgefleet-data/admin-token when the file exists)",
+    )
+    group.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table" if top else argparse.SUPPRESS,
+        help="table for people (default) or exactly one JSON document on stdout",
+    )
+
+
+class _Tree:
+    """Builds the nested sub-commands, giving every level the global options."""
+
+    def __init__(self, parser: argparse.ArgumentParser, dest: str) -> None:
+        self._sub = parser.add_subparsers(dest=dest, metavar="COMMAND", required=True)
+
+    def command(
+        self, name: str, help: str, *, handler: str | None = None, words: str | None = None
+    ) -> argparse.ArgumentParser:
+        """A sub-command; ``handler`` names ``"module:function"`` in ``cli.commands``."""
+        parser = self._sub.add_parser(name, help=help, description=help)
+        _add_global_options(parser, top=False)
+        if handler:
+            parser.set_defaults(handler=handler, command_name=words or name)
+        return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgefleet", description=_DESCRIPTION, epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_global_options(parser, top=True)
+    top = _Tree(parser, "noun")
+    _add_local_commands(top)
+    _add_token_commands(top)
+    _add_model_commands(top)
+    _add_device_commands(top)
+    _add_rollout_commands(top)
+    return parser
+
+
+def _add_local_commands(top: _Tree) -> None:
+    server = top.command("server", "run the control plane API server (and, embedded, its worker)",
+                         handler="local:server")
+    server.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="database, artifacts, signing key, admin-token (env "
+                             "EDGEFLEET_DATA_DIR; default ./edgefleet-data)")
+    server.add_argument("--listen", metavar="HOST:PORT",
+                        help="gRPC address (env EDGEFLEET_LISTEN; default 127.0.0.1:7443)")
+    _add_store_options(server)
+    server.add_argument("--metrics-port", type=port, metavar="N", help="serve Prometheus metrics")
+
+    worker = top.command("worker", "run a Celery worker for background jobs (scaled-out mode)",
+                         handler="local:worker")
+    _add_store_options(worker)
+    worker.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory")
+
+    db = _Tree(top.command("db", "database maintenance"), "verb")
+    upgrade = db.command("upgrade", "apply database migrations", handler="local:db_upgrade",
+                         words="db upgrade")
+    upgrade.add_argument("--db", metavar="URL", help="database URL (env EDGEFLEET_DB; "
+                                                     "default SQLite in the data dir)")
+    upgrade.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory")
+
+    demo = top.command("demo", "the whole mission on one machine: real model, real agents",
+                       handler="local:demo")
+    demo.add_argument("--data-dir", type=Path, metavar="DIR",
+                      help="where the demo keeps its state (default: a temporary directory)")
+    demo.add_argument("--devices", type=positive_int, default=3, metavar="N",
+                      help="number of agents to run (default 3)")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the data dir and processes' logs afterwards")
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL",
+                        help="database URL, e.g. postgresql://... (env EDGEFLEET_DB; "
+                             "default SQLite in the data dir)")
+    parser.add_argument("--redis", metavar="URL",
+                        help="Redis URL for Celery and notifications (env EDGEFLEET_REDIS; "
+                             "default: in-process broker)")
+
+
+def _add_token_commands(top: _Tree) -> None:
+    token = _Tree(top.command("token", "API tokens for operators and scripts"), "verb")
+    create = token.command("create", "create an API token (shown once)",
+                           handler="tokens:create_token", words="token create")
+    create.add_argument("--role", required=True, choices=("admin", "operator", "viewer"),
+                        help="viewer reads; operator also pushes and rolls out; admin also "
+                             "creates tokens")
+    create.add_argument("--description", default="", metavar="TEXT", help="who or what it is for")
+
+    enroll = _Tree(top.command("enroll-token", "one-time tokens for enrolling devices"), "verb")
+    create = enroll.command("create", "create an enrollment token",
+                            handler="tokens:create_enrollment_token", words="enroll-token create")
+    create.add_argument("--labels", type=label_list, metavar="k=v,...",
+                        help="labels every device enrolled with it gets")
+    create.add_argument("--uses", type=positive_int, metavar="N",
+                        help="how many devices may enroll with it (server default 1)")
+    create.add_argument("--expires", type=positive_duration, metavar="DURATION",
+                        help="lifetime, e.g. 24h, 7d (server default 24h)")
+
+
+def _add_model_commands(top: _Tree) -> None:
+    model = _Tree(top.command("model", "model versions and their optimized variants"), "verb")
+    push = model.command("push", "upload a .tflite model as a new version",
+                         handler="models:push", words="model push")
+    push.add_argument("file", type=Path, metavar="FILE", help="the .tflite file")
+    push.add_argument("--name", required=True, help="model name")
+    push.add_argument("--version", required=True, help="version, e.g. 1.2.0")
+    push.add_argument("--calibration", type=Path, metavar="FILE.npz",
+                      help="one array per model input, keyed by input name, shape (N, *input)")
+    model.command("list", "list model versions", handler="models:list_models", words="model list")
+    show = model.command("show", "show a model version, its signature and variants",
+                         handler="models:show", words="model show")
+    show.add_argument("ref", type=model_ref_optional_version, metavar="NAME[:VERSION]",
+                      help="without a version: the newest")
+
+
+def _add_device_commands(top: _Tree) -> None:
+    device = _Tree(top.command("device", "enrolled devices"), "verb")
+    listing = device.command("list", "list devices", handler="devices:list_devices",
+                             words="device list")
+    listing.add_argument("--selector", metavar="EXPR", help="e.g. site=berlin,tier=canary")
+    show = device.command("show", "show a device, its hardware and models",
+                          handler="devices:show", words="device show")
+    show.add_argument("device_id", metavar="DEVICE_ID")
+    label = device.command("label", "set labels on a device (k= removes k)",
+                           handler="devices:label", words="device label")
+    label.add_argument("device_id", metavar="DEVICE_ID")
+    label.add_argument("labels", nargs="+", type=label_assignment, metavar="k=v")
+
+
+def _add_rollout_commands(top: _Tree) -> None:
+    rollout = _Tree(top.command("rollout", "roll a model version out to devices"), "verb")
+    create = rollout.command("create", "start a rollout", handler="rollouts:create",
+                             words="rollout create")
+    create.add_argument("ref", type=model_ref_with_version, metavar="NAME:VERSION")
+    create.add_argument("--selector", required=True, metavar="EXPR",
+                        help="which devices, e.g. site=berlin,tier=canary")
+    create.add_argument("--waves", type=waves, metavar="LIST", help="e.g. 1%%,10%%,50%%,100%%")
+    create.add_argument("--bake", type=duration, metavar="DURATION",
+                        help="time a wave must stay healthy before the next, e.g. 10m")
+    rollout.command("list", "list rollouts", handler="rollouts:list_rollouts",
+                    words="rollout list")
+    status = rollout.command("status", "show a rollout and its waves", handler="rollouts:status",
+                             words="rollout status")
+    status.add_argument("rollout_id", metavar="ROLLOUT_ID")
+    status.add_argument("--watch", action="store_true",
+                        help="re-poll every 2 s until the rollout ends or is paused")
+    for action, help in (("pause", "stop moving devices forward"),
+                         ("resume", "continue a paused rollout"),
+                         ("abort", "stop the rollout and leave devices as they are"),
+                         ("rollback", "stop and return devices to the previous version")):
+        change = rollout.command(action, help, handler="rollouts:change",
+                                 words=f"rollout {action}")
+        change.add_argument("rollout_id", metavar="ROLLOUT_ID")
+        change.set_defaults(action=action)
+
+
+def _load_handler(spec: str) -> Handler:
+    module, _, function = spec.partition(":")
+    handler: Handler = getattr(importlib.import_module(f"controlplane.cli.commands.{module}"),
+                               function)
+    return handler
+
+
+def main(argv: Sequence[str] | None = None, *, settings: ClientSettings | None = None) -> int:
+    """Run one command; returns its exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+    output = Output(args.output)
+    invocation = Invocation(args=args, output=output, settings=settings or ClientSettings())
+    try:
+        return int(_load_handler(args.handler)(args, invocation))
+    except CliError as exc:
+        output.error(exc.message)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`| head`); point stdout at devnull so the flush at exit is quiet.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitCode.GENERIC)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

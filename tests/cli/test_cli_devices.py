@@ -1,0 +1,107 @@
+"""``device list|show|label`` against a real gRPC server with a canned AdminService."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from protos import edgefleet_pb2 as pb
+
+Runner = Callable[..., Any]
+
+
+def _device(**labels: str) -> pb.Device:
+    return pb.Device(
+        id="d-1", name="cam-1", labels=labels or {"site": "berlin"},
+        hardware=pb.HardwareProfile(
+            arch="aarch64", cpu_cores=4, ram_bytes=4 * 1024**3,
+            interpreter=pb.InterpreterInfo(name="tflite-runtime", version="2.14.0")),
+        last_seen=Timestamp(seconds=1714564800),
+        models=[
+            pb.DeviceModel(
+                model="face",
+                desired=pb.ModelRef(model="face", version="1.3.0", variant="full_int8",
+                                    sha256="aa" * 32),
+                active=pb.ModelRef(model="face", version="1.2.0", variant="float16",
+                                   sha256="bb" * 32),
+                state="downloading"),
+            pb.DeviceModel(model="kws", desired=pb.ModelRef(model="kws", version="1",
+                                                           variant="float32", sha256="cc" * 32)),
+        ],
+    )
+
+
+def test_device_list_passes_the_selector_and_prints_one_json_document(
+    cli: Runner, admin_server: Any
+) -> None:
+    admin_server.service.reply("ListDevices", pb.ListDevicesResponse(devices=[_device()]))
+    result = cli("device", "list", "--selector", "site=berlin", "-o", "json")
+    assert result.code == 0
+    assert admin_server.service.requests["ListDevices"][0].selector == "site=berlin"
+    (device,) = result.json()["devices"]
+    assert (device["id"], device["last_seen"]) == ("d-1", "2024-05-01T12:00:00Z")
+
+
+def test_device_list_table(cli: Runner, admin_server: Any) -> None:
+    never_seen = pb.Device(id="d-2", name="cam-2")
+    admin_server.service.reply("ListDevices",
+                               pb.ListDevicesResponse(devices=[_device(), never_seen]))
+    lines = cli("device", "list").out.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "LABELS", "ARCH", "INTERPRETER", "LAST", "SEEN",
+                                "ACTIVE", "MODELS"]
+    assert lines[1].split() == ["d-1", "cam-1", "site=berlin", "aarch64", "tflite-runtime",
+                                "2.14.0", "2024-05-01T12:00:00Z", "face:1.2.0/float16"]
+    assert lines[2].split() == ["d-2", "cam-2", "-", "-", "-", "-", "-"]
+
+
+def test_device_show_json_has_desired_and_active_with_explicit_nulls(
+    cli: Runner, admin_server: Any
+) -> None:
+    admin_server.service.reply("GetDevice", _device())
+    result = cli("device", "show", "d-1", "-o", "json")
+    assert result.code == 0
+    assert admin_server.service.requests["GetDevice"][0].id == "d-1"
+    doc = result.json()
+    assert {"id", "name", "labels", "hardware", "last_seen", "models"} <= doc.keys()
+    face, kws = doc["models"]
+    assert face["desired"] == {"version": "1.3.0", "variant": "full_int8", "sha256": "aa" * 32}
+    assert face["active"] == {"version": "1.2.0", "variant": "float16", "sha256": "bb" * 32}
+    assert kws["active"] is None
+
+
+def test_device_show_table(cli: Runner, admin_server: Any) -> None:
+    admin_server.service.reply("GetDevice", _device())
+    out = cli("device", "show", "d-1").out
+    assert "interpreter:      tflite-runtime 2.14.0" in out
+    assert "ram:              4.0 GiB" in out
+    model_rows = [line.split() for line in out.split("models:\n")[1].splitlines()[1:]]
+    assert model_rows == [["face", "1.3.0/full_int8", "1.2.0/float16", "downloading", "-"],
+                          ["kws", "1/float32", "-", "-", "-"]]
+
+
+def test_device_show_of_an_unknown_device_exits_5(cli: Runner, admin_server: Any) -> None:
+    admin_server.service.fail("GetDevice", grpc.StatusCode.NOT_FOUND, "no device d-9")
+    result = cli("device", "show", "d-9")
+    assert (result.code, result.out) == (5, "")
+    assert "no device d-9" in result.err
+
+
+def test_device_label_sends_set_and_remove_in_one_call(cli: Runner, admin_server: Any) -> None:
+    admin_server.service.reply("LabelDevice", _device(site="munich"))
+    result = cli("device", "label", "d-1", "site=munich", "tier=", "-o", "json")
+    assert result.code == 0
+    request = admin_server.service.requests["LabelDevice"][0]
+    assert (request.id, dict(request.labels)) == ("d-1", {"site": "munich", "tier": ""})
+    assert result.json()["labels"] == {"site": "munich"}
+
+
+def test_device_label_with_a_key_given_twice_is_a_usage_error(
+    cli: Runner, admin_server: Any
+) -> None:
+    result = cli("device", "label", "d-1", "site=a", "site=b")
+    assert result.code == 2
+    assert "label 'site' given twice" in result.err
+    assert admin_server.service.calls("LabelDevice") == 0

@@ -1,0 +1,138 @@
+"""``server``, ``worker``, ``db upgrade``, ``demo``: arguments reach the launchers as Settings,
+exit codes come back, and a missing piece is a clear error instead of a traceback.
+
+The launchers themselves belong to other modules and are tested there; here each is replaced
+by a recording stand-in module so that only the CLI's plumbing is under test.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controlplane.cli.commands.local import load_entry_point
+from controlplane.cli.errors import CliError
+from controlplane.config import Settings
+
+Runner = Callable[..., Any]
+
+
+class Recorder:
+    def __init__(self, result: Any = 0) -> None:
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.result = result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((args, kwargs))
+        return self.result
+
+
+def _install(monkeypatch: pytest.MonkeyPatch, module: str, attribute: str,
+             recorder: Recorder) -> None:
+    stand_in = types.ModuleType(module)
+    setattr(stand_in, attribute, recorder)
+    monkeypatch.setitem(sys.modules, module, stand_in)
+
+
+def test_server_builds_settings_from_its_flags(
+    run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve = Recorder(result=0)
+    _install(monkeypatch, "controlplane.server", "serve", serve)
+    result = run("server", "--data-dir", "state", "--listen", "0.0.0.0:9000", "--db",
+                 "postgresql://u@db/edgefleet", "--redis", "redis://r:6379/0",
+                 "--metrics-port", "9100")
+    assert result.code == 0
+    ((settings,), _kwargs) = serve.calls[0]
+    assert isinstance(settings, Settings)
+    assert (settings.data_dir, settings.listen, settings.database_url, settings.redis_url,
+            settings.metrics_port) == (Path("state"), "0.0.0.0:9000",
+                                       "postgresql://u@db/edgefleet", "redis://r:6379/0", 9100)
+
+
+def test_server_without_flags_takes_the_environment_then_defaults(
+    run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve = Recorder(result=None)
+    _install(monkeypatch, "controlplane.server", "serve", serve)
+    monkeypatch.setenv("EDGEFLEET_REDIS", "redis://from-env")
+    assert run("server").code == 0
+    ((settings,), _kwargs) = serve.calls[0]
+    assert (settings.redis_url, settings.listen, settings.data_dir) == (
+        "redis://from-env", "127.0.0.1:7443", Path("edgefleet-data"))
+
+
+def test_server_exit_code_is_passed_through(run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    _install(monkeypatch, "controlplane.server", "serve", Recorder(result=3))
+    assert run("server").code == 3
+
+
+def test_worker_gets_store_settings(run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_worker = Recorder()
+    _install(monkeypatch, "controlplane.worker", "run_worker", run_worker)
+    assert run("worker", "--db", "sqlite:///x.db", "--redis", "redis://r").code == 0
+    ((settings,), _kwargs) = run_worker.calls[0]
+    assert (settings.database_url, settings.redis_url) == ("sqlite:///x.db", "redis://r")
+
+
+def test_db_upgrade_gets_the_database_url_in_force(
+    run: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    upgrade = Recorder()
+    _install(monkeypatch, "controlplane.db", "upgrade", upgrade)
+    assert run("db", "upgrade", "--data-dir", "state").code == 0
+    assert upgrade.calls[0][0] == (f"sqlite:///{tmp_path / 'state' / 'edgefleet.db'}",)
+    result = run("db", "upgrade", "--db", "postgresql://u:secret@db/edgefleet")
+    assert upgrade.calls[1][0] == ("postgresql+psycopg://u:secret@db/edgefleet",)
+    assert "secret" not in result.err  # the password is not echoed
+    assert "postgresql+psycopg://u:***@db/edgefleet" in result.err
+
+
+def test_demo_gets_its_options(run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_demo = Recorder(result=0)
+    _install(monkeypatch, "controlplane.demo", "run_demo", run_demo)
+    assert run("demo").code == 0
+    assert run_demo.calls[0] == ((), {"data_dir": None, "devices": 3, "keep": False})
+    assert run("demo", "--devices", "5", "--keep", "--data-dir", "d").code == 0
+    assert run_demo.calls[1] == ((), {"data_dir": Path("d"), "devices": 5, "keep": True})
+
+
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [(["server"], "controlplane.server"), (["worker"], "controlplane.worker"),
+     (["db", "upgrade"], "controlplane.db"), (["demo"], "controlplane.demo")],
+)
+def test_missing_launcher_module_is_a_clear_error(
+    run: Runner, monkeypatch: pytest.MonkeyPatch, argv: list[str], module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail as if absent
+    result = run(*argv)
+    assert result.code == 1
+    assert f"`edgefleet {' '.join(argv)}` is not available in this installation" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_launcher_module_without_its_function_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "controlplane.demo", types.ModuleType("controlplane.demo"))
+    with pytest.raises(CliError, match=r"controlplane\.demo\.run_demo is missing"):
+        load_entry_point("controlplane.demo", "run_demo", "demo")
+
+
+def test_missing_third_party_dependency_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "launcher_needing_extras.py").write_text(
+        "import edgefleet_dependency_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(CliError) as caught:
+        load_entry_point("launcher_needing_extras", "serve", "server")
+    assert "'edgefleet_dependency_that_is_not_installed', which is not installed" in \
+        caught.value.message
+    assert "pip install 'edgefleet[controlplane]'" in caught.value.message
