@@ -283,9 +283,9 @@ def _broadcast_params(binding: _Binding, ndim: int) -> tuple[Any, Any]:
 
 def _random_input(binding: _Binding, rng: np.random.Generator) -> np.ndarray:
     """Float values the input can represent: its quantized range, or [-1, 1] for floats."""
-    if binding.quantized and binding.scales.size == 1:
+    lo, hi = -1.0, 1.0
+    if binding.quantized:
         info = np.iinfo(binding.dtype)
-        lo = (info.min - binding.zero_points[0]) * binding.scales[0]
-        hi = (info.max - binding.zero_points[0]) * binding.scales[0]
-        return rng.uniform(lo, hi, binding.shape).astype(np.float32)
-    return rng.uniform(-1.0, 1.0, binding.shape).astype(np.float32)
+        scale, zero_point = _broadcast_params(binding, len(binding.shape))
+        lo, hi = np.min((info.min - zero_point) * scale), np.max((info.max - zero_point) * scale)
+    return rng.uniform(lo, hi, binding.shape).astype(np.float32)

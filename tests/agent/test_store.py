@@ -1,0 +1,87 @@
+"""On-disk agent state: modes, crash-safe replacement, artifact verification, pruning."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
+from agent.refs import ModelRef
+from agent.store import ActiveModel, AgentStore, Credential, StoredState, atomic_write
+from agent.trust import Signed
+from tests.agent.support import manifest_doc, mlp_artifact
+
+
+@pytest.fixture
+def store(data_dir):
+    s = AgentStore(data_dir)
+    s.ensure()
+    return s
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_credential_file_is_private_and_round_trips(store):
+    credential = Credential("dev-1", "secret", "127.0.0.1:7443")
+    store.write_credential(credential)
+    assert mode(store.credential_path) == 0o600
+    assert mode(store.data_dir) == 0o700
+    assert store.read_credential() == credential
+
+
+def test_corrupt_credential_file_says_how_to_recover(store):
+    store.credential_path.write_text("{")
+    with pytest.raises(ConfigurationError, match="enroll-token"):
+        store.read_credential()
+
+
+def test_atomic_write_leaves_no_temp_files_and_replaces_whole(store):
+    target = store.data_dir / "x.json"
+    atomic_write(target, b"old")
+    atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in store.data_dir.iterdir() if p.name.startswith(".")) == []
+
+
+def test_state_round_trips(store):
+    signed = Signed(b'{"a":1}', b"s" * 64, "abcd")
+    state = StoredState(
+        desired_state=signed,
+        active=(ActiveModel(ModelRef("face", "1", "float32", "a" * 64), signed),),
+        previous={"face": "b" * 64},
+    )
+    store.write_state(state)
+    assert store.read_state() == state
+
+
+def test_missing_state_is_empty_and_garbage_state_is_a_document_error(store):
+    assert store.read_state() == StoredState()
+    store.state_path.write_text('{"active": [{"model": 1}]}')
+    with pytest.raises(DocumentError):
+        store.read_state()
+
+
+def test_verified_artifact_deletes_a_corrupt_file(store):
+    artifact = mlp_artifact()
+    manifest = manifest_doc(artifact)
+    assert store.verified_artifact(manifest) is None
+    path = store.artifact_path(artifact.sha256)
+    path.write_bytes(artifact.data)
+    assert store.verified_artifact(manifest) == path
+    path.write_bytes(artifact.data[:-1] + b"\0")
+    with pytest.raises(ArtifactMismatchError):
+        store.verified_artifact(manifest)
+    assert not path.exists()
+
+
+def test_prune_keeps_only_named_artifacts_and_parts(store):
+    for sha in ("a" * 64, "b" * 64):
+        store.artifact_path(sha).write_bytes(b"x")
+        store.part_path(sha).write_bytes(b"x")
+    store.prune({"a" * 64})
+    assert store.artifact_path("a" * 64).exists() and store.part_path("a" * 64).exists()
+    assert not store.artifact_path("b" * 64).exists() and not store.part_path("b" * 64).exists()
