@@ -150,12 +150,10 @@ class EmbeddedWorker:
     def stop(self, timeout: float = 10.0) -> None:
         if self._worker is None:
             return
-        from celery.worker import state
-
-        state.should_terminate = 0  # asks the worker loop to finish, as celery's test worker does
+        # Stops the consumer, the pool and the embedded beat, then the thread's start() returns.
+        self._worker.stop(in_sighandler=False, exitcode=0)
         if self._thread is not None:
             self._thread.join(timeout)
-        state.should_terminate = None
         self._worker = None
 
 

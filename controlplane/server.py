@@ -115,10 +115,11 @@ async def serve_async(settings: Settings, *, ready: asyncio.Event | None = None,
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = settings.listen.rsplit(":", 1)[0]
-    mode = ("embedded (SQLite, in-process worker)" if settings.embedded
-            else "scaled out (database + Redis; run `edgefleet worker`)")
-    print(f"edgefleet server listening on {host}:{port}, {mode}; data in {settings.data_dir}",
-          flush=True)
+    database = "SQLite in the data dir" if not settings.database_url else settings.db_url.split("@")[-1]
+    jobs = ("in-process Celery worker" if settings.embedded
+            else "Celery on Redis (run `edgefleet worker`)")
+    print(f"edgefleet server listening on {host}:{port}; database: {database}; jobs: {jobs}; "
+          f"data in {settings.data_dir}", flush=True)
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -122,11 +122,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             calibration = None
             if h.calibration:
                 _check_calibration(h.calibration, info)
-                cal = store.put_bytes(h.calibration) if hasattr(store, "put_bytes") else None
-                if cal is None:
-                    cu = store.begin_upload(max_bytes=settings.max_calibration_bytes)
-                    cu.write(h.calibration)
-                    cal = cu.commit()
+                cal = store.put_bytes(h.calibration, max_bytes=settings.max_calibration_bytes)
                 calibration = registry.Upload(sha256=cal.sha256, size=cal.size)
 
             def work() -> pb.ModelVersion:
@@ -149,7 +145,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             return registry.version_exists(s, name, version)
 
     def _inspect(self, sha256: str) -> Any:
-        return inspect_model(self.plane.store.read_bytes(sha256))
+        return inspect_model(self.plane.store.read_bytes(
+            sha256, max_bytes=self.plane.settings.max_model_bytes))
 
     def _drop_unreferenced(self, sha256: str) -> None:
         """Remove a just-stored blob unless a row (another version) already refers to it."""
@@ -262,7 +259,7 @@ def _too_large(size: int, limit: int, what: str = "model") -> Exception:
 
     return ModelTooLargeError(
         f"{what} is {size} bytes; this server accepts at most {limit} bytes "
-        f"(setting max_model_bytes)")
+        f"(setting max_model_bytes)", limit=limit)
 
 
 def _check_calibration(data: bytes, info: Any) -> None:

@@ -25,6 +25,9 @@ _REGISTRY_STATUS: dict[type[Exception], grpc.StatusCode] = {
     registry_errors.ArtifactIntegrityError: grpc.StatusCode.INVALID_ARGUMENT,
     registry_errors.DuplicateVersionError: grpc.StatusCode.ALREADY_EXISTS,
     registry_errors.ModelNotFoundError: grpc.StatusCode.NOT_FOUND,
+    registry_errors.ArtifactNotFoundError: grpc.StatusCode.NOT_FOUND,
+    # disk full or unreadable: the caller did nothing wrong and may retry later
+    registry_errors.StorageError: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -23,7 +23,7 @@ from controlplane.errors import InvalidArgumentError, NotFoundError
 from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
 from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.services import manifest_json
-from controlplane.registry.signing import Signer, rfc3339
+from controlplane.registry.signing import Signer, build_desired_state
 from controlplane.selectors import matches, validate_labels
 
 MAX_PROFILE_BYTES = 16 * 1024
@@ -169,8 +169,8 @@ def publish_desired_state(
             "manifest": manifest,
         })
     expires = now + dt.timedelta(seconds=settings.desired_state_ttl_seconds)
-    doc = signer.build_desired_state(
-        device_id=device_id, sequence=seq, issued_at=rfc3339(now), expires_at=rfc3339(expires),
+    doc = build_desired_state(
+        device_id=device_id, sequence=seq, issued_at=now, expires_at=expires,
         models=entries,
     )
     signed = signer.sign_document(doc)

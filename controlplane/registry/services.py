@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
-from controlplane.registry.signing import Signer, rfc3339
+from controlplane.registry.signing import Signer, build_manifest
 from controlplane.registry.tflite import ModelInfo, tensor_to_dict
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
@@ -173,7 +173,7 @@ def mark_variant_measured(
     """Record a successful measurement and sign the variant's manifest; the version becomes ready
     once none of its variants is pending."""
     mv = variant.model_version
-    manifest = signer.build_manifest(
+    manifest = build_manifest(
         model=mv.model.name,
         version=mv.version,
         variant=variant.kind,
@@ -182,7 +182,7 @@ def mark_variant_measured(
         inputs=variant.inputs,
         outputs=variant.outputs,
         min_runtime=mv.min_runtime,
-        created_at=rfc3339(now),
+        created_at=now,
     )
     signed = signer.sign_document(manifest)
     variant.latency_ms = latency_ms

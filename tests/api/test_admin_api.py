@@ -1,0 +1,153 @@
+"""AdminService over a real socket: model push, listing, rollouts, and what bad input gets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from controlplane import modelgen
+from protos import edgefleet_pb2 as pb
+from tests.api.conftest import RunningServer, bearer
+from tests.api.helpers import push, push_requests, wait_ready
+
+MODEL = modelgen.build_cnn(seed=1)
+
+
+def _code(exc_info: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
+    return exc_info.value.code()
+
+
+def _blobs(srv: RunningServer) -> list[str]:
+    root = srv.settings.artifact_dir
+    return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def _no_models(srv: RunningServer) -> bool:
+    return len(srv.admin().ListModels(pb.ListModelsRequest(),
+                                      metadata=bearer(srv.admin_token)).models) == 0
+
+
+def test_push_records_signature_and_becomes_ready_with_a_signed_manifest(server: RunningServer) -> None:
+    mv = push(server, "cnn", "1.0.0", MODEL)
+    assert mv.status == "pending"
+    assert mv.sha256 == hashlib.sha256(MODEL).hexdigest()
+    assert [t.name for t in mv.inputs] == ["image"]
+    assert list(mv.inputs[0].shape) == [1, 28, 28, 1] and mv.inputs[0].dtype == "float32"
+    assert "CONV_2D" in mv.operators
+    ready = wait_ready(server, "cnn", "1.0.0")
+    assert ready.status == "ready", ready.failure
+    (variant,) = ready.variants
+    assert variant.kind == "float32" and variant.size == len(MODEL) and variant.latency_ms > 0
+    key = load_pem_public_key(server.settings.signing_public_key_path.read_bytes())
+    key.verify(variant.manifest.signature, variant.manifest.payload)  # raises if forged
+    manifest = json.loads(variant.manifest.payload)
+    assert manifest["sha256"] == variant.sha256 and manifest["model"] == "cnn"
+
+
+def test_duplicate_version_is_already_exists_and_stores_nothing_new(server: RunningServer) -> None:
+    """Input tried: the same name:version pushed twice."""
+    push(server, "cnn", "1.0.0", MODEL)
+    with pytest.raises(grpc.RpcError) as err:
+        push(server, "cnn", "1.0.0", modelgen.build_cnn(seed=2))
+    assert _code(err) == grpc.StatusCode.ALREADY_EXISTS
+    assert len(_blobs(server)) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "data"),
+    [
+        ("not_tflite", b"PK\x03\x04 this is a zip, not a model" * 10),
+        ("wrong_identifier", MODEL[:4] + b"XXXX" + MODEL[8:]),
+        ("truncated_file", MODEL[: len(MODEL) // 3]),
+    ],
+)
+def test_invalid_model_files_are_refused_and_nothing_is_stored(
+    server: RunningServer, case: str, data: bytes
+) -> None:
+    """Input tried: a non-TFLite file, a wrong file identifier, a file cut to a third."""
+    with pytest.raises(grpc.RpcError) as err:
+        push(server, "bad", "1", data)
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _blobs(server) == [] and _no_models(server)
+
+
+def test_empty_upload_is_refused(server: RunningServer) -> None:
+    """Input tried: a zero-byte file."""
+    with pytest.raises(grpc.RpcError) as err:
+        push(server, "empty", "1", b"")
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "empty" in err.value.details()
+    assert _blobs(server) == [] and _no_models(server)
+
+
+def test_upload_cut_off_before_the_announced_size_is_refused(server: RunningServer) -> None:
+    """Input tried: the header announces the full size but the stream stops half-way."""
+    with pytest.raises(grpc.RpcError) as err:
+        push(server, "cut", "1", MODEL[: len(MODEL) // 2], size=len(MODEL),
+             sha256=hashlib.sha256(MODEL).hexdigest())
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "truncated" in err.value.details()
+    assert _blobs(server) == [] and _no_models(server)
+
+
+def test_bytes_not_matching_the_announced_sha256_are_refused(server: RunningServer) -> None:
+    """Input tried: a model whose bytes were altered in transit (digest mismatch)."""
+    with pytest.raises(grpc.RpcError) as err:
+        push(server, "altered", "1", MODEL, sha256="0" * 64)
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _blobs(server) == [] and _no_models(server)
+
+
+def test_oversized_upload_is_resource_exhausted(server: RunningServer) -> None:
+    """Input tried: a header announcing 1 byte over max_model_bytes, and a stream that lies."""
+    limit = server.settings.max_model_bytes
+    with pytest.raises(grpc.RpcError) as err:
+        push(server, "big", "1", b"\0" * 16, size=limit + 1)
+    assert _code(err) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(grpc.RpcError) as err:  # announces small, sends more than announced
+        server.admin().PushModel(
+            push_requests("big", "2", MODEL + b"\0" * 1024, size=len(MODEL)),
+            metadata=bearer(server.admin_token))
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _blobs(server) == [] and _no_models(server)
+
+
+def test_rollout_of_unknown_model_is_not_found(server: RunningServer) -> None:
+    """Input tried: a rollout for a model that was never pushed, and for an unknown version."""
+    push(server, "cnn", "1.0.0", MODEL)
+    for model, version in (("ghost", "1.0.0"), ("cnn", "9.9.9")):
+        with pytest.raises(grpc.RpcError) as err:
+            server.admin().CreateRollout(
+                pb.CreateRolloutRequest(model=model, version=version, selector=""),
+                metadata=bearer(server.admin_token))
+        assert _code(err) == grpc.StatusCode.NOT_FOUND
+
+
+def test_malformed_selector_is_invalid_argument(server: RunningServer) -> None:
+    """Input tried: a selector without '='."""
+    push(server, "cnn", "1.0.0", MODEL)
+    wait_ready(server, "cnn", "1.0.0")
+    with pytest.raises(grpc.RpcError) as err:
+        server.admin().CreateRollout(
+            pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector="site"),
+            metadata=bearer(server.admin_token))
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_calibration_must_match_the_inputs(server: RunningServer) -> None:
+    """Input tried: a calibration .npz keyed by the wrong input name, and one that is not .npz."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, wrong=np.zeros((2, 1, 28, 28, 1), np.float32))
+    for cal in (buf.getvalue(), b"not an npz"):
+        with pytest.raises(grpc.RpcError) as err:
+            push(server, "cnn", "1.0.0", MODEL, calibration=cal)
+        assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _blobs(server) == [] and _no_models(server)
