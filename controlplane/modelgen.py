@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -184,6 +184,18 @@ def build_mlp(
     return g.finish(inputs=[(input_name, x)], outputs=[(output_name, out)])
 
 
+def edit_model(data: bytes, edit: Callable[[schema.ModelT], object]) -> bytes:
+    """Unpack a model into the schema's objects, let ``edit`` change them, and pack it again.
+
+    For crafting variants of a real model, such as the broken ones tests feed the registry.
+    """
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    edit(model)
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
 def calibration_samples(
     inputs: Sequence[TensorInfo], *, samples: int, seed: int = 0,
 ) -> dict[str, np.ndarray]:
@@ -327,8 +339,8 @@ class _Graph:
         model = schema.ModelT()
         model.version = SCHEMA_VERSION
         model.description = "edgefleet modelgen"
-        model.operatorCodes = [_operator_code(c) for c in sorted(self.opcode_index,
-                                                                  key=self.opcode_index.get)]
+        # dicts keep insertion order, which is the order indices were handed out in.
+        model.operatorCodes = [_operator_code(c) for c in self.opcode_index]
         model.subgraphs = [subgraph]
         model.buffers = self.buffers
         model.signatureDefs = [signature]
