@@ -133,7 +133,10 @@ class Agent:
         self._server_poll_seconds: float | None = None
         self._hardware_sent = False
         self._last_sync: datetime | None = None
-        self._last_error = ""
+        # Two kinds of trouble, shown as one last_error: a transport error lasts until the next
+        # successful sync; a refused document or a failed install until a new desired state.
+        self._transport_error = ""
+        self._data_error = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -205,7 +208,8 @@ class Agent:
         live = self.models.snapshot()
         with self._status_lock:
             install = dict(self._install)
-            last_sync, last_error = self._last_sync, self._last_error
+            last_sync = self._last_sync
+            last_error = self._transport_error or self._data_error
         models = []
         for name in sorted(set(live) | set(install)):
             ref, state, message = _model_state(live.get(name), install.get(name))
@@ -308,13 +312,13 @@ class Agent:
             except EnrollmentRefusedError as exc:
                 log.error("%s", exc)
                 self.fatal_error = exc
-                self._set_last_error(str(exc))
+                self._set_transport_error(str(exc))
                 break
             except AgentTransportError as exc:
                 if self._stop.is_set():
                     break
                 delay = backoff.next_delay()
-                self._set_last_error(str(exc))
+                self._set_transport_error(str(exc))
                 log.warning("%s; retrying in %.1fs", exc, delay)
             except Exception:
                 if self._stop.is_set():
@@ -370,7 +374,7 @@ class Agent:
         self._hardware_sent = True
         with self._status_lock:
             self._last_sync = datetime.now(UTC)
-            self._last_error = ""
+            self._transport_error = ""
         self._server_poll_seconds = response.poll_interval_seconds or None
         if response.HasField("desired_state"):
             self._accept(response.desired_state)
@@ -389,7 +393,7 @@ class Agent:
                 self._refused_payload = fingerprint
                 message = f"desired state refused: {exc}"
                 log.warning("%s; still serving what was active", message)
-                self._set_last_error(message)
+                self._set_data_error(message)
                 self._event(None, "failed", message)
             return
         if desired is None:
@@ -398,6 +402,7 @@ class Agent:
                  ", ".join(str(e.ref) for e in desired.entries) or "no model")
         self._desired, self._held_sequence = desired, desired.sequence
         self._failed.clear()
+        self._set_data_error("")
         self._persist()
 
     def _reconcile(self) -> None:
@@ -444,7 +449,7 @@ class Agent:
         except AgentError as exc:   # bad bytes, unloadable, failed validation, no interpreter
             self._failed.add(entry.sha256)
             self._progress(ref, "failed", str(exc))
-            self._set_last_error(f"{ref}: {exc}")
+            self._set_data_error(f"{ref}: {exc}")
             log.error("install of %s failed: %s; still serving what was active", ref, exc)
             return
         replaced = self.models.activate(LiveModel(ref, runner, entry.signed_manifest))
@@ -537,9 +542,13 @@ class Agent:
         _, info = interpreter_factory(self.settings.interpreter_choice)
         return hardware_profile(self.store.data_dir, info, self._hardware_overrides)
 
-    def _set_last_error(self, message: str) -> None:
+    def _set_transport_error(self, message: str) -> None:
         with self._status_lock:
-            self._last_error = message
+            self._transport_error = message
+
+    def _set_data_error(self, message: str) -> None:
+        with self._status_lock:
+            self._data_error = message
 
 
 def _model_state(

@@ -261,6 +261,9 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
     altered: dict[str, bytes] = field(default_factory=dict)
     #: Abort the next stream with UNAVAILABLE after sending this many bytes (one-shot).
     interrupt_after: int | None = None
+    #: Fail this many ReportMetrics calls with UNAVAILABLE, remembering the ids they carried.
+    fail_metric_reports: int = 0
+    failed_window_ids: list[str] = field(default_factory=list)
     enrollments: list[pb.EnrollRequest] = field(default_factory=list)
     syncs: list[pb.SyncRequest] = field(default_factory=list)
     download_requests: list[tuple[str, int]] = field(default_factory=list)
@@ -328,6 +331,10 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
 
     def ReportMetrics(self, request: pb.MetricsReport, context: grpc.ServicerContext) -> Any:
         self._device(context)
+        if self.fail_metric_reports > 0:
+            self.fail_metric_reports -= 1
+            self.failed_window_ids.extend(w.window_id for w in request.windows)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "metrics store down (test)")
         fresh = [w for w in request.windows if w.window_id not in self.windows]
         self.windows.update({w.window_id: w for w in fresh})
         self.duplicate_windows += len(request.windows) - len(fresh)

@@ -1,0 +1,126 @@
+"""``edgefleet-agent`` as a user runs it: real subprocesses, real sockets, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.agent.support import (
+    MLP_INPUT,
+    MLP_OUTPUT,
+    MLP_SHAPE,
+    entry,
+    mlp_artifact,
+    mlp_reference,
+    wait_until,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "agent.cli"]
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def running_agent(control_plane, signing_key, trust_pem, data_dir, tmp_path):
+    """``edgefleet-agent run`` in a subprocess, enrolled and serving one model."""
+    cp = control_plane.servicer
+    model = mlp_artifact(seed=6)
+    cp.publish([entry(signing_key, model, model="face")], (model,))
+    key_file = tmp_path / "signing-key.pub"
+    key_file.write_bytes(trust_pem)
+    process = subprocess.Popen(
+        [*CLI, "run", "--server", control_plane.address, "--data-dir", str(data_dir),
+         "--enroll-token", "enroll-secret", "--trust-key", str(key_file),
+         "--labels", "site=lab,tier=canary", "--poll-interval", "0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until(lambda: cp.events_for("active") or process.poll() is not None,
+                   timeout=60, what="the agent to activate the model")
+        assert process.poll() is None, process.communicate()[1]
+        yield process, model
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_run_status_predict_and_graceful_stop(running_agent, control_plane, data_dir, tmp_path):
+    process, model = running_agent
+    assert control_plane.servicer.enrollments[0].labels == {"site": "lab", "tier": "canary"}
+
+    status = cli("status", "--data-dir", str(data_dir), "-o", "json")
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["device_id"] == control_plane.servicer.device_id
+    assert [{k: m[k] for k in ("model", "version", "variant", "sha256", "state")}
+            for m in doc["models"]] == [{"model": "face", "version": "1.0.0",
+                                         "variant": "float32", "sha256": model.sha256,
+                                         "state": "active"}]
+
+    x = np.random.default_rng(3).uniform(-1, 1, MLP_SHAPE).astype(np.float32)
+    np.savez(tmp_path / "in.npz", **{MLP_INPUT: x})
+    out = tmp_path / "out.npz"
+    predicted = cli("predict", "--endpoint", f"unix://{data_dir}/agent.sock", "--input",
+                    str(tmp_path / "in.npz"), "--output", str(out), "-o", "json")
+    assert predicted.returncode == 0, predicted.stderr
+    summary = json.loads(predicted.stdout)
+    assert summary["sha256"] == model.sha256
+    assert summary["outputs"] == {MLP_OUTPUT: {"shape": [1, 4], "dtype": "float32"}}
+    with np.load(out) as arrays:
+        np.testing.assert_allclose(arrays[MLP_OUTPUT], mlp_reference(x, seed=6), rtol=1e-5,
+                                   atol=1e-6)
+
+    table = cli("status", "--data-dir", str(data_dir))
+    assert table.returncode == 0 and "face" in table.stdout and "active" in table.stdout
+
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "stopping" in stderr
+    assert not (data_dir / "agent.sock").exists()
+
+
+def test_predict_with_a_wrong_input_name_exits_4_and_says_what_the_model_takes(
+        running_agent, data_dir, tmp_path):
+    np.savez(tmp_path / "in.npz", image=np.zeros(MLP_SHAPE, np.float32))
+    result = cli("predict", "--data-dir", str(data_dir), "--input", str(tmp_path / "in.npz"),
+                 "--output", str(tmp_path / "out.npz"), "-o", "json")
+    assert result.returncode == 4
+    assert result.stdout == ""
+    assert "unknown input" in result.stderr and MLP_INPUT in result.stderr
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_predict_with_an_input_file_that_is_not_npz_exits_4(running_agent, data_dir, tmp_path):
+    (tmp_path / "in.npz").write_text("not an archive")
+    result = cli("predict", "--data-dir", str(data_dir), "--input", str(tmp_path / "in.npz"),
+                 "--output", str(tmp_path / "out.npz"))
+    assert result.returncode == 4 and ".npz" in result.stderr
+
+
+def test_status_of_an_agent_that_is_not_running_exits_3(tmp_path):
+    result = cli("status", "--data-dir", str(tmp_path), "-o", "json")
+    assert result.returncode == 3
+    assert result.stdout == "" and "edgefleet-agent run" in result.stderr
+
+
+def test_first_run_without_trust_key_exits_2_naming_the_flag(control_plane, data_dir):
+    result = cli("run", "--server", control_plane.address, "--data-dir", str(data_dir),
+                 "--enroll-token", "enroll-secret")
+    assert result.returncode == 2 and "--trust-key" in result.stderr
+
+
+def test_malformed_labels_are_a_usage_error():
+    result = cli("run", "--data-dir", "/tmp/x", "--labels", "site")
+    assert result.returncode == 2 and "k=v" in result.stderr

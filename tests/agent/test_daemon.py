@@ -1,0 +1,284 @@
+"""The agent daemon against a real DeviceService peer: enrollment, install, hot swap under load,
+refusals that keep the old model serving, restart without the server, metric reports."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import InferenceClient, NoModelLoadedError
+from agent.daemon import Agent
+from agent.errors import ConfigurationError, EnrollmentRefusedError
+from tests.agent.support import (
+    MLP_INPUT,
+    MLP_OUTPUT,
+    MLP_SHAPE,
+    desired_state_doc,
+    entry,
+    mlp_artifact,
+    mlp_reference,
+    sign,
+    wait_until,
+)
+
+X = np.random.default_rng(0).uniform(-1, 1, MLP_SHAPE).astype(np.float32)
+
+
+@pytest.fixture
+def start_agent(data_dir, control_plane, trust_pem, fast_settings
+                ) -> Iterator[Callable[..., Agent]]:
+    agents: list[Agent] = []
+
+    def start(**overrides: object) -> Agent:
+        kwargs: dict[str, object] = {
+            "server": control_plane.address, "enroll_token": "enroll-secret",
+            "trust_key_pem": trust_pem, "settings": fast_settings,
+            "labels": {"site": "lab"}, "name": "bench-1",
+        }
+        kwargs.update(overrides)
+        agent = Agent(data_dir, **kwargs)
+        agents.append(agent)
+        agent.start()
+        return agent
+
+    yield start
+    for agent in agents:
+        agent.stop()
+
+
+def active_sha(agent: Agent, model: str = "face") -> str | None:
+    live = agent.models.snapshot().get(model)
+    return live.ref.sha256 if live else None
+
+
+def test_first_run_enrolls_installs_serves_and_reports(start_agent, control_plane, signing_key,
+                                                       data_dir):
+    cp = control_plane.servicer
+    v1 = mlp_artifact(seed=0)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    agent = start_agent()
+    wait_until(lambda: cp.events_for("active"), what="the model to become active")
+
+    credential = data_dir / "credential.json"
+    assert stat.S_IMODE(os.stat(credential).st_mode) == 0o600
+    assert cp.enrollments[0].labels == {"site": "lab"} and cp.enrollments[0].name == "bench-1"
+    assert [e.state for e in cp.events if e.ref.sha256 == v1.sha256] == [
+        "downloading", "verified", "active"]
+    with InferenceClient(agent.endpoint) as client:
+        result = client.predict_result({MLP_INPUT: X})
+        np.testing.assert_allclose(result.outputs[MLP_OUTPUT], mlp_reference(X), rtol=1e-5,
+                                   atol=1e-6)
+        assert result.ref.sha256 == v1.sha256
+        status = client.status()
+    assert status["device_id"] == cp.device_id and status["desired_sequence"] == 1
+    assert [(m["model"], m["sha256"], m["state"]) for m in status["models"]] == [
+        ("face", v1.sha256, "active")]
+    assert status["models"][0]["inferences"] == 1
+
+    # Hardware goes with the first sync only; later syncs carry what is active.
+    assert cp.syncs[0].hardware.cpu_cores >= 1 and cp.syncs[0].hardware.interpreter.name
+    wait_until(lambda: len(cp.syncs) >= 3)
+    assert not cp.syncs[2].HasField("hardware")
+    assert [r.sha256 for r in cp.syncs[-1].active] == [v1.sha256]
+    windows = wait_until(lambda: list(cp.windows.values()), what="a metric window")
+    assert windows[0].ref.sha256 == v1.sha256 and windows[0].count == 1
+
+
+def test_hot_swap_under_concurrent_load_drops_no_request(start_agent, control_plane, signing_key,
+                                                         data_dir):
+    cp = control_plane.servicer
+    v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
+    expected = {v1.sha256: mlp_reference(X, seed=0), v2.sha256: mlp_reference(X, seed=1)}
+    cp.publish([entry(signing_key, v1, model="face", version="1.0.0")], (v1,))
+    agent = start_agent()
+    wait_until(lambda: active_sha(agent) == v1.sha256)
+
+    stop = threading.Event()
+    answered: list[str] = []
+    failures: list[str] = []
+    client = InferenceClient(agent.endpoint)
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                result = client.predict_result({MLP_INPUT: X})
+            except Exception as exc:   # collected, asserted below
+                failures.append(repr(exc))
+                continue
+            answered.append(result.ref.sha256)
+            if not np.allclose(result.outputs[MLP_OUTPUT], expected[result.ref.sha256],
+                               rtol=1e-5, atol=1e-6):
+                failures.append(f"wrong output from {result.ref.sha256[:12]}")
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: v1.sha256 in answered)
+        cp.publish([entry(signing_key, v2, model="face", version="2.0.0")], (v2,))
+        wait_until(lambda: answered.count(v2.sha256) >= 20, what="requests answered by v2")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        client.close()
+    assert failures == []
+    assert answered.index(v2.sha256) > 0 and answered.count(v1.sha256) > 0
+    status = agent.status()
+    assert status.models[0].version == "2.0.0"
+    assert status.models[0].previous_sha256 == v1.sha256
+    assert (data_dir / "artifacts" / f"{v1.sha256}.tflite").exists()   # kept for rollback
+
+
+@pytest.mark.parametrize("refusal", ["bad signature", "older sequence", "wrong device"])
+def test_refused_desired_state_is_reported_once_and_the_old_model_keeps_serving(
+        start_agent, control_plane, signing_key, refusal):
+    cp = control_plane.servicer
+    v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,), sequence=5)
+    agent = start_agent()
+    wait_until(lambda: active_sha(agent) == v1.sha256)
+
+    entries = [entry(signing_key, v2, model="face", version="2.0.0")]
+    cp.artifacts[v2.sha256] = v2.data
+    doc = desired_state_doc(cp.device_id, 6, entries)
+    if refusal == "bad signature":
+        bad = sign(Ed25519PrivateKey.generate(), doc)
+    elif refusal == "older sequence":
+        bad = sign(signing_key, {**doc, "sequence": 4})
+    else:
+        bad = sign(signing_key, {**doc, "device_id": "another-device"})
+    cp.desired, cp.sequence = bad, 6
+
+    failed = wait_until(lambda: cp.events_for("failed"), what="the refusal report")
+    assert "desired state refused" in failed[0].message
+    syncs = len(cp.syncs)
+    wait_until(lambda: len(cp.syncs) >= syncs + 3)
+    assert len(cp.events_for("failed")) == 1
+    assert active_sha(agent) == v1.sha256
+    assert agent.status().desired_sequence == 5
+    assert "refused" in agent.status().last_error
+    assert agent.predict(None, {MLP_INPUT: X}).ref.sha256 == v1.sha256
+    assert not any(sha == v2.sha256 for sha, _ in cp.download_requests)
+
+
+def test_altered_artifact_is_reported_failed_and_not_retried_while_old_serves(
+        start_agent, control_plane, signing_key):
+    cp = control_plane.servicer
+    v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    agent = start_agent()
+    wait_until(lambda: active_sha(agent) == v1.sha256)
+
+    cp.altered[v2.sha256] = v2.data[:-4] + b"evil"
+    cp.publish([entry(signing_key, v2, model="face", version="2.0.0")], (v2,))
+    failed = wait_until(lambda: [e for e in cp.events_for("failed")
+                                 if e.ref.sha256 == v2.sha256])
+    assert "sha256" in failed[0].message
+    syncs = len(cp.syncs)
+    wait_until(lambda: len(cp.syncs) >= syncs + 3)
+    assert [sha for sha, _ in cp.download_requests].count(v2.sha256) == 1
+    assert active_sha(agent) == v1.sha256
+    (model,) = agent.status().models
+    assert model.state == "active" and model.sha256 == v1.sha256
+    assert "2.0.0" in model.message and "failed" in model.message
+
+
+def test_model_dropped_from_the_desired_state_is_unloaded(start_agent, control_plane,
+                                                          signing_key):
+    cp = control_plane.servicer
+    face, voice = mlp_artifact(seed=0), mlp_artifact(seed=2)
+    cp.publish([entry(signing_key, face, model="face"), entry(signing_key, voice, model="voice")],
+               (face, voice))
+    agent = start_agent()
+    wait_until(lambda: set(agent.models.snapshot()) == {"face", "voice"})
+    cp.publish([entry(signing_key, face, model="face")])
+    wait_until(lambda: set(agent.models.snapshot()) == {"face"})
+    assert {m.model: m.previous_sha256 for m in agent.status().models} == {"face": ""}
+    wait_until(lambda: [r.model for r in cp.syncs[-1].active] == ["face"])
+
+
+def test_restart_serves_the_stored_model_without_the_server(start_agent, control_plane,
+                                                            signing_key, data_dir, fast_settings):
+    cp = control_plane.servicer
+    v1 = mlp_artifact(seed=3)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    first = start_agent()
+    wait_until(lambda: active_sha(first) == v1.sha256)
+    first.stop()
+    control_plane.stop()
+
+    # No server answering, no enrollment token, no trust key: all of it comes from the data dir.
+    second = Agent(data_dir, settings=fast_settings)
+    second.start()
+    try:
+        with InferenceClient(data_dir) as client:
+            out = client.predict({MLP_INPUT: X})
+            status = client.status()
+        np.testing.assert_allclose(out[MLP_OUTPUT], mlp_reference(X, seed=3), rtol=1e-5,
+                                   atol=1e-6)
+        assert [(m["sha256"], m["state"]) for m in status["models"]] == [(v1.sha256, "active")]
+        assert status["desired_sequence"] == 1 and status["device_id"] == cp.device_id
+    finally:
+        second.stop()
+
+
+def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane, signing_key,
+                                                     data_dir, fast_settings):
+    cp = control_plane.servicer
+    v1 = mlp_artifact(seed=0)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    first = start_agent()
+    wait_until(lambda: active_sha(first) == v1.sha256)
+    first.stop()
+    control_plane.stop()
+    path = data_dir / "artifacts" / f"{v1.sha256}.tflite"
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+
+    second = Agent(data_dir, settings=fast_settings)
+    second.start()
+    try:
+        (model,) = second.status().models
+        assert model.state == "failed" and "sha256" in model.message
+        with pytest.raises(NoModelLoadedError):
+            second.predict(None, {MLP_INPUT: X})
+    finally:
+        second.stop()
+
+
+def test_metric_windows_that_failed_to_send_are_resent_with_the_same_ids(
+        start_agent, control_plane, signing_key):
+    cp = control_plane.servicer
+    v1 = mlp_artifact(seed=0)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    cp.fail_metric_reports = 1
+    agent = start_agent()
+    wait_until(lambda: active_sha(agent) == v1.sha256)
+    agent.predict(None, {MLP_INPUT: X})
+    failed_ids = wait_until(lambda: list(cp.failed_window_ids), what="a failed metrics report")
+    wait_until(lambda: set(failed_ids) <= set(cp.windows), what="the same windows re-sent")
+    assert sum(w.count for w in cp.windows.values()) == 1
+
+
+def test_first_run_without_trust_key_is_a_configuration_error(start_agent):
+    with pytest.raises(ConfigurationError, match="--trust-key"):
+        start_agent(trust_key_pem=None)
+
+
+def test_first_run_without_enrollment_token_is_a_configuration_error(start_agent):
+    with pytest.raises(ConfigurationError, match="--enroll-token"):
+        start_agent(enroll_token=None)
+
+
+def test_refused_enrollment_token_stops_the_agent_with_a_fatal_error(start_agent, data_dir):
+    agent = start_agent(enroll_token="not-the-token")
+    assert agent.wait(timeout=20)
+    assert isinstance(agent.fatal_error, EnrollmentRefusedError)
+    assert "enroll-token create" in str(agent.fatal_error)
+    assert not (data_dir / "credential.json").exists()
