@@ -18,6 +18,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -34,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from controlplane.registry.errors import SigningKeyError
 from controlplane.registry.store import check_sha256, fsync_dir
 from controlplane.registry.tflite import TensorInfo, tensor_to_dict
+
+log = logging.getLogger(__name__)
 
 MANIFEST_TYPE = "edgefleet.manifest.v1"
 DESIRED_STATE_TYPE = "edgefleet.desired_state.v1"
@@ -128,6 +131,10 @@ class Signer:
         private_path, public_path = Path(private_path), Path(public_path)
         if not private_path.exists():
             _create_private_key(private_path)
+        elif private_path.stat().st_mode & 0o077:
+            # Not fatal (the operator may have reasons), but worth saying: the key signs for
+            # the whole fleet.
+            log.warning("signing key %s is readable by other users; chmod 600 it", private_path)
         try:
             key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
         except (OSError, ValueError, TypeError) as exc:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_quantizer import quantizer, recipe
 
 from controlplane import modelgen
 from controlplane.registry.errors import ModelRunError
 from controlplane.registry.measure import measure_latency, random_input, reference_outputs
 from controlplane.registry.tflite import inspect_model
+from tests.registry import quantize
 
 pytestmark = pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve")
 
@@ -28,13 +28,8 @@ def cnn_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def int8_path(tmp_path_factory: pytest.TempPathFactory, cnn_path: Path) -> Path:
     """The CNN fully quantized to int8 (int8 input and output tensors)."""
-    q = quantizer.Quantizer(bytearray(cnn_path.read_bytes()), recipe.static_wi8_ai8())
-    samples = modelgen.calibration_samples(inspect_model(cnn_path.read_bytes()).inputs,
-                                           samples=8, seed=3)
-    runs = [{"image": s} for s in samples["image"]]
-    result = q.quantize(q.calibrate({"serving_default": runs}), enable_progress_report=False)
     path = cnn_path.parent / "cnn-int8.tflite"
-    path.write_bytes(bytes(result.quantized_model))
+    path.write_bytes(quantize(cnn_path.read_bytes(), "static"))
     return path
 
 

@@ -1,4 +1,5 @@
-"""The model generator writes real networks: both interpreters compute what numpy computes."""
+"""The model generator writes real networks: both interpreters compute what numpy computes,
+and ai-edge-quantizer can quantize them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tflite_runtime.interpreter import Interpreter as TfliteRuntimeInterpreter
 
 from controlplane import modelgen
 from controlplane.registry.tflite import inspect_model
+from tests.registry import QUANTIZATIONS, quantize
 
 INTERPRETERS = {"ai-edge-litert": LiteRtInterpreter, "tflite-runtime": TfliteRuntimeInterpreter}
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +94,33 @@ def test_mlp_matches_numpy_reference(interpreter: str) -> None:
     expected = mlp_reference(x, modelgen.mlp_params(seed=5, input_shape=(3, 16), hidden=8,
                                                     classes=4))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve")
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+@pytest.mark.parametrize("which", QUANTIZATIONS)
+def test_ai_edge_quantizer_variants_of_the_cnn_load_and_run(interpreter: str, which: str) -> None:
+    """Runs without error in both interpreters; how close it stays is checked in ai-edge-litert
+    only, because tflite-runtime 2.14 computes the dynamic variant wrongly (see test_tflite)."""
+    model = modelgen.build_cnn(seed=6)
+    variant = quantize(model, which)
+    x = np.random.default_rng(3).random((1, 28, 28, 1), dtype=np.float32)
+
+    detail = inspect_model(variant).inputs[0]
+    if detail.dtype == "int8":
+        assert detail.quantization is not None
+        scale, zero = detail.quantization.scale[0], detail.quantization.zero_point[0]
+        got = run(INTERPRETERS[interpreter], variant, np.round(x / scale + zero).astype(np.int8))
+        out_q = inspect_model(variant).outputs[0].quantization
+        assert out_q is not None
+        scores = (got.astype(np.float32) - out_q.zero_point[0]) * out_q.scale[0]
+    else:
+        scores = run(INTERPRETERS[interpreter], variant, x)
+
+    assert scores.shape == (1, 10)
+    assert len(variant) < len(model) / 2
+    if interpreter == "ai-edge-litert":
+        np.testing.assert_allclose(scores, run(LiteRtInterpreter, model, x), atol=0.03)
 
 
 def test_same_arguments_give_identical_bytes_and_other_seeds_do_not() -> None:

@@ -107,6 +107,17 @@ def test_concurrent_first_starts_agree_on_one_key(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["signing-key", "signing-key.pub"]
 
 
+def test_a_key_readable_by_others_still_loads_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    private, public = tmp_path / "signing-key", tmp_path / "signing-key.pub"
+    signer = Signer.load_or_create(private, public)
+    private.chmod(0o644)
+
+    assert Signer.load_or_create(private, public).key_id == signer.key_id
+    assert "readable by other users" in caplog.text
+    assert stat.S_IMODE(private.stat().st_mode) == 0o644  # left as the operator set it
+
+
 def test_refuses_a_public_file_of_another_key(tmp_path: Path) -> None:
     private, public = tmp_path / "signing-key", tmp_path / "signing-key.pub"
     Signer.load_or_create(private, public)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter
-from ai_edge_quantizer import quantizer, recipe
 from tflite_runtime.interpreter import Interpreter as TfliteRuntimeInterpreter
 
 from controlplane import modelgen
@@ -25,27 +24,13 @@ from controlplane.registry.tflite import (
     tensor_to_dict,
     version_tuple,
 )
+from tests.registry import quantize
 
 CNN = modelgen.build_cnn(seed=11)
 MLP = modelgen.build_mlp(seed=11)
 
 
 pytestmark = pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve")
-
-
-def quantize(model: bytes, which: str) -> bytes:
-    """Quantize with ai-edge-quantizer: "dynamic", "weight_only" or "static" (int8)."""
-    if which == "static":
-        q = quantizer.Quantizer(bytearray(model), recipe.static_wi8_ai8())
-        info = inspect_model(model)
-        samples = modelgen.calibration_samples(info.inputs, samples=8, seed=1)
-        runs = [{k: v[i] for k, v in samples.items()} for i in range(8)]
-        result = q.quantize(q.calibrate({"serving_default": runs}), enable_progress_report=False)
-    else:
-        rec = {"dynamic": recipe.dynamic_wi8_afp32, "weight_only": recipe.weight_only_wi8_afp32}
-        q = quantizer.Quantizer(bytearray(model), rec[which]())
-        result = q.quantize(enable_progress_report=False)
-    return bytes(result.quantized_model)
 
 
 def edited(edit: Callable[[schema.ModelT], object], base: bytes = MLP) -> bytes:
