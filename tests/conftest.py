@@ -104,7 +104,7 @@ def pg_url(postgres_server_url: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        testdb.drop_database(url)
+        testdb.drop_database(url, postgres_server_url)
 
 
 @pytest.fixture

@@ -33,11 +33,12 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield testdb.sqlite_file_url(tmp_path / "empty.db")
         return
-    url = testdb.create_database(request.getfixturevalue("postgres_server_url"))
+    server_url = request.getfixturevalue("postgres_server_url")
+    url = testdb.create_database(server_url)
     try:
         yield url
     finally:
-        testdb.drop_database(url)
+        testdb.drop_database(url, server_url)
 
 
 def schema_diff(url: str, metadata: sa.MetaData | None = None) -> list[Any]:
@@ -45,7 +46,9 @@ def schema_diff(url: str, metadata: sa.MetaData | None = None) -> list[Any]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
             return list(compare_metadata(context, metadata or import_all_models()))
     finally:
         engine.dispose()

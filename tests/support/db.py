@@ -50,16 +50,17 @@ def create_database(server_url: str) -> str:
     return with_database(server_url, name)
 
 
-def drop_database(url: str) -> None:
+def drop_database(url: str, server_url: str | None = None) -> None:
     """Drop the database ``url`` names, disconnecting anyone still connected to it.
 
-    Refuses (``ValueError``) a database whose name lacks the test prefix, so a wrong URL can never
-    drop real data.
+    The DROP runs through ``server_url`` (any other database on the same server; default: its
+    ``postgres`` database). Refuses (``ValueError``) a database whose name lacks the test prefix,
+    so a wrong URL can never drop real data.
     """
     name = make_url(url).database or ""
     if not name.startswith(DATABASE_PREFIX):
         raise ValueError(f"refusing to drop {name!r}: not a {DATABASE_PREFIX}* test database")
-    maintenance = with_database(url, "postgres")
+    maintenance = server_url or with_database(url, "postgres")
     with psycopg.connect(_libpq_url(maintenance), autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -72,7 +73,7 @@ def create_migrated_database(server_url: str) -> str:
     try:
         upgrade(url)
     except BaseException:
-        drop_database(url)
+        drop_database(url, server_url)
         raise
     return url
 
