@@ -15,10 +15,10 @@ import grpc
 from controlplane.cli.connection import (
     ROLE_WORDS,
     SERVER_ENV,
+    TOKEN_HELP,
     ClientSettings,
     Credentials,
     Role,
-    token_help,
 )
 from controlplane.cli.errors import CliError, ExitCode
 from protos import edgefleet_pb2_grpc as pb_grpc
@@ -44,7 +44,7 @@ def error_for_status(
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return CliError(
             f"the control plane rejected the token from {token_source}: {said}; "
-            f"`{command}` needs {ROLE_WORDS[role]}: {token_help(role)}",
+            f"`{command}` needs {ROLE_WORDS[role]}: {TOKEN_HELP}",
             ExitCode.AUTH,
         )
     if code == grpc.StatusCode.PERMISSION_DENIED:

@@ -92,18 +92,15 @@ def resolve_credentials(flag: str | None) -> Credentials | None:
     return None
 
 
-def token_help(role: Role) -> str:
-    """What to do to get a token good enough for ``role``."""
-    return (f"pass {ROLE_WORDS[role]} with --token or {TOKEN_ENV} (`edgefleet token create` "
-            f"makes one; the first admin token is in DATA_DIR/{TOKEN_FILE_NAME} on the server "
-            "host)")
+TOKEN_HELP = (f"pass one with --token or {TOKEN_ENV} (`edgefleet token create` makes one; the "
+              f"first admin token is in DATA_DIR/{TOKEN_FILE_NAME} on the server host)")
 
 
 def missing_token_error(command: str, role: Role) -> CliError:
     """No token anywhere: say every place that was looked at."""
     places = ", ".join(str(p) for p in token_file_candidates())
     return CliError(
-        f"no token: `{command}` needs {ROLE_WORDS[role]}; none in --token, {TOKEN_ENV} or "
-        f"{places}: {token_help(role)}",
+        f"no token in --token, {TOKEN_ENV} or {places}: `{command}` needs {ROLE_WORDS[role]}; "
+        f"{TOKEN_HELP}",
         ExitCode.AUTH,
     )

@@ -138,7 +138,8 @@ def test_no_token_anywhere_exits_4_before_calling_the_server(
 ) -> None:
     result = run("model", "list", "--server", admin_server.address)
     assert result.code == 4
-    assert "no token: `model list` needs a viewer, operator or admin token" in result.err
+    assert "no token in --token, EDGEFLEET_TOKEN or edgefleet-data/admin-token: " \
+        "`model list` needs a viewer, operator or admin token; pass one with --token" in result.err
     assert "edgefleet-data/admin-token" in result.err
     assert admin_server.service.calls("ListModels") == 0
 

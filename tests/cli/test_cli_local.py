@@ -33,9 +33,9 @@ class Recorder:
 
 
 def _install(monkeypatch: pytest.MonkeyPatch, module: str, attribute: str,
-             recorder: Recorder) -> None:
+             launcher: Callable[..., Any]) -> None:
     stand_in = types.ModuleType(module)
-    setattr(stand_in, attribute, recorder)
+    setattr(stand_in, attribute, launcher)
     monkeypatch.setitem(sys.modules, module, stand_in)
 
 
@@ -97,9 +97,11 @@ def test_demo_gets_its_options(run: Runner, monkeypatch: pytest.MonkeyPatch) -> 
     run_demo = Recorder(result=0)
     _install(monkeypatch, "controlplane.demo", "run_demo", run_demo)
     assert run("demo").code == 0
-    assert run_demo.calls[0] == ((), {"data_dir": None, "devices": 3, "keep": False})
-    assert run("demo", "--devices", "5", "--keep", "--data-dir", "d").code == 0
-    assert run_demo.calls[1] == ((), {"data_dir": Path("d"), "devices": 5, "keep": True})
+    assert run_demo.calls[0] == ((), {"data_dir": None, "devices": 3, "keep": False,
+                                      "output": "table"})
+    assert run("demo", "--devices", "5", "--keep", "--data-dir", "d", "-o", "json").code == 0
+    assert run_demo.calls[1] == ((), {"data_dir": Path("d"), "devices": 5, "keep": True,
+                                      "output": "json"})
 
 
 @pytest.mark.parametrize(
@@ -136,3 +138,15 @@ def test_missing_third_party_dependency_names_the_extra(
     assert "'edgefleet_dependency_that_is_not_installed', which is not installed" in \
         caught.value.message
     assert "pip install 'edgefleet[controlplane]'" in caught.value.message
+
+
+def test_launcher_stopping_with_a_message_is_reported_as_an_error(
+    run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run_worker(settings: Settings) -> int:
+        raise SystemExit("edgefleet worker needs --redis URL")
+
+    _install(monkeypatch, "controlplane.worker", "run_worker", run_worker)
+    result = run("worker")
+    assert result.code == 1
+    assert result.err == "edgefleet: error: edgefleet worker needs --redis URL\n"

@@ -39,8 +39,18 @@ def load_entry_point(module: str, attribute: str, command: str) -> Any:
         ) from exc
 
 
-def _exit_code(result: object) -> int:
-    """The launchers return an exit code; ``None`` (a plain return) counts as success."""
+def _launch(launcher: Any, *args: Any, **kwargs: Any) -> int:
+    """Run a launcher and return its exit code (``None``, a plain return, counts as success).
+
+    A launcher may stop with ``SystemExit("message")`` for a setup mistake; that message is
+    reported like every other CLI error.
+    """
+    try:
+        result = launcher(*args, **kwargs)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            raise CliError(exc.code) from exc
+        return exc.code or 0
     return result if isinstance(result, int) else 0
 
 
@@ -56,25 +66,26 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def server(args: argparse.Namespace, inv: Invocation) -> int:
     serve = load_entry_point("controlplane.server", "serve", inv.command)
-    return _exit_code(serve(_settings(args)))
+    return _launch(serve, _settings(args))
 
 
 def worker(args: argparse.Namespace, inv: Invocation) -> int:
     run_worker = load_entry_point("controlplane.worker", "run_worker", inv.command)
-    return _exit_code(run_worker(_settings(args)))
+    return _launch(run_worker, _settings(args))
 
 
 def db_upgrade(args: argparse.Namespace, inv: Invocation) -> int:
     upgrade = load_entry_point("controlplane.db", "upgrade", inv.command)
     settings = _settings(args)
-    upgrade(settings.db_url)
+    _launch(upgrade, settings.db_url)
     inv.output.note(f"database is at the newest schema: {_redacted(settings.db_url)}")
     return 0
 
 
 def demo(args: argparse.Namespace, inv: Invocation) -> int:
     run_demo = load_entry_point("controlplane.demo", "run_demo", inv.command)
-    return _exit_code(run_demo(data_dir=args.data_dir, devices=args.devices, keep=args.keep))
+    return _launch(run_demo, data_dir=args.data_dir, devices=args.devices, keep=args.keep,
+                   output=inv.output.format)
 
 
 def _redacted(url: str) -> str:
