@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import logging
 import socket
 import threading
@@ -77,7 +78,7 @@ class _InstallStatus:
     """The last install step for a model name, as ``status`` shows and the server hears."""
 
     ref: ModelRef
-    state: str          # downloading | verified | active | failed
+    state: str          # downloading | verified | active | failed (events also: removed)
     message: str
 
 
@@ -420,6 +421,7 @@ class Agent:
             removed = self.models.remove(name)
             if removed is not None:
                 self._previous[name] = removed.ref.sha256
+                self._event(removed.ref, "removed", "no longer in the desired state")
                 log.info("unloaded %s: no longer in the desired state", removed.ref)
         with self._status_lock:
             for name in set(self._install) - wanted:
@@ -494,7 +496,7 @@ class Agent:
 
     def _flush_events(self) -> None:
         while self._events:
-            batch = list(self._events)
+            batch = list(itertools.islice(self._events, self.settings.max_events_per_report))
             active = [m.ref.to_proto() for m in self.models.snapshot().values()]
             self._call("status report", self._device_stub().ReportStatus,
                        pb.StatusReport(events=batch, active=active))

@@ -77,8 +77,10 @@ def download_artifact(
         except grpc.RpcError as exc:
             if not is_transient(exc):
                 raise transport_error(exc, f"download of {sha256[:12]}") from exc
-            failure: AgentTransportError = transport_error(exc, f"download of {sha256[:12]}")
+            failure = transport_error(exc, f"download of {sha256[:12]}")
         else:
+            if part.stat().st_size == size:
+                break
             failure = AgentTransportError(f"download of {sha256[:12]} ended early")
         if part.stat().st_size > offset:
             backoff.reset()   # progress: the retry budget counts attempts that brought nothing

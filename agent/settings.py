@@ -48,6 +48,7 @@ class AgentSettings:
     max_buffered_windows: int = 1000
     max_windows_per_report: int = 100
     max_buffered_events: int = 200
+    max_events_per_report: int = 50
     latency_buckets_ms: tuple[float, ...] = (
         0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
     )

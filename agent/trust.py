@@ -45,9 +45,14 @@ _ENTRY_FIELDS = ("model", "version", "variant", "sha256", "size")
 class SignedLike(Protocol):
     """Anything shaped like a SignedDocument (the proto message or ``Signed``)."""
 
-    payload: bytes
-    signature: bytes
-    key_id: str
+    @property
+    def payload(self) -> bytes: ...
+
+    @property
+    def signature(self) -> bytes: ...
+
+    @property
+    def key_id(self) -> str: ...
 
 
 @dataclass(frozen=True)

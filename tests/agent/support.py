@@ -314,6 +314,7 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
         data = self.altered.get(request.sha256, self.artifacts.get(request.sha256))
         if data is None:
             context.abort(grpc.StatusCode.NOT_FOUND, "no such artifact")
+            return
         sent, offset = 0, request.offset
         while offset < len(data):
             if self.interrupt_after is not None and sent >= self.interrupt_after:

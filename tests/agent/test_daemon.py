@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,8 +36,8 @@ def start_agent(data_dir, control_plane, trust_pem, fast_settings
                 ) -> Iterator[Callable[..., Agent]]:
     agents: list[Agent] = []
 
-    def start(**overrides: object) -> Agent:
-        kwargs: dict[str, object] = {
+    def start(**overrides: Any) -> Agent:
+        kwargs: dict[str, Any] = {
             "server": control_plane.address, "enroll_token": "enroll-secret",
             "trust_key_pem": trust_pem, "settings": fast_settings,
             "labels": {"site": "lab"}, "name": "bench-1",
@@ -201,6 +202,8 @@ def test_model_dropped_from_the_desired_state_is_unloaded(start_agent, control_p
     cp.publish([entry(signing_key, face, model="face")])
     wait_until(lambda: set(agent.models.snapshot()) == {"face"})
     assert {m.model: m.previous_sha256 for m in agent.status().models} == {"face": ""}
+    removed = wait_until(lambda: cp.events_for("removed"))
+    assert [(e.ref.model, e.ref.sha256) for e in removed] == [("voice", voice.sha256)]
     wait_until(lambda: [r.model for r in cp.syncs[-1].active] == ["face"])
 
 

@@ -57,6 +57,15 @@ def test_download_resumes_a_part_file_left_by_an_earlier_run(control_plane, stub
     assert control_plane.servicer.download_requests == [(artifact.sha256, 700)]
 
 
+def test_whole_artifact_in_one_chunk_is_one_request_and_no_retry(control_plane, stub, store,
+                                                                  artifact, fast_settings, caplog):
+    control_plane.servicer.chunk_size = artifact.size
+    caplog.set_level("INFO", logger="agent.download")
+    assert fetch(stub, store, manifest_doc(artifact), fast_settings).read_bytes() == artifact.data
+    assert control_plane.servicer.download_requests == [(artifact.sha256, 0)]
+    assert not [r for r in caplog.records if "interrupted" in r.getMessage()]
+
+
 def test_verified_artifact_already_on_disk_is_not_downloaded_again(control_plane, stub, store,
                                                                    artifact, fast_settings):
     fetch(stub, store, manifest_doc(artifact), fast_settings)

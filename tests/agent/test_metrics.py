@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from agent.metrics import MetricsRecorder
 from agent.refs import ModelRef
@@ -20,7 +21,7 @@ class FakeClock:
         return self.now
 
 
-def recorder(**settings: object) -> tuple[MetricsRecorder, FakeClock]:
+def recorder(**settings: Any) -> tuple[MetricsRecorder, FakeClock]:
     clock = FakeClock()
     base = {"metrics_window_seconds": 10.0, "latency_buckets_ms": (1.0, 5.0, 10.0)}
     return MetricsRecorder(AgentSettings(**{**base, **settings}), clock=clock), clock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ IN_Q = Quant(scale=0.02, zero_point=5)
 OUT_Q = Quant(scale=0.05, zero_point=-3)
 
 
-def runner_for(tmp_path: Path, artifact: Artifact, **settings: object) -> ModelRunner:
+def runner_for(tmp_path: Path, artifact: Artifact, **settings: Any) -> ModelRunner:
     path = tmp_path / f"{artifact.sha256}.tflite"
     path.write_bytes(artifact.data)
     return ModelRunner(path, manifest_doc(artifact), settings=AgentSettings(**settings))
