@@ -25,6 +25,7 @@ import numpy as np
 from agent.errors import InvalidInputError
 from agent.refs import ModelRef
 from agent.settings import AgentSettings
+from agent.transport import open_channel
 from agent.wire import decode_tensor, encode_tensor, error_from_rpc, status_document
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
@@ -60,14 +61,7 @@ class InferenceClient:
         settings = settings or AgentSettings()
         self.endpoint = resolve_endpoint(endpoint_or_data_dir)
         self._timeout = timeout if timeout is not None else settings.local_rpc_timeout_seconds
-        limit = settings.grpc_max_message_bytes
-        self._channel = grpc.insecure_channel(
-            self.endpoint,
-            options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
-            ],
-        )
+        self._channel = open_channel(self.endpoint, settings)
         self._stub = pb_grpc.LocalInferenceServiceStub(self._channel)
 
     def predict(

@@ -45,6 +45,7 @@ from agent.errors import (
     AgentDataError,
     AgentError,
     AgentTransportError,
+    ArtifactMismatchError,
     ConfigurationError,
     DocumentError,
     EnrollmentRefusedError,
@@ -291,7 +292,7 @@ class Agent:
             raise DocumentError(f"stored manifest does not describe {active.ref}")
         path = self.store.verified_artifact(manifest)
         if path is None:
-            raise DocumentError(f"artifact {active.ref.sha256[:12]} is missing from the store")
+            raise ArtifactMismatchError(f"artifact {active.ref.sha256[:12]} is missing from disk")
         runner = ModelRunner(path, manifest, settings=self.settings)
         runner.validate()
         return runner

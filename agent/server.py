@@ -26,6 +26,7 @@ import numpy as np
 from agent.errors import ConfigurationError, InferenceError, PredictRequestError
 from agent.serving import Prediction
 from agent.settings import AgentSettings
+from agent.transport import message_limits
 from agent.wire import decode_tensor, encode_tensor, status_code_for
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
@@ -82,10 +83,7 @@ class LocalInferenceServer:
             futures.ThreadPoolExecutor(
                 max_workers=settings.local_server_workers, thread_name_prefix="local-rpc"
             ),
-            options=[
-                ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
-                ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
-            ],
+            options=message_limits(settings),
         )
         pb_grpc.add_LocalInferenceServiceServicer_to_server(
             LocalInferenceServicer(backend), self._server

@@ -1,5 +1,6 @@
-"""The agent's side of talking to the control plane over gRPC: channels, auth metadata, and
-the one rule that turns a ``grpc.RpcError`` into an ``AgentTransportError``.
+"""gRPC plumbing for the agent's calls: channels with bounded messages (to the control plane
+and to the local endpoint), auth metadata, and the one rule that turns a ``grpc.RpcError`` from
+the control plane into an ``AgentTransportError``.
 
 A call that failed with a code in ``TRANSIENT_CODES`` is worth retrying with backoff; any other
 code means the server refused the request and retrying the same request will not help.
@@ -24,16 +25,15 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-def open_channel(address: str, settings: AgentSettings) -> grpc.Channel:
-    """An insecure channel to ``address`` whose message limits fit an artifact chunk."""
+def message_limits(settings: AgentSettings) -> list[tuple[str, int]]:
+    """gRPC options bounding messages both ways (an artifact chunk, a tensor) by the settings."""
     limit = settings.grpc_max_message_bytes
-    return grpc.insecure_channel(
-        address,
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-        ],
-    )
+    return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+
+
+def open_channel(address: str, settings: AgentSettings) -> grpc.Channel:
+    """An insecure channel to ``address`` with the settings' message limits."""
+    return grpc.insecure_channel(address, options=message_limits(settings))
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
