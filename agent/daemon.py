@@ -128,7 +128,7 @@ class Agent:
         self._previous: dict[str, str] = {}
         self._install: dict[str, _InstallStatus] = {}
         self._failed: set[str] = set()      # sha256s refused for this desired state
-        self._refused_payload: str | None = None
+        self._refused_fingerprint: str | None = None
         self._events: collections.deque[pb.InstallEvent] = collections.deque(
             maxlen=self.settings.max_buffered_events
         )
@@ -391,8 +391,8 @@ class Agent:
             )
         except AgentDataError as exc:
             fingerprint = hashlib.sha256(signed.payload + signed.signature).hexdigest()
-            if fingerprint != self._refused_payload:   # report a refusal once, not every poll
-                self._refused_payload = fingerprint
+            if fingerprint != self._refused_fingerprint:   # report a refusal once, not every poll
+                self._refused_fingerprint = fingerprint
                 message = f"desired state refused: {exc}"
                 log.warning("%s; still serving what was active", message)
                 self._set_data_error(message)
