@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import Celery, Task
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from controlplane.config import Settings
@@ -99,8 +99,9 @@ def _send_after_commit(session: Session) -> None:
         try:
             task.apply_async(args=args)
         except Exception:  # the periodic tick picks up anything a lost send left behind
-            log.exception("could not send task %s%r; the periodic tick will retry it",
-                          task.name, args)
+            log.exception(
+                "could not send task %s%r; the periodic tick will retry it", task.name, args
+            )
 
 
 @event.listens_for(Session, "after_rollback")
@@ -116,6 +117,7 @@ class EmbeddedWorker:
         self.concurrency = concurrency
         self._thread: threading.Thread | None = None
         self._worker: Any = None
+        self._beat: Any = None
         self._started = threading.Event()
 
     def start(self) -> None:
@@ -135,7 +137,9 @@ class EmbeddedWorker:
             pool="threads",
             hostname="embedded@edgefleet",
             loglevel="WARNING",
-            beat=True,
+            # The worker's own beat bootstep forks a process, which could not see this process's
+            # memory:// broker (and forking beside gRPC threads is unsafe); beat runs as a thread.
+            beat=False,
             without_heartbeat=True,
             without_mingle=True,
             without_gossip=True,
@@ -146,11 +150,18 @@ class EmbeddedWorker:
         self._thread.start()
         if not self._started.wait(30):
             raise RuntimeError("embedded Celery worker did not start within 30 s")
+        from celery.beat import EmbeddedService
+
+        self._beat = EmbeddedService(self.celery, thread=True)
+        self._beat.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._worker is None:
             return
-        # Stops the consumer, the pool and the embedded beat, then the thread's start() returns.
+        if self._beat is not None:
+            self._beat.stop()
+            self._beat = None
+        # Stops the consumer and the pool, then the thread's start() returns.
         self._worker.stop(in_sighandler=False, exitcode=0)
         if self._thread is not None:
             self._thread.join(timeout)

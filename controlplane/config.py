@@ -20,15 +20,15 @@ MiB = 1024 * 1024
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path("./edgefleet-data"))
     listen: str = "127.0.0.1:7443"
-    database_url: str | None = None      # None: sqlite:///DATA_DIR/edgefleet.db
-    redis_url: str | None = None         # None: in-memory broker, worker inside the server
+    database_url: str | None = None  # None: sqlite:///DATA_DIR/edgefleet.db
+    redis_url: str | None = None  # None: in-memory broker, worker inside the server
     metrics_port: int | None = None
 
     # Uploads and downloads
     max_model_bytes: int = 256 * MiB
     max_calibration_bytes: int = 64 * MiB
     chunk_bytes: int = 1 * MiB
-    grpc_max_message_bytes: int = 4 * MiB   # must exceed chunk_bytes plus framing
+    grpc_max_message_bytes: int = 4 * MiB  # must exceed chunk_bytes plus framing
 
     # Device sync
     poll_interval_seconds: int = 30

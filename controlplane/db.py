@@ -1,8 +1,10 @@
 """Database infrastructure: the one ``DeclarativeBase``, shared column types, engines, sessions.
 
 Invariants:
-- Every timestamp is stored and returned as an aware UTC ``datetime`` (``UTCDateTime``), on SQLite too.
-- SQLite runs in WAL mode with a busy timeout and foreign keys on; PostgreSQL is the multi-writer store.
+- Every timestamp is stored and returned as an aware UTC ``datetime`` (``UTCDateTime``), on
+  SQLite too.
+- SQLite runs in WAL mode with a busy timeout and foreign keys on; PostgreSQL is the multi-writer
+  store.
 - The schema is built only by Alembic (``upgrade``); tests never call ``create_all``.
 """
 
@@ -90,15 +92,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = sa.create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # Python's sqlite3 opens transactions lazily; autocommit-off + explicit BEGIN below makes
-            # SQLAlchemy's transactions real so "BEGIN IMMEDIATE"-style locking works.
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite starts transactions only at the first write, so a read-then-write step
+            # would read outside its transaction. Taking transaction control (SQLAlchemy's
+            # documented recipe) makes every transaction a real snapshot: a writer whose snapshot
+            # went stale gets SQLITE_BUSY (OperationalError, retried) instead of a lost update.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

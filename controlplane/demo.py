@@ -93,11 +93,14 @@ class Demo:
     def cli(self, *args: str) -> Any:
         """Run ``edgefleet ARGS -o json`` and return its JSON document."""
         self.check_alive()
-        out = subprocess.run([_bin("edgefleet"), *args, "-o", "json"], env=self.env,
-                             capture_output=True, timeout=120)
+        out = subprocess.run(
+            [_bin("edgefleet"), *args, "-o", "json"], env=self.env, capture_output=True, timeout=120
+        )
         if out.returncode != 0:
-            raise DemoError(f"edgefleet {' '.join(args)} failed ({out.returncode}): "
-                            f"{out.stderr.decode(errors='replace').strip()}")
+            raise DemoError(
+                f"edgefleet {' '.join(args)} failed ({out.returncode}): "
+                f"{out.stderr.decode(errors='replace').strip()}"
+            )
         return json.loads(out.stdout)
 
     # -- the mission -------------------------------------------------------------------------
@@ -106,12 +109,26 @@ class Demo:
         from controlplane import modelgen
 
         say(f"1/7 starting the control plane on {self.addr} (data in {self.server_dir})")
-        self.spawn("server", [_bin("edgefleet"), "server", "--data-dir", str(self.server_dir),
-                              "--listen", self.addr])
+        self.spawn(
+            "server",
+            [
+                _bin("edgefleet"),
+                "server",
+                "--data-dir",
+                str(self.server_dir),
+                "--listen",
+                self.addr,
+            ],
+        )
         token_file = self.server_dir / "admin-token"
-        admin = _wait("the server's admin token", lambda: (
-            self.check_alive(), token_file.read_text().strip() if token_file.exists() else None
-        )[1], 60)
+        admin = _wait(
+            "the server's admin token",
+            lambda: (
+                self.check_alive(),
+                token_file.read_text().strip() if token_file.exists() else None,
+            )[1],
+            60,
+        )
         self.env["EDGEFLEET_TOKEN"] = admin
         _wait("the server to answer", lambda: self._answers(), 60)
 
@@ -122,29 +139,60 @@ class Demo:
         modelgen.write_calibration(model_path, calib_path, samples=16, seed=7)
 
         say("3/7 pushing it: edgefleet model push")
-        self.cli("model", "push", str(model_path), "--name", MODEL_NAME, "--version",
-                 MODEL_VERSION, "--calibration", str(calib_path))
+        self.cli(
+            "model",
+            "push",
+            str(model_path),
+            "--name",
+            MODEL_NAME,
+            "--version",
+            MODEL_VERSION,
+            "--calibration",
+            str(calib_path),
+        )
         model = _wait("the model to be measured", lambda: self._model_settled(), 90)
         if model["status"] != "ready":
             raise DemoError(f"model failed: {model.get('failure')}")
 
         say(f"4/7 starting {self.devices} agents, each its own process and data dir")
-        enroll = self.cli("enroll-token", "create", "--labels", "site=demo",
-                          "--uses", str(self.devices), "--expires", "1h")
+        enroll = self.cli(
+            "enroll-token",
+            "create",
+            "--labels",
+            "site=demo",
+            "--uses",
+            str(self.devices),
+            "--expires",
+            "1h",
+        )
         for i in range(self.devices):
-            self.spawn(f"agent-{i + 1}", [
-                _bin("edgefleet-agent"), "run", "--server", self.addr,
-                "--data-dir", str(self.root / f"agent-{i + 1}"),
-                "--enroll-token", enroll["token"],
-                "--trust-key", str(self.server_dir / "signing-key.pub"),
-                "--labels", f"slot=device-{i + 1}", "--name", f"demo-device-{i + 1}",
-                "--poll-interval", "1",
-            ])
+            self.spawn(
+                f"agent-{i + 1}",
+                [
+                    _bin("edgefleet-agent"),
+                    "run",
+                    "--server",
+                    self.addr,
+                    "--data-dir",
+                    str(self.root / f"agent-{i + 1}"),
+                    "--enroll-token",
+                    enroll["token"],
+                    "--trust-key",
+                    str(self.server_dir / "signing-key.pub"),
+                    "--labels",
+                    f"slot=device-{i + 1}",
+                    "--name",
+                    f"demo-device-{i + 1}",
+                    "--poll-interval",
+                    "1",
+                ],
+            )
         _wait("every agent to enroll", lambda: self._enrolled(), 60)
 
         say(f"5/7 rolling {MODEL_NAME}:{MODEL_VERSION} out to site=demo")
-        rollout = self.cli("rollout", "create", f"{MODEL_NAME}:{MODEL_VERSION}",
-                           "--selector", "site=demo")
+        rollout = self.cli(
+            "rollout", "create", f"{MODEL_NAME}:{MODEL_VERSION}", "--selector", "site=demo"
+        )
         final = _wait("the rollout to finish", lambda: self._rollout_done(rollout["id"]), 90)
         if final["state"] != "succeeded":
             raise DemoError(f"rollout ended {final['state']}: {json.dumps(final)}")
@@ -173,8 +221,9 @@ class Demo:
         r = self.cli("rollout", "status", rollout_id)
         return r if r["state"] in ("succeeded", "failed", "aborted", "rolled_back") else None
 
-    def _predict_all(self, model_path: Path, calib_path: Path, model: dict[str, Any]
-                     ) -> list[dict[str, Any]]:
+    def _predict_all(
+        self, model_path: Path, calib_path: Path, model: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         from controlplane.registry.measure import reference_outputs
 
         with np.load(calib_path) as npz:
@@ -187,10 +236,23 @@ class Demo:
             data_dir = self.root / f"agent-{i + 1}"
             out_path = self.root / f"output-{i + 1}.npz"
             start = time.perf_counter()
-            run = subprocess.run([_bin("edgefleet-agent"), "predict", "--data-dir", str(data_dir),
-                                  "--input", str(self.root / "input.npz"),
-                                  "--output", str(out_path), "-o", "json"],
-                                 capture_output=True, env=self.env, timeout=60)
+            run = subprocess.run(
+                [
+                    _bin("edgefleet-agent"),
+                    "predict",
+                    "--data-dir",
+                    str(data_dir),
+                    "--input",
+                    str(self.root / "input.npz"),
+                    "--output",
+                    str(out_path),
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                env=self.env,
+                timeout=60,
+            )
             wall_ms = (time.perf_counter() - start) * 1000
             if run.returncode != 0:
                 raise DemoError(f"predict on agent-{i + 1} failed: {run.stderr.decode()}")
@@ -198,25 +260,30 @@ class Demo:
             with np.load(out_path) as npz:
                 got = {k: npz[k] for k in npz.files}
             err = max(float(np.max(np.abs(got[k] - expected[k]))) for k in expected)
-            status = subprocess.run([_bin("edgefleet-agent"), "status", "--data-dir",
-                                     str(data_dir), "-o", "json"], capture_output=True,
-                                    env=self.env, timeout=60)
+            status = subprocess.run(
+                [_bin("edgefleet-agent"), "status", "--data-dir", str(data_dir), "-o", "json"],
+                capture_output=True,
+                env=self.env,
+                timeout=60,
+            )
             st = json.loads(status.stdout)
             m = st["models"][0]
             dev = devices.get(f"demo-device-{i + 1}", {})
-            rows.append({
-                "device": dev.get("name", f"agent-{i + 1}"),
-                "device_id": st["device_id"],
-                "arch": (dev.get("hardware") or {}).get("arch", ""),
-                "model": f"{m['model']}:{m['version']}",
-                "variant": m["variant"],
-                "sha256": m["sha256"][:12],
-                "state": m["state"],
-                "inference_ms": float(answer.get("latency_ms", 0.0)),
-                "predict_wall_ms": wall_ms,
-                "max_abs_error": err,
-                "top_class": int(np.argmax(next(iter(got.values())))),
-            })
+            rows.append(
+                {
+                    "device": dev.get("name", f"agent-{i + 1}"),
+                    "device_id": st["device_id"],
+                    "arch": (dev.get("hardware") or {}).get("arch", ""),
+                    "model": f"{m['model']}:{m['version']}",
+                    "variant": m["variant"],
+                    "sha256": m["sha256"][:12],
+                    "state": m["state"],
+                    "inference_ms": float(answer.get("latency_ms", 0.0)),
+                    "predict_wall_ms": wall_ms,
+                    "max_abs_error": err,
+                    "top_class": int(np.argmax(next(iter(got.values())))),
+                }
+            )
         return rows
 
 
@@ -229,18 +296,35 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="EdgeFleet demo: every device runs the rolled-out model")
-    for col in ("device", "arch", "model", "variant", "sha256", "state", "inference ms",
-                "predict wall ms", "max |err| vs server", "class"):
-        table.add_column(col)
+    for col, justify in (
+        ("device", "left"),
+        ("model", "left"),
+        ("variant", "left"),
+        ("sha256", "left"),
+        ("state", "left"),
+        ("inference ms", "right"),
+        ("max |err| vs server", "right"),
+        ("class", "right"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
-        table.add_row(r["device"], r["arch"], r["model"], r["variant"], r["sha256"], r["state"],
-                      f"{r['inference_ms']:.3f}", f"{r['predict_wall_ms']:.0f}",
-                      f"{r['max_abs_error']:.2e}", str(r["top_class"]))
-    Console().print(table)
+        table.add_row(
+            r["device"],
+            r["model"],
+            r["variant"],
+            r["sha256"],
+            r["state"],
+            f"{r['inference_ms']:.3f}",
+            f"{r['max_abs_error']:.1e}",
+            str(r["top_class"]),
+        )
+    # A pipe gets a fixed width wide enough for the table rather than rich's 80 columns.
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
 
 
-def run_demo(data_dir: Path | None = None, devices: int = 3, keep: bool = False,
-             output: str = "table") -> int:
+def run_demo(
+    data_dir: Path | None = None, devices: int = 3, keep: bool = False, output: str = "table"
+) -> int:
     """Run the demo; returns the process exit code (0 success, 1 failure)."""
     root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="edgefleet-demo-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -250,20 +334,30 @@ def run_demo(data_dir: Path | None = None, devices: int = 3, keep: bool = False,
         rows = demo.run()
     except (DemoError, subprocess.TimeoutExpired) as exc:
         say(f"demo failed: {exc}\nlogs are in {root}")
-        demo.stop_all()
         return 1
     except KeyboardInterrupt:
-        demo.stop_all()
         return 130
-    say("7/7 shutting everything down (SIGTERM, graceful)")
-    demo.stop_all()
+    finally:
+        say("7/7 shutting everything down (SIGTERM, graceful)")
+        demo.stop_all()
     bad = [(label, p.returncode) for label, p in demo.procs if p.returncode not in (0, -15)]
     if output == "json":
-        print(json.dumps({"devices": rows, "seconds": round(time.monotonic() - started, 1),
-                          "data_dir": str(root)}))
+        print(
+            json.dumps(
+                {
+                    "devices": rows,
+                    "seconds": round(time.monotonic() - started, 1),
+                    "data_dir": str(root),
+                }
+            )
+        )
     else:
         print_table(rows)
-        print(f"done in {time.monotonic() - started:.1f} s; logs and data in {root}")
+        kept = keep or data_dir is not None
+        print(
+            f"done in {time.monotonic() - started:.1f} s"
+            + (f"; logs and data in {root}" if kept else "")
+        )
     if bad:
         say(f"some processes did not stop cleanly: {bad}")
         return 1

@@ -2,9 +2,9 @@
 
     EdgeFleetError                     base of every error a service raises on purpose
     ├── InvalidArgumentError           the caller sent something malformed or unusable
-    ├── NotFoundError                  the thing named does not exist (or is not visible to the caller)
+    ├── NotFoundError                  the thing named does not exist (or the caller may not see it)
     ├── AlreadyExistsError             creating what exists (model name:version)
-    ├── FailedPreconditionError        the request is fine but the state is wrong (rollout paused ...)
+    ├── FailedPreconditionError        the request is fine but the state is wrong (rollout paused)
     ├── ResourceExhaustedError         a configured limit was reached (upload size, token uses)
     ├── UnauthenticatedError           missing, malformed, unknown, revoked or expired credential
     └── PermissionDeniedError          authenticated, but not allowed to do this

@@ -30,9 +30,16 @@ def parse_labels(text: str, *, allow_empty_values: bool = False) -> dict[str, st
     return labels
 
 
-def validate_labels(labels: Mapping[str, str], *, allow_empty_values: bool = False) -> dict[str, str]:
-    return parse_labels(",".join(f"{k}={v}" for k, v in labels.items()),
-                        allow_empty_values=allow_empty_values) if labels else {}
+def validate_labels(
+    labels: Mapping[str, str], *, allow_empty_values: bool = False
+) -> dict[str, str]:
+    return (
+        parse_labels(
+            ",".join(f"{k}={v}" for k, v in labels.items()), allow_empty_values=allow_empty_values
+        )
+        if labels
+        else {}
+    )
 
 
 def matches(selector: Mapping[str, str], labels: Mapping[str, object]) -> bool:

@@ -9,6 +9,7 @@ last-seen times are flushed, the embedded worker stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -55,7 +56,8 @@ def check_schema(url: str) -> None:
     if current != head:
         raise SystemExit(
             f"database schema is at {current or 'nothing'}, this server needs {head}: "
-            f"run `edgefleet db upgrade --db URL` first")
+            f"run `edgefleet db upgrade --db URL` first"
+        )
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -81,13 +83,13 @@ def prepare(settings: Settings) -> ControlPlane:
         token = ensure_admin_token(s)
     if token:
         write_secret(settings.admin_token_path, token)
-        print(f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}",
-              flush=True)
+        print(f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}", flush=True)
     return plane
 
 
-async def serve_async(settings: Settings, *, ready: asyncio.Event | None = None,
-                      stop: asyncio.Event | None = None) -> int:
+async def serve_async(
+    settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+) -> int:
     plane = prepare(settings)
     celery = celery_app.configure(settings, plane)
     worker = None
@@ -107,7 +109,8 @@ async def serve_async(settings: Settings, *, ready: asyncio.Event | None = None,
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.listen}: is another server running there?")
@@ -115,19 +118,26 @@ async def serve_async(settings: Settings, *, ready: asyncio.Event | None = None,
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = settings.listen.rsplit(":", 1)[0]
-    database = "SQLite in the data dir" if not settings.database_url else settings.db_url.split("@")[-1]
-    jobs = ("in-process Celery worker" if settings.embedded
-            else "Celery on Redis (run `edgefleet worker`)")
-    print(f"edgefleet server listening on {host}:{port}; database: {database}; jobs: {jobs}; "
-          f"data in {settings.data_dir}", flush=True)
+    database = (
+        "SQLite in the data dir" if not settings.database_url else settings.db_url.split("@")[-1]
+    )
+    jobs = (
+        "in-process Celery worker"
+        if settings.embedded
+        else "Celery on Redis (run `edgefleet worker`)"
+    )
+    print(
+        f"edgefleet server listening on {host}:{port}; database: {database}; jobs: {jobs}; "
+        f"data in {settings.data_dir}",
+        flush=True,
+    )
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        # Signal handlers exist only in the main thread; tests run the server in another.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
-            pass
     flusher = asyncio.create_task(last_seen.run(plane, settings.last_seen_flush_seconds, stop))
     if ready is not None:
         ready.set()
@@ -146,6 +156,9 @@ async def serve_async(settings: Settings, *, ready: asyncio.Event | None = None,
 
 
 def serve(settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return asyncio.run(serve_async(settings))

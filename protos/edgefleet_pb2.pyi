@@ -263,26 +263,30 @@ class CreateEnrollmentTokenResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ..., token: _Optional[str] = ..., uses: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PushModelHeader(_message.Message):
-    __slots__ = ("name", "version", "size", "sha256", "calibration")
+    __slots__ = ("name", "version", "size", "sha256", "calibration_size", "calibration_sha256")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
-    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_SHA256_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     size: int
     sha256: str
-    calibration: bytes
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., calibration: _Optional[bytes] = ...) -> None: ...
+    calibration_size: int
+    calibration_sha256: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., calibration_size: _Optional[int] = ..., calibration_sha256: _Optional[str] = ...) -> None: ...
 
 class PushModelRequest(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "calibration_chunk")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_CHUNK_FIELD_NUMBER: _ClassVar[int]
     header: PushModelHeader
     chunk: bytes
-    def __init__(self, header: _Optional[_Union[PushModelHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    calibration_chunk: bytes
+    def __init__(self, header: _Optional[_Union[PushModelHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., calibration_chunk: _Optional[bytes] = ...) -> None: ...
 
 class Variant(_message.Message):
     __slots__ = ("kind", "sha256", "size", "status", "latency_ms", "failure", "manifest", "inputs", "outputs")

@@ -381,7 +381,7 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PushModel(self, request_iterator, context):
-        """First message carries the header, every later one a chunk of bytes.
+        """First message carries the header; calibration chunks, then model chunks follow.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import io
 from typing import Any
@@ -15,11 +14,11 @@ from controlplane.app import ControlPlane
 from controlplane.auth import services as auth
 from controlplane.auth.interceptor import current_principal
 from controlplane.celery_app import enqueue_after_commit
-from controlplane.errors import InvalidArgumentError
+from controlplane.errors import AlreadyExistsError, InvalidArgumentError
 from controlplane.fleet import services as fleet
 from controlplane.registry import services as registry
 from controlplane.registry import tasks as registry_tasks
-from controlplane.registry.errors import InvalidModelError
+from controlplane.registry.errors import InvalidModelError, ModelTooLargeError
 from controlplane.registry.models import ModelVersion
 from controlplane.registry.tflite import inspect_model
 from controlplane.rollouts import services as rollouts
@@ -37,20 +36,24 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     # -- tokens ----------------------------------------------------------------------------
 
     @rpc
-    async def CreateToken(self, request: pb.CreateTokenRequest, context: Any) -> pb.CreateTokenResponse:
+    async def CreateToken(
+        self, request: pb.CreateTokenRequest, context: Any
+    ) -> pb.CreateTokenResponse:
         who = current_principal().id
 
         def work() -> pb.CreateTokenResponse:
             with self.plane.tx() as s:
                 row, token = auth.create_operator_token(
-                    s, role=request.role, description=request.description, created_by=who)
+                    s, role=request.role, description=request.description, created_by=who
+                )
                 return pb.CreateTokenResponse(id=row.id, token=token, role=row.role)
 
         return await self.plane.run_db(work)
 
     @rpc
-    async def CreateEnrollmentToken(self, request: pb.CreateEnrollmentTokenRequest, context: Any
-                                    ) -> pb.CreateEnrollmentTokenResponse:
+    async def CreateEnrollmentToken(
+        self, request: pb.CreateEnrollmentTokenRequest, context: Any
+    ) -> pb.CreateEnrollmentTokenResponse:
         who = current_principal().id
         settings = self.plane.settings
         uses = request.uses or settings.enrollment_token_default_uses
@@ -60,11 +63,20 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         def work() -> pb.CreateEnrollmentTokenResponse:
             with self.plane.tx() as s:
                 row, token = auth.create_enrollment_token(
-                    s, labels=labels, uses=uses, expires_in=dt.timedelta(seconds=ttl),
-                    now=self.plane.clock(), created_by=who)
+                    s,
+                    labels=labels,
+                    uses=uses,
+                    expires_in=dt.timedelta(seconds=ttl),
+                    now=self.plane.clock(),
+                    created_by=who,
+                )
                 return pb.CreateEnrollmentTokenResponse(
-                    id=row.id, token=token, uses=row.uses_total,
-                    expires_at=convert.timestamp(row.expires_at), labels=row.labels)
+                    id=row.id,
+                    token=token,
+                    uses=row.uses_total,
+                    expires_at=convert.timestamp(row.expires_at),
+                    labels=row.labels,
+                )
 
         return await self.plane.run_db(work)
 
@@ -75,9 +87,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         """Stream the upload into the store, validate it, and register a pending version.
 
         Nothing is written to the database before the bytes are complete, of the announced size,
-        hash-checked and accepted by ``inspect_model``; a refused upload's file is removed.
+        hash-checked and accepted by ``inspect_model``; a refused upload's files are removed.
         """
-        settings, store = self.plane.settings, self.plane.store
+        settings = self.plane.settings
         who = current_principal().id
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("part") != "header":
@@ -87,66 +99,110 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         if h.size == 0:
             raise InvalidModelError("the model file is empty: nothing to push")
         if h.size > settings.max_model_bytes:
-            raise _too_large(h.size, settings.max_model_bytes)
-        if len(h.calibration) > settings.max_calibration_bytes:
-            raise _too_large(len(h.calibration), settings.max_calibration_bytes, "calibration file")
-        exists = await self.plane.run_db(self._exists, h.name, h.version)
-        if exists:
-            from controlplane.errors import AlreadyExistsError
+            raise _too_large(h.size, settings.max_model_bytes, "model", "max_model_bytes")
+        if h.calibration_size > settings.max_calibration_bytes:
+            raise _too_large(
+                h.calibration_size,
+                settings.max_calibration_bytes,
+                "calibration file",
+                "max_calibration_bytes",
+            )
+        if await self.plane.run_db(self._exists, h.name, h.version):
+            raise AlreadyExistsError(
+                f"{h.name}:{h.version} already exists: push a new version number"
+            )
 
-            raise AlreadyExistsError(f"{h.name}:{h.version} already exists: push a new version number")
-
-        loop = asyncio.get_running_loop()
-        upload = store.begin_upload(max_bytes=min(h.size, settings.max_model_bytes))
+        stored = await self._receive(h, request_iterator)
+        model, calibration = stored["model"], stored.get("calibration")
         try:
-            received = 0
-            async for msg in request_iterator:
-                if msg.WhichOneof("part") != "chunk":
-                    raise InvalidArgumentError("only data chunks may follow the header")
-                received += len(msg.chunk)
-                if received > h.size:
-                    raise InvalidArgumentError(
-                        f"upload is longer than the announced {h.size} bytes")
-                await loop.run_in_executor(self.plane.executor, upload.write, msg.chunk)
-            if received != h.size:
-                raise InvalidArgumentError(
-                    f"truncated upload: received {received} of {h.size} bytes; push again")
-            stored = await loop.run_in_executor(
-                self.plane.executor,
-                lambda: upload.commit(expected_sha256=h.sha256 or None, expected_size=h.size))
-        except BaseException:
-            upload.abort()
-            raise
-        try:
-            info = await loop.run_in_executor(self.plane.executor, self._inspect, stored.sha256)
-            calibration = None
-            if h.calibration:
-                _check_calibration(h.calibration, info)
-                cal = store.put_bytes(h.calibration, max_bytes=settings.max_calibration_bytes)
-                calibration = registry.Upload(sha256=cal.sha256, size=cal.size)
+            info = await self.plane.run_db(self._inspect, model.sha256, settings.max_model_bytes)
+            if calibration is not None:
+                await self.plane.run_db(self._check_calibration, calibration.sha256, info)
 
             def work() -> pb.ModelVersion:
                 with self.plane.tx() as s:
                     mv = registry.register_version(
-                        s, name=h.name, version=h.version,
-                        model=registry.Upload(sha256=stored.sha256, size=stored.size),
-                        info=info, calibration=calibration, created_by=who)
+                        s,
+                        name=h.name,
+                        version=h.version,
+                        model=registry.Upload(sha256=model.sha256, size=model.size),
+                        info=info,
+                        calibration=(
+                            registry.Upload(sha256=calibration.sha256, size=calibration.size)
+                            if calibration
+                            else None
+                        ),
+                        created_by=who,
+                    )
                     enqueue_after_commit(s, registry_tasks.measure_version, mv.id)
                     s.flush()
                     return convert.model_version(registry.find_version(s, h.name, h.version))
 
             return await self.plane.run_db(work)
         except BaseException:
-            await self.plane.run_db(self._drop_unreferenced, stored.sha256)
+            for blob in stored.values():
+                await self.plane.run_db(self._drop_unreferenced, blob.sha256)
+            raise
+
+    async def _receive(self, h: pb.PushModelHeader, stream: Any) -> dict[str, Any]:
+        """Receive calibration chunks, then model chunks, into store uploads; commit both.
+
+        Returns {"model": StoredArtifact, "calibration": StoredArtifact (if any)}. On any error
+        both uploads are aborted, so nothing of a refused push stays in the store.
+        """
+        store, run = self.plane.store, self.plane.run_db
+        parts = {
+            "calibration": (h.calibration_size, h.calibration_sha256),
+            "model": (h.size, h.sha256),
+        }
+        uploads = {
+            part: store.begin_upload(max_bytes=size) for part, (size, _) in parts.items() if size
+        }
+        received = dict.fromkeys(uploads, 0)
+        try:
+            async for msg in stream:
+                kind = msg.WhichOneof("part")
+                part = {"calibration_chunk": "calibration", "chunk": "model"}.get(kind or "")
+                if part is None or part not in uploads:
+                    raise InvalidArgumentError(f"unexpected {kind} message in a model push")
+                if part == "calibration" and received.get("model"):
+                    raise InvalidArgumentError("calibration chunks must come before model chunks")
+                data = msg.calibration_chunk if part == "calibration" else msg.chunk
+                received[part] += len(data)
+                if received[part] > parts[part][0]:
+                    raise InvalidArgumentError(
+                        f"{part} upload is longer than the announced {parts[part][0]} bytes"
+                    )
+                await run(uploads[part].write, data)
+            stored = {}
+            for part, upload in uploads.items():
+                size, digest = parts[part]
+                if received[part] != size:
+                    raise InvalidArgumentError(
+                        f"truncated upload: received {received[part]} of {size} {part} bytes; "
+                        f"push again"
+                    )
+                stored[part] = await run(
+                    upload.commit, expected_sha256=digest or None, expected_size=size
+                )
+            return stored
+        except BaseException:
+            for upload in uploads.values():
+                upload.abort()
             raise
 
     def _exists(self, name: str, version: str) -> bool:
         with self.plane.tx() as s:
             return registry.version_exists(s, name, version)
 
-    def _inspect(self, sha256: str) -> Any:
-        return inspect_model(self.plane.store.read_bytes(
-            sha256, max_bytes=self.plane.settings.max_model_bytes))
+    def _inspect(self, sha256: str, max_bytes: int) -> Any:
+        return inspect_model(self.plane.store.read_bytes(sha256, max_bytes=max_bytes))
+
+    def _check_calibration(self, sha256: str, info: Any) -> None:
+        data = self.plane.store.read_bytes(
+            sha256, max_bytes=self.plane.settings.max_calibration_bytes
+        )
+        _check_calibration(data, info)
 
     def _drop_unreferenced(self, sha256: str) -> None:
         """Remove a just-stored blob unless a row (another version) already refers to it."""
@@ -157,11 +213,14 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 self.plane.store.delete(sha256)
 
     @rpc
-    async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: Any
+    ) -> pb.ListModelsResponse:
         def work() -> pb.ListModelsResponse:
             with self.plane.tx() as s:
                 return pb.ListModelsResponse(
-                    models=[convert.model_version(mv) for mv in registry.list_versions(s)])
+                    models=[convert.model_version(mv) for mv in registry.list_versions(s)]
+                )
 
         return await self.plane.run_db(work)
 
@@ -169,20 +228,25 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def GetModel(self, request: pb.GetModelRequest, context: Any) -> pb.ModelVersion:
         def work() -> pb.ModelVersion:
             with self.plane.tx() as s:
-                return convert.model_version(registry.find_version(s, request.name, request.version))
+                return convert.model_version(
+                    registry.find_version(s, request.name, request.version)
+                )
 
         return await self.plane.run_db(work)
 
     # -- devices ---------------------------------------------------------------------------
 
     @rpc
-    async def ListDevices(self, request: pb.ListDevicesRequest, context: Any) -> pb.ListDevicesResponse:
+    async def ListDevices(
+        self, request: pb.ListDevicesRequest, context: Any
+    ) -> pb.ListDevicesResponse:
         selector = parse_labels(request.selector)
 
         def work() -> pb.ListDevicesResponse:
             with self.plane.tx() as s:
                 return pb.ListDevicesResponse(
-                    devices=[convert.device(d) for d in fleet.list_devices(s, selector)])
+                    devices=[convert.device(d) for d in fleet.list_devices(s, selector)]
+                )
 
         return await self.plane.run_db(work)
 
@@ -216,20 +280,28 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
         def work() -> pb.Rollout:
             with self.plane.tx() as s:
-                r = rollouts.create_rollout(s, model=request.model, version=request.version,
-                                            selector=request.selector, created_by=who,
-                                            now=self.plane.clock())
+                r = rollouts.create_rollout(
+                    s,
+                    model=request.model,
+                    version=request.version,
+                    selector=request.selector,
+                    created_by=who,
+                    now=self.plane.clock(),
+                )
                 enqueue_after_commit(s, rollout_tasks.start, r.id)
                 return self._rollout_proto(s, r)
 
         return await self.plane.run_db(work)
 
     @rpc
-    async def ListRollouts(self, request: pb.ListRolloutsRequest, context: Any) -> pb.ListRolloutsResponse:
+    async def ListRollouts(
+        self, request: pb.ListRolloutsRequest, context: Any
+    ) -> pb.ListRolloutsResponse:
         def work() -> pb.ListRolloutsResponse:
             with self.plane.tx() as s:
                 return pb.ListRolloutsResponse(
-                    rollouts=[self._rollout_proto(s, r) for r in rollouts.list_rollouts(s)])
+                    rollouts=[self._rollout_proto(s, r) for r in rollouts.list_rollouts(s)]
+                )
 
         return await self.plane.run_db(work)
 
@@ -245,8 +317,14 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def ChangeRollout(self, request: pb.ChangeRolloutRequest, context: Any) -> pb.Rollout:
         def work() -> pb.Rollout:
             with self.plane.tx() as s:
-                r = rollouts.change(s, request.id, request.action, signer=self.plane.signer,
-                                    settings=self.plane.settings, now=self.plane.clock())
+                r = rollouts.change(
+                    s,
+                    request.id,
+                    request.action,
+                    signer=self.plane.signer,
+                    settings=self.plane.settings,
+                    now=self.plane.clock(),
+                )
                 if r.state == "pending":
                     enqueue_after_commit(s, rollout_tasks.start, r.id)
                 return self._rollout_proto(s, r)
@@ -254,12 +332,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         return await self.plane.run_db(work)
 
 
-def _too_large(size: int, limit: int, what: str = "model") -> Exception:
-    from controlplane.registry.errors import ModelTooLargeError
-
+def _too_large(size: int, limit: int, what: str, setting: str) -> Exception:
     return ModelTooLargeError(
-        f"{what} is {size} bytes; this server accepts at most {limit} bytes "
-        f"(setting max_model_bytes)", limit=limit)
+        f"{what} is {size} bytes; this server accepts at most {limit} bytes (setting {setting})",
+        limit=limit,
+    )
 
 
 def _check_calibration(data: bytes, info: Any) -> None:
@@ -273,10 +350,11 @@ def _check_calibration(data: bytes, info: Any) -> None:
         if t.name not in arrays:
             raise InvalidArgumentError(
                 f"calibration file has no array {t.name!r}; it needs one per model input "
-                f"(found {sorted(arrays)})")
+                f"(found {sorted(arrays)})"
+            )
         arr = arrays[t.name]
         if tuple(arr.shape[1:]) != tuple(t.shape) or arr.shape[0] < 1:
             raise InvalidArgumentError(
                 f"calibration array {t.name!r} has shape {arr.shape}; expected (N, "
-                f"{', '.join(map(str, t.shape))})")
-
+                f"{', '.join(map(str, t.shape))})"
+            )

@@ -33,29 +33,51 @@ def tensor(d: dict[str, Any]) -> pb.TensorSpec:
     msg = pb.TensorSpec(name=d["name"], shape=list(d["shape"]), dtype=d["dtype"])
     q = d.get("quantization")
     if q:
-        msg.quantization.CopyFrom(pb.Quantization(
-            scale=q.get("scale", []), zero_point=q.get("zero_point", []),
-            quantized_dimension=q.get("quantized_dimension", 0)))
+        msg.quantization.CopyFrom(
+            pb.Quantization(
+                scale=q.get("scale", []),
+                zero_point=q.get("zero_point", []),
+                quantized_dimension=q.get("quantized_dimension", 0),
+            )
+        )
     return msg
 
 
 def variant(v: Variant) -> pb.Variant:
-    msg = pb.Variant(kind=v.kind, sha256=v.artifact_sha256, size=v.size, status=v.status,
-                     latency_ms=v.latency_ms or 0.0, failure=v.failure,
-                     inputs=[tensor(t) for t in v.inputs], outputs=[tensor(t) for t in v.outputs])
+    msg = pb.Variant(
+        kind=v.kind,
+        sha256=v.artifact_sha256,
+        size=v.size,
+        status=v.status,
+        latency_ms=v.latency_ms or 0.0,
+        failure=v.failure,
+        inputs=[tensor(t) for t in v.inputs],
+        outputs=[tensor(t) for t in v.outputs],
+    )
     if v.manifest_payload is not None and v.manifest_signature is not None:
-        msg.manifest.CopyFrom(pb.SignedDocument(payload=v.manifest_payload,
-                                                signature=v.manifest_signature,
-                                                key_id=v.manifest_key_id or ""))
+        msg.manifest.CopyFrom(
+            pb.SignedDocument(
+                payload=v.manifest_payload,
+                signature=v.manifest_signature,
+                key_id=v.manifest_key_id or "",
+            )
+        )
     return msg
 
 
 def model_version(mv: ModelVersion) -> pb.ModelVersion:
     return pb.ModelVersion(
-        name=mv.model.name, version=mv.version, status=mv.status, failure=mv.failure,
-        inputs=[tensor(t) for t in mv.inputs], outputs=[tensor(t) for t in mv.outputs],
-        operators=mv.operators, min_runtime=mv.min_runtime, sha256=mv.source_sha256,
-        size=mv.size, variants=[variant(v) for v in mv.variants],
+        name=mv.model.name,
+        version=mv.version,
+        status=mv.status,
+        failure=mv.failure,
+        inputs=[tensor(t) for t in mv.inputs],
+        outputs=[tensor(t) for t in mv.outputs],
+        operators=mv.operators,
+        min_runtime=mv.min_runtime,
+        sha256=mv.source_sha256,
+        size=mv.size,
+        variants=[variant(v) for v in mv.variants],
         created_at=timestamp(mv.created_at),
     )
 
@@ -73,30 +95,52 @@ def hardware(profile: dict[str, Any] | None) -> pb.HardwareProfile | None:
 def _ref(name: str, v: Variant | None) -> pb.ModelRef | None:
     if v is None:
         return None
-    return pb.ModelRef(model=name, version=v.model_version.version, variant=v.kind,
-                       sha256=v.artifact_sha256)
+    return pb.ModelRef(
+        model=name, version=v.model_version.version, variant=v.kind, sha256=v.artifact_sha256
+    )
 
 
 def device_model(dm: DeviceModel) -> pb.DeviceModel:
-    return pb.DeviceModel(model=dm.model_name, desired=_ref(dm.model_name, dm.desired_variant),
-                          active=_ref(dm.model_name, dm.active_variant), state=dm.state,
-                          message=dm.message)
+    return pb.DeviceModel(
+        model=dm.model_name,
+        desired=_ref(dm.model_name, dm.desired_variant),
+        active=_ref(dm.model_name, dm.active_variant),
+        state=dm.state,
+        message=dm.message,
+    )
 
 
 def device(d: Device) -> pb.Device:
     return pb.Device(
-        id=d.id, name=d.name, labels={k: str(v) for k, v in (d.labels or {}).items()},
+        id=d.id,
+        name=d.name,
+        labels={k: str(v) for k, v in (d.labels or {}).items()},
         hardware=hardware(d.hardware.profile if d.hardware else None),
-        last_seen=timestamp(d.last_seen), models=[device_model(m) for m in d.models],
-        enrolled_at=timestamp(d.enrolled_at), desired_sequence=d.desired_sequence,
+        last_seen=timestamp(d.last_seen),
+        models=[device_model(m) for m in d.models],
+        enrolled_at=timestamp(d.enrolled_at),
+        desired_sequence=d.desired_sequence,
     )
 
 
 def rollout(r: Rollout, model: str, version: str) -> pb.Rollout:
     return pb.Rollout(
-        id=r.id, model=model, version=version, selector=r.selector, state=r.state,
-        waves=[pb.Wave(index=w.index, devices=w.devices, succeeded=w.succeeded, failed=w.failed,
-                       state=w.state) for w in wave_counts(r)],
-        created_at=timestamp(r.created_at), updated_at=timestamp(r.updated_at),
+        id=r.id,
+        model=model,
+        version=version,
+        selector=r.selector,
+        state=r.state,
+        waves=[
+            pb.Wave(
+                index=w.index,
+                devices=w.devices,
+                succeeded=w.succeeded,
+                failed=w.failed,
+                state=w.state,
+            )
+            for w in wave_counts(r)
+        ],
+        created_at=timestamp(r.created_at),
+        updated_at=timestamp(r.updated_at),
         created_by=r.created_by or "",
     )

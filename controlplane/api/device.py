@@ -7,10 +7,10 @@ last-seen times are buffered here and written in batches by ``LastSeenBuffer.flu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from typing import Any
-
 
 from controlplane.api import convert
 from controlplane.api.errors import rpc, stream_rpc
@@ -42,10 +42,8 @@ class LastSeenBuffer:
 
     async def run(self, plane: ControlPlane, interval: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
             await self.flush(plane)
 
     async def flush(self, plane: ControlPlane) -> None:
@@ -60,8 +58,9 @@ class LastSeenBuffer:
         try:
             await plane.run_db(work)
         except Exception:
-            log.exception("could not write %d last-seen times; keeping them for the next flush",
-                          len(batch))
+            log.exception(
+                "could not write %d last-seen times; keeping them for the next flush", len(batch)
+            )
             for k, v in batch.items():
                 self._seen.setdefault(k, v)
 
@@ -79,8 +78,13 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         def work() -> pb.EnrollResponse:
             with self.plane.tx() as s:
                 device, credential = fleet.enroll(
-                    s, enrollment_token_id=token_id, name=request.name, hardware=hardware,
-                    labels=dict(request.labels), now=self.plane.clock())
+                    s,
+                    enrollment_token_id=token_id,
+                    name=request.name,
+                    hardware=hardware,
+                    labels=dict(request.labels),
+                    now=self.plane.clock(),
+                )
                 return pb.EnrollResponse(device_id=device.id, device_token=credential)
 
         return await self.plane.run_db(work)
@@ -90,21 +94,30 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         device_id = current_principal().id
         now = self.plane.clock()
         self.last_seen.mark(device_id, now)
-        hardware = (convert.hardware_to_dict(request.hardware)
-                    if request.HasField("hardware") else None)
+        hardware = (
+            convert.hardware_to_dict(request.hardware) if request.HasField("hardware") else None
+        )
         plane = self.plane
 
         def work() -> pb.SyncResponse:
             with plane.tx() as s:
                 if hardware is not None:
                     fleet.set_hardware(s, device_id, hardware, now=now)
-                state = fleet.desired_for_sync(s, device_id, request.known_sequence,
-                                               signer=plane.signer, settings=plane.settings,
-                                               now=now)
+                state = fleet.desired_for_sync(
+                    s,
+                    device_id,
+                    request.known_sequence,
+                    signer=plane.signer,
+                    settings=plane.settings,
+                    now=now,
+                )
                 resp = pb.SyncResponse(poll_interval_seconds=plane.settings.poll_interval_seconds)
                 if state is not None:
-                    resp.desired_state.CopyFrom(pb.SignedDocument(
-                        payload=state.payload, signature=state.signature, key_id=state.key_id))
+                    resp.desired_state.CopyFrom(
+                        pb.SignedDocument(
+                            payload=state.payload, signature=state.signature, key_id=state.key_id
+                        )
+                    )
                 return resp
 
         return await plane.run_db(work)
@@ -146,9 +159,15 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         device_id = current_principal().id
         now = self.plane.clock()
         events = [
-            telemetry.Event(model=e.ref.model, version=e.ref.version, variant=e.ref.variant,
-                            sha256=e.ref.sha256, state=e.state, message=e.message,
-                            at=convert.from_timestamp(e.at, now))
+            telemetry.Event(
+                model=e.ref.model,
+                version=e.ref.version,
+                variant=e.ref.variant,
+                sha256=e.ref.sha256,
+                state=e.state,
+                message=e.message,
+                at=convert.from_timestamp(e.at, now),
+            )
             for e in request.events
         ]
 
@@ -178,12 +197,17 @@ def _window(w: pb.MetricWindow, now: dt.datetime) -> dict[str, Any]:
     if len(w.bucket_counts) != len(w.bucket_bounds_ms) + 1:
         raise InvalidArgumentError("bucket_counts must have one more entry than bucket_bounds_ms")
     return {
-        "window_id": w.window_id, "model_name": w.ref.model[:200], "version": w.ref.version[:64],
-        "variant": w.ref.variant[:32], "sha256": w.ref.sha256[:64],
-        "start": convert.from_timestamp(w.start, now), "end": convert.from_timestamp(w.end, now),
-        "count": w.count, "errors": w.errors, "bucket_bounds_ms": list(w.bucket_bounds_ms),
-        "bucket_counts": list(w.bucket_counts), "latency_sum_ms": w.latency_sum_ms,
+        "window_id": w.window_id,
+        "model_name": w.ref.model[:200],
+        "version": w.ref.version[:64],
+        "variant": w.ref.variant[:32],
+        "sha256": w.ref.sha256[:64],
+        "start": convert.from_timestamp(w.start, now),
+        "end": convert.from_timestamp(w.end, now),
+        "count": w.count,
+        "errors": w.errors,
+        "bucket_bounds_ms": list(w.bucket_bounds_ms),
+        "bucket_counts": list(w.bucket_counts),
+        "latency_sum_ms": w.latency_sum_ms,
         "latency_max_ms": w.latency_max_ms,
     }
-
-

@@ -1,1 +1,2 @@
-"""Auth domain: operator tokens with roles, enrollment tokens, device credentials, the interceptor."""
+"""Auth domain: operator tokens with roles, enrollment tokens, device credentials, the
+interceptor."""

@@ -59,7 +59,7 @@ class _TTLCache:
 def _bearer(metadata: Any) -> str | None:
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            return value[len("Bearer "):].strip()
+            return value[len("Bearer ") :].strip()
     return None
 
 
@@ -96,9 +96,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         token = _bearer(details.invocation_metadata)
         if token is None:
-            return _deny(handler, grpc.StatusCode.UNAUTHENTICATED,
-                         "missing credentials: pass `authorization: Bearer <token>` "
-                         "(CLI: --token or EDGEFLEET_TOKEN)")
+            return _deny(
+                handler,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing credentials: pass `authorization: Bearer <token>` "
+                "(CLI: --token or EDGEFLEET_TOKEN)",
+            )
         try:
             principal = await self._principal_for(token)
         except EdgeFleetError as exc:
@@ -121,8 +124,9 @@ def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -
 
 
 def _with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> Any:
-    inner = (handler.unary_unary or handler.unary_stream or handler.stream_unary
-             or handler.stream_stream)
+    inner = (
+        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    )
 
     # grpc.aio serves every RPC in its own task, whose context is a copy: setting the variable
     # here cannot leak into another call, so there is nothing to reset.
@@ -139,8 +143,10 @@ def _with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> Any
 
 
 def _rebuild(handler: grpc.RpcMethodHandler, unary: Any, stream: Any) -> Any:
-    kw = {"request_deserializer": handler.request_deserializer,
-          "response_serializer": handler.response_serializer}
+    kw = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary, **kw)
     if handler.unary_stream:

@@ -17,9 +17,9 @@ PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 class Principal:
     """An authenticated caller."""
 
-    kind: str                 # operator | enrollment | device
-    id: str                   # token id, or device id for devices
-    role: str | None = None   # operators only
+    kind: str  # operator | enrollment | device
+    id: str  # token id, or device id for devices
+    role: str | None = None  # operators only
 
     @property
     def label(self) -> str:
@@ -66,7 +66,11 @@ def allowed(method: str, principal: Principal) -> tuple[bool, str]:
         return False, f"{method} is not an EdgeFleet method"
     if principal.kind != rule.kind:
         return False, f"{method} needs a {rule.kind} credential, not a {principal.kind} one"
-    if rule.min_role is not None:
-        if principal.role not in ROLES or ROLES.index(principal.role) < ROLES.index(rule.min_role):
-            return False, f"{method} needs role {rule.min_role} or higher (token has {principal.role})"
+    if rule.min_role is not None and (
+        principal.role not in ROLES or ROLES.index(principal.role) < ROLES.index(rule.min_role)
+    ):
+            return (
+                False,
+                f"{method} needs role {rule.min_role} or higher (token has {principal.role})",
+            )
     return True, ""

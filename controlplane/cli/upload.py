@@ -124,14 +124,19 @@ class PushStream:
         self._model = model
         self._header = pb.PushModelHeader(
             name=name, version=version, size=model.size, sha256=model.sha256,
-            calibration=calibration,
+            calibration_size=len(calibration),
+            calibration_sha256=hashlib.sha256(calibration).hexdigest() if calibration else "",
         )
+        self._calibration = calibration
         self._chunk_bytes = chunk_bytes
         self._on_chunk = on_chunk
         self.read_error: OSError | None = None
 
     def __iter__(self) -> Iterator[pb.PushModelRequest]:
         yield pb.PushModelRequest(header=self._header)
+        for start in range(0, len(self._calibration), self._chunk_bytes):
+            yield pb.PushModelRequest(
+                calibration_chunk=self._calibration[start:start + self._chunk_bytes])
         try:
             for chunk in iter_file_chunks(self._model.path, self._chunk_bytes, self._model.size):
                 yield pb.PushModelRequest(chunk=chunk)

@@ -1,1 +1,2 @@
-"""Fleet domain: enrollment, devices, hardware profiles, desired and active state, variant choice."""
+"""Fleet domain: enrollment, devices, hardware profiles, desired and active state, variant
+choice."""

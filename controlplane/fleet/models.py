@@ -106,4 +106,3 @@ class DesiredState(Base):
     expires_at: Mapped[dt.datetime]
     # Artifacts this document lets the device download (authorisation for DownloadArtifact).
     artifacts: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
-

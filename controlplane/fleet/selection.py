@@ -36,14 +36,23 @@ def runtime_satisfies(device_version: str, min_runtime: str) -> bool:
     return _version_tuple(device_version) >= _version_tuple(min_runtime)
 
 
-def choose_variant(variants: Sequence[Variant], hardware: dict[str, Any] | None, min_runtime: str) -> Choice:
+def choose_variant(
+    variants: Sequence[Variant], hardware: dict[str, Any] | None, min_runtime: str
+) -> Choice:
     ready = [v for v in variants if v.status == "ready"]
     if not ready:
         return Choice(None, "no variant is ready")
     interp = (hardware or {}).get("interpreter") or {}
     version = str(interp.get("version", ""))
     if not runtime_satisfies(version, min_runtime):
-        return Choice(None, f"interpreter {interp.get('name', '?')} {version} is older than the "
-                            f"model's minimum runtime {min_runtime}")
-    best = min(ready, key=lambda v: (v.latency_ms if v.latency_ms is not None else float("inf"), v.size))
-    return Choice(best, f"fastest ready variant ({best.kind}, {best.latency_ms or 0:.2f} ms on the server)")
+        return Choice(
+            None,
+            f"interpreter {interp.get('name', '?')} {version} is older than the "
+            f"model's minimum runtime {min_runtime}",
+        )
+    best = min(
+        ready, key=lambda v: (v.latency_ms if v.latency_ms is not None else float("inf"), v.size)
+    )
+    return Choice(
+        best, f"fastest ready variant ({best.kind}, {best.latency_ms or 0:.2f} ms on the server)"
+    )

@@ -63,7 +63,9 @@ def _new_device_id() -> str:
     return new_id()
 
 
-def set_hardware(session: Session, device_id: str, profile: dict[str, Any], *, now: dt.datetime) -> None:
+def set_hardware(
+    session: Session, device_id: str, profile: dict[str, Any], *, now: dt.datetime
+) -> None:
     """Store the device's current hardware profile (replacing the previous one)."""
     import json
 
@@ -85,9 +87,7 @@ def set_hardware(session: Session, device_id: str, profile: dict[str, Any], *, n
 
 def get_device(session: Session, device_id: str) -> Device:
     device = session.scalars(
-        sa.select(Device)
-        .where(Device.id == device_id)
-        .options(*_device_loads())
+        sa.select(Device).where(Device.id == device_id).options(*_device_loads())
     ).first()
     if device is None:
         raise NotFoundError(f"device {device_id} not found: see `edgefleet device list`")
@@ -97,9 +97,11 @@ def get_device(session: Session, device_id: str) -> Device:
 def _device_loads() -> list[Any]:
     return [
         selectinload(Device.hardware),
-        selectinload(Device.models).selectinload(DeviceModel.desired_variant)
+        selectinload(Device.models)
+        .selectinload(DeviceModel.desired_variant)
         .selectinload(Variant.model_version),
-        selectinload(Device.models).selectinload(DeviceModel.active_variant)
+        selectinload(Device.models)
+        .selectinload(DeviceModel.active_variant)
         .selectinload(Variant.model_version),
     ]
 
@@ -149,9 +151,15 @@ def publish_desired_state(
     rows = session.scalars(
         sa.select(DeviceModel)
         .where(DeviceModel.device_id == device_id, DeviceModel.desired_variant_id.is_not(None))
-        .options(selectinload(DeviceModel.desired_variant).selectinload(Variant.model_version)
-                 .selectinload(ModelVersion.model))
+        .options(
+            selectinload(DeviceModel.desired_variant)
+            .selectinload(Variant.model_version)
+            .selectinload(ModelVersion.model)
+        )
         .order_by(DeviceModel.model_name)
+        # The caller has usually just changed desired_variant_id on rows already in this
+        # session; refresh them so the relationship matches the column we sign.
+        .execution_options(populate_existing=True)
     ).all()
     entries = []
     for row in rows:
@@ -160,17 +168,22 @@ def publish_desired_state(
         manifest = manifest_json(v)
         if manifest is None:  # only ready, signed variants are ever made desired
             raise RuntimeError(f"variant {v.id} has no signed manifest")
-        entries.append({
-            "model": row.model_name,
-            "version": v.model_version.version,
-            "variant": v.kind,
-            "sha256": v.artifact_sha256,
-            "size": v.size,
-            "manifest": manifest,
-        })
+        entries.append(
+            {
+                "model": row.model_name,
+                "version": v.model_version.version,
+                "variant": v.kind,
+                "sha256": v.artifact_sha256,
+                "size": v.size,
+                "manifest": manifest,
+            }
+        )
     expires = now + dt.timedelta(seconds=settings.desired_state_ttl_seconds)
     doc = build_desired_state(
-        device_id=device_id, sequence=seq, issued_at=now, expires_at=expires,
+        device_id=device_id,
+        sequence=seq,
+        issued_at=now,
+        expires_at=expires,
         models=entries,
     )
     signed = signer.sign_document(doc)
@@ -212,9 +225,12 @@ def may_download(session: Session, device_id: str, sha256: str) -> bool:
     state = session.get(DesiredState, device_id)
     if state is not None and sha256 in (state.artifacts or []):
         return True
-    return session.scalar(
-        sa.select(sa.func.count())
-        .select_from(DeviceModel)
-        .join(Variant, Variant.id == DeviceModel.active_variant_id)
-        .where(DeviceModel.device_id == device_id, Variant.artifact_sha256 == sha256)
-    ) > 0
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(DeviceModel)
+            .join(Variant, Variant.id == DeviceModel.active_variant_id)
+            .where(DeviceModel.device_id == device_id, Variant.artifact_sha256 == sha256)
+        )
+        > 0
+    )

@@ -62,12 +62,15 @@ def find_version(session: Session, name: str, version: str = "") -> ModelVersion
 
 
 def version_exists(session: Session, name: str, version: str) -> bool:
-    return session.scalar(
-        sa.select(sa.func.count())
-        .select_from(ModelVersion)
-        .join(Model)
-        .where(Model.name == name, ModelVersion.version == version)
-    ) > 0
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(ModelVersion)
+            .join(Model)
+            .where(Model.name == name, ModelVersion.version == version)
+        )
+        > 0
+    )
 
 
 def list_versions(session: Session) -> list[ModelVersion]:
@@ -157,7 +160,9 @@ def register_version(
             )
             session.flush()
     except IntegrityError as exc:
-        raise AlreadyExistsError(f"{name}:{version} already exists: push a new version number") from exc
+        raise AlreadyExistsError(
+            f"{name}:{version} already exists: push a new version number"
+        ) from exc
     return mv
 
 

@@ -42,8 +42,10 @@ def measure_version(self: PlaneTask, version_id: str) -> None:
             variant = session.scalars(
                 sa.select(Variant)
                 .where(Variant.id == variant_id)
-                .options(selectinload(Variant.model_version).selectinload(ModelVersion.variants),
-                         selectinload(Variant.model_version).selectinload(ModelVersion.model))
+                .options(
+                    selectinload(Variant.model_version).selectinload(ModelVersion.variants),
+                    selectinload(Variant.model_version).selectinload(ModelVersion.model),
+                )
                 .with_for_update()
             ).one()
             if variant.status != "pending":

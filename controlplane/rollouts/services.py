@@ -39,7 +39,12 @@ class WaveCounts:
 
 
 def create_rollout(
-    session: Session, *, model: str, version: str, selector: str, created_by: str | None,
+    session: Session,
+    *,
+    model: str,
+    version: str,
+    selector: str,
+    created_by: str | None,
     now: dt.datetime,
 ) -> Rollout:
     if not model or not version:
@@ -53,8 +58,14 @@ def create_rollout(
         )
     if mv.status == "failed":
         raise FailedPreconditionError(f"{model}:{version} failed validation: {mv.failure}")
-    rollout = Rollout(model_version_id=mv.id, selector=selector, state="pending",
-                      created_by=created_by, created_at=now, updated_at=now)
+    rollout = Rollout(
+        model_version_id=mv.id,
+        selector=selector,
+        state="pending",
+        created_by=created_by,
+        created_at=now,
+        updated_at=now,
+    )
     rollout.waves.append(Wave(index=0, percent=100.0, state="pending"))
     session.add(rollout)
     session.flush()
@@ -62,37 +73,47 @@ def create_rollout(
 
 
 def get_rollout(session: Session, rollout_id: str, *, lock: bool = False) -> Rollout:
-    q = sa.select(Rollout).where(Rollout.id == rollout_id).options(
-        selectinload(Rollout.waves),
-        selectinload(Rollout.targets),
+    q = (
+        sa.select(Rollout)
+        .where(Rollout.id == rollout_id)
+        .options(
+            selectinload(Rollout.waves),
+            selectinload(Rollout.targets),
+        )
     )
     if lock:
         q = q.with_for_update()
-    rollout = session.scalars(q).first()
+    # Refresh rows already in the session: a lock is only useful on the state it returns.
+    rollout = session.scalars(q.execution_options(populate_existing=True)).first()
     if rollout is None:
         raise NotFoundError(f"rollout {rollout_id} not found: see `edgefleet rollout list`")
     return rollout
 
 
 def list_rollouts(session: Session) -> list[Rollout]:
-    return list(session.scalars(
-        sa.select(Rollout).options(selectinload(Rollout.waves), selectinload(Rollout.targets))
-        .order_by(Rollout.created_at.desc())
-    ))
+    return list(
+        session.scalars(
+            sa.select(Rollout)
+            .options(selectinload(Rollout.waves), selectinload(Rollout.targets))
+            .order_by(Rollout.created_at.desc())
+        )
+    )
 
 
 def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
     from controlplane.registry.models import ModelVersion as MV
 
     mv = session.scalars(
-        sa.select(MV).where(MV.id == rollout.model_version_id)
+        sa.select(MV)
+        .where(MV.id == rollout.model_version_id)
         .options(selectinload(MV.variants), selectinload(MV.model))
     ).one()
     return mv
 
 
-def start(session: Session, rollout_id: str, *, signer: Signer, settings: Settings,
-          now: dt.datetime) -> Rollout:
+def start(
+    session: Session, rollout_id: str, *, signer: Signer, settings: Settings, now: dt.datetime
+) -> Rollout:
     """Assign every matching device to wave 0 and publish their desired states (idempotent)."""
     rollout = get_rollout(session, rollout_id, lock=True)
     if rollout.state != "pending":
@@ -106,9 +127,18 @@ def start(session: Session, rollout_id: str, *, signer: Signer, settings: Settin
         dm = session.get(DeviceModel, (device.id, mv.model.name))
         previous = dm.active_variant_id if dm else None
         if choice.variant is None:
-            session.add(RolloutDevice(rollout_id=rollout.id, device_id=device.id, wave_index=0,
-                                      variant_id=mv.variants[0].id, previous_variant_id=previous,
-                                      state="failed", message=choice.reason, updated_at=now))
+            rollout.targets.append(
+                RolloutDevice(
+                    rollout_id=rollout.id,
+                    device_id=device.id,
+                    wave_index=0,
+                    variant_id=mv.variants[0].id,
+                    previous_variant_id=previous,
+                    state="failed",
+                    message=choice.reason,
+                    updated_at=now,
+                )
+            )
             continue
         if dm is None:
             dm = DeviceModel(device_id=device.id, model_name=mv.model.name)
@@ -119,10 +149,18 @@ def start(session: Session, rollout_id: str, *, signer: Signer, settings: Settin
         dm.state = "active" if already else "pending"
         dm.message = choice.reason
         dm.updated_at = now
-        session.add(RolloutDevice(rollout_id=rollout.id, device_id=device.id, wave_index=0,
-                                  variant_id=choice.variant.id, previous_variant_id=previous,
-                                  state="succeeded" if already else "pending",
-                                  message=choice.reason, updated_at=now))
+        rollout.targets.append(
+            RolloutDevice(
+                rollout_id=rollout.id,
+                device_id=device.id,
+                wave_index=0,
+                variant_id=choice.variant.id,
+                previous_variant_id=previous,
+                state="succeeded" if already else "pending",
+                message=choice.reason,
+                updated_at=now,
+            )
+        )
         session.flush()
         fleet.publish_desired_state(session, device.id, signer=signer, settings=settings, now=now)
     rollout.state = "running"
@@ -143,7 +181,13 @@ def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
         if target.state != "pending":
             continue
         dm = session.get(DeviceModel, (target.device_id, model_name))
-        if dm is None or dm.desired_variant_id != target.variant_id:
+        if dm is None or dm.rollout_id != rollout.id:
+            # A newer rollout (or a rollback) took this device's model over: this rollout no
+            # longer waits for it, and it counts neither as a success nor as a failure.
+            target.state, target.updated_at = "superseded", now
+            target.message = "a newer rollout took this device over"
+            continue
+        if dm.desired_variant_id != target.variant_id:
             continue
         if dm.active_variant_id == target.variant_id and dm.state == "active":
             target.state, target.message, target.updated_at = "succeeded", "", now
@@ -160,8 +204,15 @@ def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
     return rollout
 
 
-def change(session: Session, rollout_id: str, action: str, *, signer: Signer, settings: Settings,
-           now: dt.datetime) -> Rollout:
+def change(
+    session: Session,
+    rollout_id: str,
+    action: str,
+    *,
+    signer: Signer,
+    settings: Settings,
+    now: dt.datetime,
+) -> Rollout:
     """pause | resume | abort | rollback, along the allowed transitions."""
     target_state = ACTIONS.get(action)
     if target_state is None:
@@ -187,8 +238,9 @@ def change(session: Session, rollout_id: str, action: str, *, signer: Signer, se
     return rollout
 
 
-def _roll_back(session: Session, rollout: Rollout, *, signer: Signer, settings: Settings,
-               now: dt.datetime) -> None:
+def _roll_back(
+    session: Session, rollout: Rollout, *, signer: Signer, settings: Settings, now: dt.datetime
+) -> None:
     """Put every device this rollout touched back on the variant it ran before."""
     model_name = _model_version(session, rollout).model.name
     for target in rollout.targets:
@@ -201,8 +253,9 @@ def _roll_back(session: Session, rollout: Rollout, *, signer: Signer, settings: 
         dm.message = f"rolled back by rollout {rollout.id}"
         dm.updated_at = now
         session.flush()
-        fleet.publish_desired_state(session, target.device_id, signer=signer, settings=settings,
-                                    now=now)
+        fleet.publish_desired_state(
+            session, target.device_id, signer=signer, settings=settings, now=now
+        )
         target.state = "rolled_back"
     for wave in rollout.waves:
         wave.state = "rolled_back" if wave.state != "pending" else wave.state
@@ -212,19 +265,23 @@ def wave_counts(rollout: Rollout) -> list[WaveCounts]:
     out = []
     for wave in rollout.waves:
         members = [t for t in rollout.targets if t.wave_index == wave.index]
-        out.append(WaveCounts(
-            index=wave.index,
-            devices=len(members),
-            succeeded=sum(t.state == "succeeded" for t in members),
-            failed=sum(t.state == "failed" for t in members),
-            state=wave.state,
-        ))
+        out.append(
+            WaveCounts(
+                index=wave.index,
+                devices=len(members),
+                succeeded=sum(t.state == "succeeded" for t in members),
+                failed=sum(t.state == "failed" for t in members),
+                state=wave.state,
+            )
+        )
     return out
 
 
 def active_rollout_ids(session: Session) -> list[str]:
-    return list(session.scalars(
-        sa.select(Rollout.id).where(Rollout.state.in_(("pending", "running")))
-        .order_by(Rollout.created_at)
-    ))
-
+    return list(
+        session.scalars(
+            sa.select(Rollout.id)
+            .where(Rollout.state.in_(("pending", "running")))
+            .order_by(Rollout.created_at)
+        )
+    )

@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 def start(self: PlaneTask, rollout_id: str) -> None:
     plane = self.plane
     with plane.tx() as session:
-        services.start(session, rollout_id, signer=plane.signer, settings=plane.settings,
-                       now=plane.clock())
+        services.start(
+            session, rollout_id, signer=plane.signer, settings=plane.settings, now=plane.clock()
+        )
 
 
 @app.task(base=PlaneTask, bind=True, name="rollouts.tick")
@@ -31,8 +32,13 @@ def tick(self: PlaneTask) -> None:
         try:
             with plane.tx() as session:
                 # a pending rollout whose start message was lost is started here
-                services.start(session, rollout_id, signer=plane.signer,
-                               settings=plane.settings, now=plane.clock())
+                services.start(
+                    session,
+                    rollout_id,
+                    signer=plane.signer,
+                    settings=plane.settings,
+                    now=plane.clock(),
+                )
                 services.progress(session, rollout_id, now=plane.clock())
         except Exception:
             log.exception("rollout %s: tick failed; will retry on the next tick", rollout_id)

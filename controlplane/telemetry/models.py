@@ -17,8 +17,9 @@ from controlplane.db import Base, utcnow
 class InstallEvent(Base):
     __tablename__ = "install_events"
 
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     device_id: Mapped[str] = mapped_column(
         sa.ForeignKey("devices.id", ondelete="CASCADE"), index=True
     )

@@ -39,18 +39,33 @@ def _variant_id(session: Session, model: str, version: str, kind: str, sha256: s
         sa.select(Variant.id)
         .join(ModelVersion, Variant.model_version_id == ModelVersion.id)
         .join(Model, ModelVersion.model_id == Model.id)
-        .where(Model.name == model, ModelVersion.version == version, Variant.kind == kind,
-               Variant.artifact_sha256 == sha256)
+        .where(
+            Model.name == model,
+            ModelVersion.version == version,
+            Variant.kind == kind,
+            Variant.artifact_sha256 == sha256,
+        )
     )
 
 
-def record_status(session: Session, device_id: str, events: list[Event], *, now: dt.datetime) -> int:
+def record_status(
+    session: Session, device_id: str, events: list[Event], *, now: dt.datetime
+) -> int:
     """Store install events and move each (device, model) row to the reported state."""
     for ev in events[:MAX_EVENTS]:
-        session.add(InstallEvent(device_id=device_id, model_name=ev.model[:200],
-                                 version=ev.version[:64], variant=ev.variant[:32],
-                                 sha256=ev.sha256[:64], state=ev.state[:32],
-                                 message=ev.message[:2000], at=ev.at, received_at=now))
+        session.add(
+            InstallEvent(
+                device_id=device_id,
+                model_name=ev.model[:200],
+                version=ev.version[:64],
+                variant=ev.variant[:32],
+                sha256=ev.sha256[:64],
+                state=ev.state[:32],
+                message=ev.message[:2000],
+                at=ev.at,
+                received_at=now,
+            )
+        )
         dm = session.get(DeviceModel, (device_id, ev.model))
         if dm is None:
             continue
@@ -68,8 +83,9 @@ def record_status(session: Session, device_id: str, events: list[Event], *, now:
     return min(len(events), MAX_EVENTS)
 
 
-def record_metrics(session: Session, device_id: str, windows: list[dict[str, Any]],
-                   *, now: dt.datetime) -> tuple[int, int]:
+def record_metrics(
+    session: Session, device_id: str, windows: list[dict[str, Any]], *, now: dt.datetime
+) -> tuple[int, int]:
     """Insert windows not seen before; return (accepted, duplicates)."""
     windows = windows[:MAX_WINDOWS]
     if not windows:

@@ -27,11 +27,15 @@ def _blobs(srv: RunningServer) -> list[str]:
 
 
 def _no_models(srv: RunningServer) -> bool:
-    return len(srv.admin().ListModels(pb.ListModelsRequest(),
-                                      metadata=bearer(srv.admin_token)).models) == 0
+    return (
+        len(srv.admin().ListModels(pb.ListModelsRequest(), metadata=bearer(srv.admin_token)).models)
+        == 0
+    )
 
 
-def test_push_records_signature_and_becomes_ready_with_a_signed_manifest(server: RunningServer) -> None:
+def test_push_records_signature_and_becomes_ready_with_a_signed_manifest(
+    server: RunningServer,
+) -> None:
     mv = push(server, "cnn", "1.0.0", MODEL)
     assert mv.status == "pending"
     assert mv.sha256 == hashlib.sha256(MODEL).hexdigest()
@@ -87,8 +91,14 @@ def test_empty_upload_is_refused(server: RunningServer) -> None:
 def test_upload_cut_off_before_the_announced_size_is_refused(server: RunningServer) -> None:
     """Input tried: the header announces the full size but the stream stops half-way."""
     with pytest.raises(grpc.RpcError) as err:
-        push(server, "cut", "1", MODEL[: len(MODEL) // 2], size=len(MODEL),
-             sha256=hashlib.sha256(MODEL).hexdigest())
+        push(
+            server,
+            "cut",
+            "1",
+            MODEL[: len(MODEL) // 2],
+            size=len(MODEL),
+            sha256=hashlib.sha256(MODEL).hexdigest(),
+        )
     assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
     assert "truncated" in err.value.details()
     assert _blobs(server) == [] and _no_models(server)
@@ -111,7 +121,8 @@ def test_oversized_upload_is_resource_exhausted(server: RunningServer) -> None:
     with pytest.raises(grpc.RpcError) as err:  # announces small, sends more than announced
         server.admin().PushModel(
             push_requests("big", "2", MODEL + b"\0" * 1024, size=len(MODEL)),
-            metadata=bearer(server.admin_token))
+            metadata=bearer(server.admin_token),
+        )
     assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
     assert _blobs(server) == [] and _no_models(server)
 
@@ -123,7 +134,8 @@ def test_rollout_of_unknown_model_is_not_found(server: RunningServer) -> None:
         with pytest.raises(grpc.RpcError) as err:
             server.admin().CreateRollout(
                 pb.CreateRolloutRequest(model=model, version=version, selector=""),
-                metadata=bearer(server.admin_token))
+                metadata=bearer(server.admin_token),
+            )
         assert _code(err) == grpc.StatusCode.NOT_FOUND
 
 
@@ -134,7 +146,8 @@ def test_malformed_selector_is_invalid_argument(server: RunningServer) -> None:
     with pytest.raises(grpc.RpcError) as err:
         server.admin().CreateRollout(
             pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector="site"),
-            metadata=bearer(server.admin_token))
+            metadata=bearer(server.admin_token),
+        )
     assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -150,4 +163,36 @@ def test_calibration_must_match_the_inputs(server: RunningServer) -> None:
         with pytest.raises(grpc.RpcError) as err:
             push(server, "cnn", "1.0.0", MODEL, calibration=cal)
         assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _blobs(server) == [] and _no_models(server)
+
+
+def test_calibration_larger_than_one_grpc_message_streams_in_chunks(server: RunningServer) -> None:
+    """A 5 MiB calibration file (over the 4 MiB message limit) arrives whole and is recorded."""
+    import io
+
+    import numpy as np
+
+    samples = np.random.default_rng(0).random((1700, 1, 28, 28, 1), dtype=np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, image=samples)
+    data = buf.getvalue()
+    assert len(data) > server.settings.grpc_max_message_bytes
+    mv = push(server, "cnn", "1.0.0", MODEL, calibration=data, chunk=1024 * 1024)
+    assert mv.status == "pending"
+    assert hashlib.sha256(data).hexdigest() in _blobs(server)
+
+
+def test_calibration_chunks_after_model_chunks_are_refused(server: RunningServer) -> None:
+    """Input tried: a stream that sends calibration bytes after the model's bytes began."""
+
+    def stream():  # type: ignore[no-untyped-def]
+        yield pb.PushModelRequest(
+            header=pb.PushModelHeader(name="cnn", version="1", size=len(MODEL), calibration_size=4)
+        )
+        yield pb.PushModelRequest(chunk=MODEL)
+        yield pb.PushModelRequest(calibration_chunk=b"abcd")
+
+    with pytest.raises(grpc.RpcError) as err:
+        server.admin().PushModel(stream(), metadata=bearer(server.admin_token))
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
     assert _blobs(server) == [] and _no_models(server)

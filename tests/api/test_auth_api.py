@@ -23,17 +23,20 @@ def _code(call: object) -> grpc.StatusCode:
 
 def test_missing_token_is_unauthenticated(server: RunningServer) -> None:
     """Input tried: no authorization metadata at all."""
-    assert _code(lambda: server.admin().ListModels(pb.ListModelsRequest())) == \
-        grpc.StatusCode.UNAUTHENTICATED
+    assert (
+        _code(lambda: server.admin().ListModels(pb.ListModelsRequest()))
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
     assert _code(lambda: server.device().Sync(pb.SyncRequest())) == grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.mark.parametrize("token", ["garbage", "efo_0123456789abcdef_forgedsecret", "Basic abc"])
 def test_wrong_token_is_unauthenticated(server: RunningServer, token: str) -> None:
     """Input tried: garbage, a forged operator token, a non-bearer scheme."""
-    assert _code(lambda: server.admin().ListModels(pb.ListModelsRequest(),
-                                                   metadata=bearer(token))) == \
-        grpc.StatusCode.UNAUTHENTICATED
+    assert (
+        _code(lambda: server.admin().ListModels(pb.ListModelsRequest(), metadata=bearer(token)))
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
 
 
 def test_health_is_public(server: RunningServer) -> None:
@@ -43,52 +46,92 @@ def test_health_is_public(server: RunningServer) -> None:
 
 
 def test_viewer_can_read_but_not_change(server: RunningServer) -> None:
-    viewer = server.admin().CreateToken(pb.CreateTokenRequest(role="viewer"),
-                                        metadata=bearer(server.admin_token)).token
+    viewer = (
+        server.admin()
+        .CreateToken(pb.CreateTokenRequest(role="viewer"), metadata=bearer(server.admin_token))
+        .token
+    )
     server.admin().ListModels(pb.ListModelsRequest(), metadata=bearer(viewer))
-    assert _code(lambda: server.admin().CreateEnrollmentToken(
-        pb.CreateEnrollmentTokenRequest(), metadata=bearer(viewer))) == \
-        grpc.StatusCode.PERMISSION_DENIED
-    assert _code(lambda: server.admin().PushModel(
-        iter([pb.PushModelRequest(header=pb.PushModelHeader(name="x", version="1", size=4))]),
-        metadata=bearer(viewer))) == grpc.StatusCode.PERMISSION_DENIED
-    assert _code(lambda: server.admin().CreateToken(
-        pb.CreateTokenRequest(role="admin"), metadata=bearer(viewer))) == \
-        grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        _code(
+            lambda: server.admin().CreateEnrollmentToken(
+                pb.CreateEnrollmentTokenRequest(), metadata=bearer(viewer)
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        _code(
+            lambda: server.admin().PushModel(
+                iter(
+                    [pb.PushModelRequest(header=pb.PushModelHeader(name="x", version="1", size=4))]
+                ),
+                metadata=bearer(viewer),
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        _code(
+            lambda: server.admin().CreateToken(
+                pb.CreateTokenRequest(role="admin"), metadata=bearer(viewer)
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 def test_operator_cannot_mint_tokens(server: RunningServer) -> None:
-    op = server.admin().CreateToken(pb.CreateTokenRequest(role="operator"),
-                                    metadata=bearer(server.admin_token)).token
-    assert _code(lambda: server.admin().CreateToken(
-        pb.CreateTokenRequest(role="viewer"), metadata=bearer(op))) == \
-        grpc.StatusCode.PERMISSION_DENIED
+    op = (
+        server.admin()
+        .CreateToken(pb.CreateTokenRequest(role="operator"), metadata=bearer(server.admin_token))
+        .token
+    )
+    assert (
+        _code(
+            lambda: server.admin().CreateToken(
+                pb.CreateTokenRequest(role="viewer"), metadata=bearer(op)
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 def test_device_credential_on_admin_rpc_is_denied(server: RunningServer) -> None:
     """Input tried: a valid device token on AdminService.ListDevices."""
     _, device_token = enroll(server)
-    assert _code(lambda: server.admin().ListDevices(pb.ListDevicesRequest(),
-                                                    metadata=bearer(device_token))) == \
-        grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        _code(
+            lambda: server.admin().ListDevices(
+                pb.ListDevicesRequest(), metadata=bearer(device_token)
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 def test_admin_token_cannot_act_as_a_device(server: RunningServer) -> None:
-    assert _code(lambda: server.device().Sync(pb.SyncRequest(),
-                                              metadata=bearer(server.admin_token))) == \
-        grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        _code(lambda: server.device().Sync(pb.SyncRequest(), metadata=bearer(server.admin_token)))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 def test_enrollment_token_used_past_its_uses(server: RunningServer) -> None:
     """Input tried: a one-use enrollment token presented a second time."""
-    et = server.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(uses=1),
-                                              metadata=bearer(server.admin_token))
+    et = server.admin().CreateEnrollmentToken(
+        pb.CreateEnrollmentTokenRequest(uses=1), metadata=bearer(server.admin_token)
+    )
     server.device().Enroll(pb.EnrollRequest(name="a"), metadata=bearer(et.token))
-    assert _code(lambda: server.device().Enroll(pb.EnrollRequest(name="b"),
-                                                metadata=bearer(et.token))) == \
-        grpc.StatusCode.UNAUTHENTICATED
-    devices = server.admin().ListDevices(pb.ListDevicesRequest(),
-                                         metadata=bearer(server.admin_token)).devices
+    assert (
+        _code(lambda: server.device().Enroll(pb.EnrollRequest(name="b"), metadata=bearer(et.token)))
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
+    devices = (
+        server.admin()
+        .ListDevices(pb.ListDevicesRequest(), metadata=bearer(server.admin_token))
+        .devices
+    )
     assert [d.name for d in devices] == ["a"]
 
 
@@ -101,7 +144,8 @@ def test_enrollment_labels_merge_and_device_sees_only_itself(server: RunningServ
     b_id, b_token = enroll(server, labels={"site": "b"}, name="b")
     rollout = server.admin().CreateRollout(
         pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector="site=b"),
-        metadata=bearer(server.admin_token))
+        metadata=bearer(server.admin_token),
+    )
     assert rollout.id
 
     def b_state() -> pb.SyncResponse | None:
@@ -118,11 +162,17 @@ def test_enrollment_labels_merge_and_device_sees_only_itself(server: RunningServ
     a_sync = server.device().Sync(pb.SyncRequest(known_sequence=0), metadata=bearer(a_token))
     assert not a_sync.HasField("desired_state")
     with pytest.raises(grpc.RpcError) as err:
-        list(server.device().DownloadArtifact(pb.DownloadRequest(sha256=sha),
-                                              metadata=bearer(a_token)))
+        list(
+            server.device().DownloadArtifact(
+                pb.DownloadRequest(sha256=sha), metadata=bearer(a_token)
+            )
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     # B may, from any offset
-    chunks = list(server.device().DownloadArtifact(pb.DownloadRequest(sha256=sha, offset=10),
-                                                   metadata=bearer(b_token)))
+    chunks = list(
+        server.device().DownloadArtifact(
+            pb.DownloadRequest(sha256=sha, offset=10), metadata=bearer(b_token)
+        )
+    )
     assert b"".join(c.data for c in chunks) == model[10:]
     assert a_id != b_id

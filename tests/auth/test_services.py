@@ -38,7 +38,9 @@ def test_secrets_are_stored_hashed(session_factory: sessionmaker[Session]) -> No
 
 
 @pytest.mark.parametrize("bad", ["", "efo_nope_nope", "not-a-token"])
-def test_unknown_or_malformed_tokens_are_refused(session_factory: sessionmaker[Session], bad: str) -> None:
+def test_unknown_or_malformed_tokens_are_refused(
+    session_factory: sessionmaker[Session], bad: str
+) -> None:
     """Input tried: empty string, a well-formed token for an id that does not exist, garbage."""
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
         services.authenticate(s, bad, now=NOW)
@@ -47,7 +49,7 @@ def test_unknown_or_malformed_tokens_are_refused(session_factory: sessionmaker[S
 def test_wrong_secret_for_a_real_id_is_refused(session_factory: sessionmaker[Session]) -> None:
     """Input tried: a real token id with a forged secret."""
     with transaction(session_factory) as s:
-        row, token = services.create_operator_token(s, role="admin")
+        _row, token = services.create_operator_token(s, role="admin")
     forged = token[: token.rindex("_") + 1] + "A" * 43
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
         services.authenticate(s, forged, now=NOW)
@@ -62,17 +64,21 @@ def test_expired_enrollment_token_is_refused(session_factory: sessionmaker[Sessi
     """Input tried: an enrollment token one second past its expiry."""
     with transaction(session_factory) as s:
         _, token = services.create_enrollment_token(
-            s, labels={}, uses=1, expires_in=dt.timedelta(hours=1), now=NOW)
+            s, labels={}, uses=1, expires_in=dt.timedelta(hours=1), now=NOW
+        )
     later = NOW + dt.timedelta(hours=1, seconds=1)
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError, match="expired"):
         services.authenticate(s, token, now=later)
 
 
-def test_enrollment_token_cannot_be_used_past_its_uses(session_factory: sessionmaker[Session]) -> None:
+def test_enrollment_token_cannot_be_used_past_its_uses(
+    session_factory: sessionmaker[Session],
+) -> None:
     """Input tried: a two-use token spent a third time."""
     with transaction(session_factory) as s:
         row, token = services.create_enrollment_token(
-            s, labels={"site": "berlin"}, uses=2, expires_in=dt.timedelta(hours=1), now=NOW)
+            s, labels={"site": "berlin"}, uses=2, expires_in=dt.timedelta(hours=1), now=NOW
+        )
     for _ in range(2):
         with transaction(session_factory) as s:
             assert services.spend_enrollment_token(s, row.id, now=NOW) == {"site": "berlin"}
@@ -88,7 +94,8 @@ def test_two_workers_race_for_the_last_use_on_postgres(pg_clean_url: str) -> Non
     factory = make_session_factory(engine)
     with transaction(factory) as s:
         row, _ = services.create_enrollment_token(
-            s, labels={}, uses=3, expires_in=dt.timedelta(hours=1), now=NOW)
+            s, labels={}, uses=3, expires_in=dt.timedelta(hours=1), now=NOW
+        )
     barrier = threading.Barrier(8)
     wins: list[bool] = []
     lock = threading.Lock()

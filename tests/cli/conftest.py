@@ -43,6 +43,7 @@ class ReceivedPush:
     chunk_sizes: list[int] = field(default_factory=list)
     sha256: str = ""
     header_was_first: bool = True
+    calibration: bytes = b""
 
 
 class CannedAdminService(pb_grpc.AdminServiceServicer):
@@ -96,6 +97,8 @@ class CannedAdminService(pb_grpc.AdminServiceServicer):
             if message.HasField("header"):
                 self.push.header_was_first = self.push.header is None and not self.push.chunk_sizes
                 self.push.header = message.header
+            elif message.HasField("calibration_chunk"):
+                self.push.calibration += message.calibration_chunk
             else:
                 self.push.chunk_sizes.append(len(message.chunk))
                 digest.update(message.chunk)

@@ -53,7 +53,7 @@ def test_push_streams_the_file_in_chunks_after_a_header(
     assert push.header_was_first
     assert (push.header.name, push.header.version) == ("face", "1.2.0")
     assert (push.header.size, push.header.sha256) == (model.stat().st_size, expected_sha)
-    assert push.header.calibration == b""
+    assert (push.header.calibration_size, push.calibration) == (0, b"")
     assert push.chunk_sizes == [MiB, MiB, 12345]
     assert push.sha256 == expected_sha  # the server re-hashed exactly the file's bytes
     doc = result.json()
@@ -83,7 +83,10 @@ def test_push_sends_a_valid_calibration_npz(
     result = cli("model", "push", str(model), "--name", "face", "--version", "1.2.0",
                  "--calibration", str(calibration))
     assert result.code == 0, result.err
-    received = np.load(io.BytesIO(admin_server.service.push.header.calibration))
+    push = admin_server.service.push
+    assert push.header.calibration_size == len(push.calibration) == calibration.stat().st_size
+    assert push.header.calibration_sha256 == hashlib.sha256(push.calibration).hexdigest()
+    received = np.load(io.BytesIO(push.calibration))
     np.testing.assert_array_equal(received["input"], samples)
 
 

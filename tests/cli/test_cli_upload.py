@@ -37,8 +37,9 @@ def test_push_stream_is_header_then_chunks_and_reports_progress(tmp_path: Path) 
     messages = list(PushStream(model, name="m", version="1", calibration=b"npz",
                                chunk_bytes=4096, on_chunk=advanced.append))
     header = messages[0].header
-    assert (header.name, header.version, header.size, header.sha256, header.calibration) == (
-        "m", "1", len(data), model.sha256, b"npz")
-    assert all(m.WhichOneof("part") == "chunk" for m in messages[1:])
-    assert b"".join(m.chunk for m in messages[1:]) == data
+    assert (header.name, header.version, header.size, header.sha256,
+            header.calibration_size) == ("m", "1", len(data), model.sha256, 3)
+    assert messages[1].calibration_chunk == b"npz"
+    assert all(m.WhichOneof("part") == "chunk" for m in messages[2:])
+    assert b"".join(m.chunk for m in messages[2:]) == data
     assert advanced == [4096, 4096, 2048]
