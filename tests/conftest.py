@@ -15,23 +15,15 @@ Fixture map (cheapest first):
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-# Make ``tests.support`` importable however pytest is launched (``pytest``, ``python -m pytest``,
-# from any directory): the repository root is not otherwise on sys.path.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
-
-from controlplane.db import make_engine, make_session_factory  # noqa: E402
-from tests.support import db as testdb  # noqa: E402
-from tests.support.servers import postgres_server, redis_server  # noqa: E402
+from controlplane.db import make_engine, make_session_factory
+from tests.support import db as testdb
+from tests.support.servers import postgres_server, redis_server
 
 # Fixtures whose use means the test talks to PostgreSQL.
 POSTGRES_FIXTURES = frozenset({"postgres_server_url", "pg_url", "pg_clean_url"})
