@@ -1,7 +1,8 @@
 """Install events and inference metric windows.
 
-Invariant: ``MetricWindow.window_id`` (chosen by the agent) is the primary key, so a window the
-agent re-sends after a lost acknowledgement is stored once.
+Invariant: (device, ``window_id``) is the primary key, with the id chosen by the agent, so a
+window the agent re-sends after a lost acknowledgement is stored once, and no device can shadow
+another's windows by reusing their ids.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ class InstallEvent(Base):
 class MetricWindow(Base):
     __tablename__ = "metric_windows"
 
-    window_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     device_id: Mapped[str] = mapped_column(
-        sa.ForeignKey("devices.id", ondelete="CASCADE"), index=True
+        sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
     )
+    window_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     model_name: Mapped[str] = mapped_column(sa.String(200))
     version: Mapped[str] = mapped_column(sa.String(64))
     variant: Mapped[str] = mapped_column(sa.String(32))

@@ -1,7 +1,7 @@
 """Ingesting what agents report: install events (which move device state) and metric windows.
 
-Invariant: a metric window is stored at most once (its agent-chosen id is the primary key and
-inserts skip ids that exist), so an agent may re-send after a lost acknowledgement.
+Invariant: a metric window is stored at most once per device ((device, window id) is the primary
+key and inserts skip keys that exist), so an agent may re-send after a lost acknowledgement.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def record_metrics(
     rows = [{**w, "device_id": device_id, "received_at": now} for w in windows]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(MetricWindow).on_conflict_do_nothing(index_elements=["window_id"])
+    stmt = insert(MetricWindow).on_conflict_do_nothing(index_elements=["device_id", "window_id"])
     result = session.execute(stmt.returning(MetricWindow.window_id), rows)
     accepted = len(result.all())
     return accepted, len(rows) - accepted

@@ -206,12 +206,9 @@ def upgrade() -> None:
             name=op.f("fk_metric_windows_device_id_devices"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("window_id", name=op.f("pk_metric_windows")),
+        sa.PrimaryKeyConstraint("device_id", "window_id", name=op.f("pk_metric_windows")),
     )
     with op.batch_alter_table("metric_windows", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_metric_windows_device_id"), ["device_id"], unique=False
-        )
         batch_op.create_index(batch_op.f("ix_metric_windows_sha256"), ["sha256"], unique=False)
 
     op.create_table(
@@ -405,7 +402,6 @@ def downgrade() -> None:
     op.drop_table("rollouts")
     with op.batch_alter_table("metric_windows", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_metric_windows_sha256"))
-        batch_op.drop_index(batch_op.f("ix_metric_windows_device_id"))
 
     op.drop_table("metric_windows")
     with op.batch_alter_table("install_events", schema=None) as batch_op:

@@ -1,0 +1,87 @@
+"""DeviceService over a real socket: sync, metric de-duplication, status reports, bad reports."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from protos import edgefleet_pb2 as pb
+from tests.api.conftest import RunningServer, bearer
+from tests.api.helpers import enroll, wait_for
+
+
+def _window(window_id: str, count: int = 10) -> pb.MetricWindow:
+    return pb.MetricWindow(
+        window_id=window_id, ref=pb.ModelRef(model="m", version="1", variant="float32",
+                                             sha256="a" * 64),
+        count=count, errors=1, bucket_bounds_ms=[1.0, 5.0], bucket_counts=[6, 3, 1],
+        latency_sum_ms=20.0, latency_max_ms=7.5)
+
+
+def test_metric_windows_are_stored_once_per_device(server: RunningServer) -> None:
+    """Input tried: the same window ids re-sent, and another device reusing them."""
+    _, a = enroll(server, name="a")
+    _, b = enroll(server, name="b")
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    report = pb.MetricsReport(windows=[_window(i) for i in ids])
+    first = server.device().ReportMetrics(report, metadata=bearer(a))
+    assert (first.accepted, first.duplicates) == (3, 0)
+    again = server.device().ReportMetrics(report, metadata=bearer(a))
+    assert (again.accepted, again.duplicates) == (0, 3)
+    other = server.device().ReportMetrics(report, metadata=bearer(b))
+    assert (other.accepted, other.duplicates) == (3, 0)
+
+
+@pytest.mark.parametrize(
+    ("case", "window"),
+    [
+        ("bucket_counts_wrong_length", pb.MetricWindow(window_id="x", bucket_bounds_ms=[1.0],
+                                                       bucket_counts=[1])),
+        ("missing_window_id", pb.MetricWindow(bucket_counts=[0])),
+    ],
+)
+def test_malformed_metric_window_is_invalid_argument(
+    server: RunningServer, case: str, window: pb.MetricWindow
+) -> None:
+    """Input tried: a histogram whose counts do not fit its bounds; a window without an id."""
+    _, token = enroll(server)
+    with pytest.raises(grpc.RpcError) as err:
+        server.device().ReportMetrics(pb.MetricsReport(windows=[window]), metadata=bearer(token))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_sync_updates_hardware_and_last_seen_in_batches(server: RunningServer) -> None:
+    device_id, token = enroll(server)
+    resp = server.device().Sync(
+        pb.SyncRequest(hardware=pb.HardwareProfile(arch="aarch64", cpu_cores=4,
+                                                   delegates=["xnnpack", "edgetpu"])),
+        metadata=bearer(token))
+    assert resp.poll_interval_seconds == server.settings.poll_interval_seconds
+    assert not resp.HasField("desired_state")
+
+    def shown() -> pb.Device | None:
+        d = server.admin().GetDevice(pb.GetDeviceRequest(id=device_id),
+                                     metadata=bearer(server.admin_token))
+        return d if d.hardware.arch == "aarch64" else None
+
+    dev = wait_for("the new hardware profile", shown)
+    assert list(dev.hardware.delegates) == ["xnnpack", "edgetpu"]
+    assert dev.last_seen.seconds > 0
+
+
+def test_device_labels_and_selector(server: RunningServer) -> None:
+    device_id, _ = enroll(server, labels={"site": "berlin"})
+    enroll(server, labels={"site": "paris"})
+    admin = server.admin()
+    md = bearer(server.admin_token)
+    admin.LabelDevice(pb.LabelDeviceRequest(id=device_id, labels={"tier": "canary"}), metadata=md)
+    got = admin.ListDevices(pb.ListDevicesRequest(selector="site=berlin,tier=canary"), metadata=md)
+    assert [d.id for d in got.devices] == [device_id]
+    admin.LabelDevice(pb.LabelDeviceRequest(id=device_id, labels={"tier": ""}), metadata=md)
+    assert admin.ListDevices(pb.ListDevicesRequest(selector="tier=canary"),
+                             metadata=md).devices == []
+    with pytest.raises(grpc.RpcError) as err:
+        admin.GetDevice(pb.GetDeviceRequest(id="no-such-device"), metadata=md)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
