@@ -28,6 +28,17 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+# ``min_runtime`` is a TensorFlow Lite release number (registry.tflite). tflite-runtime uses the
+# same series; ai-edge-litert has its own, and every release of it was cut after TensorFlow 2.18
+# (LiteRT is TFLite renamed), so its kernels are at least 2.18's. Conservative on purpose.
+TFLITE_EQUIVALENT = {"ai-edge-litert": "2.18.0"}
+
+
+def tflite_equivalent(name: str, version: str) -> str:
+    """The TensorFlow Lite release whose kernels interpreter ``name`` ``version`` has at least."""
+    return TFLITE_EQUIVALENT.get(name, version) if version else version
+
+
 def runtime_satisfies(device_version: str, min_runtime: str) -> bool:
     if not min_runtime:
         return True
@@ -43,12 +54,12 @@ def choose_variant(
     if not ready:
         return Choice(None, "no variant is ready")
     interp = (hardware or {}).get("interpreter") or {}
-    version = str(interp.get("version", ""))
+    version = tflite_equivalent(str(interp.get("name", "")), str(interp.get("version", "")))
     if not runtime_satisfies(version, min_runtime):
         return Choice(
             None,
-            f"interpreter {interp.get('name', '?')} {version} is older than the "
-            f"model's minimum runtime {min_runtime}",
+            f"interpreter {interp.get('name', '?')} {interp.get('version', '')} (TFLite {version}) "
+            f"is older than the model's minimum runtime {min_runtime}",
         )
     best = min(
         ready, key=lambda v: (v.latency_ms if v.latency_ms is not None else float("inf"), v.size)
