@@ -111,13 +111,17 @@ async def serve_async(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    host = settings.listen.rsplit(":", 1)[0]
     port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.listen}: is another server running there?")
     await server.start()
+    if settings.metrics_port is not None:
+        from controlplane.observability import serve_metrics
+
+        serve_metrics(settings.metrics_port, host=host)
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    host = settings.listen.rsplit(":", 1)[0]
     database = (
         "SQLite in the data dir" if not settings.database_url else settings.db_url.split("@")[-1]
     )

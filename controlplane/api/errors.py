@@ -2,18 +2,21 @@
 
 An ``EdgeFleetError`` answers with the status its class names and its own message; any other
 exception is a bug: it is logged with its traceback and the caller gets INTERNAL with no detail.
+Every call is counted in ``observability`` by method and outcome.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 
 from controlplane.errors import EdgeFleetError
+from controlplane.observability import record
 from controlplane.registry import errors as registry_errors
 
 log = logging.getLogger(__name__)
@@ -40,40 +43,59 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
     return None
 
 
+def _outcome(exc: BaseException | None) -> str:
+    if exc is None:
+        return "OK"
+    if isinstance(exc, grpc.aio.AbortError):
+        return "ABORTED_BY_SERVICER"
+    code = status_for(exc)
+    return code.name if code is not None else "INTERNAL"
+
+
+async def _abort_for(fn: Callable[..., Any], exc: Exception, context: Any) -> None:
+    code = status_for(exc)
+    if code is None:
+        log.exception("unexpected error in %s", fn.__qualname__)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server log")
+    await context.abort(code, str(exc))
+
+
 def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a unary or client-streaming servicer method with the error mapping."""
+    """Decorate a unary or client-streaming servicer method: error mapping and metrics."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start, failure = time.perf_counter(), None
         try:
             return await fn(self, request, context)
-        except grpc.aio.AbortError:
+        except grpc.aio.AbortError as exc:
+            failure = exc
             raise
         except Exception as exc:
-            code = status_for(exc)
-            if code is None:
-                log.exception("unexpected error in %s", fn.__qualname__)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server log")
-            await context.abort(code, str(exc))
+            failure = exc
+            await _abort_for(fn, exc, context)
+        finally:
+            record(fn.__name__, _outcome(failure), time.perf_counter() - start)
 
     return wrapper
 
 
 def stream_rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The same mapping for server-streaming methods (async generators)."""
+    """The same for server-streaming methods (async generators)."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start, failure = time.perf_counter(), None
         try:
             async for item in fn(self, request, context):
                 yield item
-        except grpc.aio.AbortError:
+        except grpc.aio.AbortError as exc:
+            failure = exc
             raise
         except Exception as exc:
-            code = status_for(exc)
-            if code is None:
-                log.exception("unexpected error in %s", fn.__qualname__)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server log")
-            await context.abort(code, str(exc))
+            failure = exc
+            await _abort_for(fn, exc, context)
+        finally:
+            record(fn.__name__, _outcome(failure), time.perf_counter() - start)
 
     return wrapper

@@ -20,6 +20,7 @@ import grpc
 from controlplane.auth.policy import Principal, allowed, is_public
 from controlplane.auth.services import authenticate
 from controlplane.errors import EdgeFleetError
+from controlplane.observability import record
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "edgefleet_principal", default=None
@@ -101,18 +102,22 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing credentials: pass `authorization: Bearer <token>` "
                 "(CLI: --token or EDGEFLEET_TOKEN)",
+                method,
             )
         try:
             principal = await self._principal_for(token)
         except EdgeFleetError as exc:
-            return _deny(handler, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            return _deny(handler, grpc.StatusCode.UNAUTHENTICATED, str(exc), method)
         ok, reason = allowed(method, principal)
         if not ok:
-            return _deny(handler, grpc.StatusCode.PERMISSION_DENIED, reason)
+            return _deny(handler, grpc.StatusCode.PERMISSION_DENIED, reason, method)
         return _with_principal(handler, principal)
 
 
-def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> Any:
+def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str,
+          method: str) -> Any:
+    record(method.rsplit("/", 1)[-1], code.name)
+
     async def abort_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)
 
