@@ -73,7 +73,7 @@ def current_plane() -> Any:
 TRANSIENT = (OperationalError,)
 
 
-class PlaneTask(Task):  # type: ignore[misc]
+class PlaneTask(Task):
     """Base for EdgeFleet tasks: owns the plane, retries transient database errors."""
 
     abstract = True
@@ -125,7 +125,7 @@ class EmbeddedWorker:
 
         started = self._started
 
-        class _Controller(WorkController):  # type: ignore[misc]
+        class _Controller(WorkController):
             def on_consumer_ready(self, consumer: Any) -> None:
                 started.set()
 

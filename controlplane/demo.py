@@ -121,14 +121,7 @@ class Demo:
             ],
         )
         token_file = self.server_dir / "admin-token"
-        admin = _wait(
-            "the server's admin token",
-            lambda: (
-                self.check_alive(),
-                token_file.read_text().strip() if token_file.exists() else None,
-            )[1],
-            60,
-        )
+        admin = _wait("the server's admin token", lambda: self._read_token(token_file), 60)
         self.env["EDGEFLEET_TOKEN"] = admin
         _wait("the server to answer", lambda: self._answers(), 60)
 
@@ -199,6 +192,10 @@ class Demo:
 
         say("6/7 predicting through every agent (edgefleet-agent predict)")
         return self._predict_all(model_path, calib_path, model)
+
+    def _read_token(self, path: Path) -> str | None:
+        self.check_alive()
+        return path.read_text().strip() if path.exists() else None
 
     def _answers(self) -> bool | None:
         self.check_alive()

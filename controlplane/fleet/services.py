@@ -197,7 +197,7 @@ def publish_desired_state(
     state.key_id = signed.key_id
     state.issued_at = now
     state.expires_at = expires
-    state.artifacts = sorted({e["sha256"] for e in entries})
+    state.artifacts = sorted({str(e["sha256"]) for e in entries})
     session.flush()
     return state
 
@@ -225,12 +225,12 @@ def may_download(session: Session, device_id: str, sha256: str) -> bool:
     state = session.get(DesiredState, device_id)
     if state is not None and sha256 in (state.artifacts or []):
         return True
-    return (
+    return bool(
         session.scalar(
-            sa.select(sa.func.count())
-            .select_from(DeviceModel)
-            .join(Variant, Variant.id == DeviceModel.active_variant_id)
-            .where(DeviceModel.device_id == device_id, Variant.artifact_sha256 == sha256)
+            sa.select(
+                sa.exists()
+                .where(Variant.id == DeviceModel.active_variant_id)
+                .where(DeviceModel.device_id == device_id, Variant.artifact_sha256 == sha256)
+            )
         )
-        > 0
     )

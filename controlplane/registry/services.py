@@ -62,14 +62,14 @@ def find_version(session: Session, name: str, version: str = "") -> ModelVersion
 
 
 def version_exists(session: Session, name: str, version: str) -> bool:
-    return (
+    return bool(
         session.scalar(
-            sa.select(sa.func.count())
-            .select_from(ModelVersion)
-            .join(Model)
-            .where(Model.name == name, ModelVersion.version == version)
+            sa.select(
+                sa.exists()
+                .where(ModelVersion.model_id == Model.id)
+                .where(Model.name == name, ModelVersion.version == version)
+            )
         )
-        > 0
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from controlplane.celery_app import PlaneTask, app
 from controlplane.registry import services
 from controlplane.registry.errors import RegistryError
-from controlplane.registry.measure import measure_latency
+from controlplane.registry.measure import Measurement, measure_latency
 from controlplane.registry.models import ModelVersion, Variant
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,17 @@ def measure_version(self: PlaneTask, version_id: str) -> None:
         ).all()
     for variant_id, sha256 in pending:
         # Measure outside any transaction: it takes seconds and holds no database resources.
+        measurement: Measurement | None = None
+        failure = ""
         try:
-            m = measure_latency(plane.store.path(sha256), runs=plane.settings.measure_runs)
-            outcome: tuple[str, object] = ("ok", m)
+            measurement = measure_latency(
+                plane.store.path(sha256), runs=plane.settings.measure_runs
+            )
         except RegistryError as exc:
-            outcome = ("failed", str(exc))
+            failure = str(exc)
         except Exception as exc:  # the interpreter may raise anything on a hostile model
             log.exception("measuring variant %s failed", variant_id)
-            outcome = ("failed", f"interpreter error: {exc}")
+            failure = f"interpreter error: {exc}"
         with plane.tx() as session:
             variant = session.scalars(
                 sa.select(Variant)
@@ -49,16 +52,15 @@ def measure_version(self: PlaneTask, version_id: str) -> None:
                 .with_for_update()
             ).one()
             if variant.status != "pending":
+                continue  # another delivery of this task got here first
+            if measurement is None:
+                services.mark_variant_failed(session, variant, failure)
                 continue
-            if outcome[0] == "ok":
-                m = outcome[1]
-                services.mark_variant_measured(
-                    session,
-                    variant,
-                    signer=plane.signer,
-                    latency_ms=m.latency_ms_median,  # type: ignore[attr-defined]
-                    measured_with=f"{m.interpreter_name} {m.interpreter_version}",  # type: ignore[attr-defined]
-                    now=plane.clock(),
-                )
-            else:
-                services.mark_variant_failed(session, variant, str(outcome[1]))
+            services.mark_variant_measured(
+                session,
+                variant,
+                signer=plane.signer,
+                latency_ms=measurement.latency_ms_median,
+                measured_with=f"{measurement.interpreter_name} {measurement.interpreter_version}",
+                now=plane.clock(),
+            )

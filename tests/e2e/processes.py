@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,20 +43,27 @@ class Fleet:
     def alive(self) -> None:
         for label, proc in self.procs.items():
             if proc.poll() is not None:
-                raise AssertionError(f"{label} exited {proc.returncode}:\n{self.log(label)[-3000:]}")
+                raise AssertionError(
+                    f"{label} exited {proc.returncode}:\n{self.log(label)[-3000:]}"
+                )
 
     def cli(self, *args: str, check: bool = True) -> Any:
-        """``edgefleet ARGS -o json``: the parsed document (or the CompletedProcess if not check)."""
-        out = subprocess.run([command("edgefleet"), *args, "-o", "json"], env=self.env,
-                             capture_output=True, timeout=120)
+        """``edgefleet ARGS -o json``: the parsed document, or the CompletedProcess if not check."""
+        out = subprocess.run(
+            [command("edgefleet"), *args, "-o", "json"],
+            env=self.env,
+            capture_output=True,
+            timeout=120,
+        )
         if not check:
             return out
         assert out.returncode == 0, f"edgefleet {args}: {out.returncode} {out.stderr.decode()}"
         return json.loads(out.stdout)
 
     def agent(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([command("edgefleet-agent"), *args], env=self.env,
-                              capture_output=True, timeout=60)
+        return subprocess.run(
+            [command("edgefleet-agent"), *args], env=self.env, capture_output=True, timeout=60
+        )
 
     def stop(self, label: str, timeout: float = 20) -> int:
         proc = self.procs[label]
@@ -72,10 +79,8 @@ class Fleet:
 
     def stop_all(self) -> None:
         for label in reversed(list(self.procs)):
-            try:
+            with suppress(AssertionError):
                 self.stop(label)
-            except AssertionError:
-                pass
 
 
 @contextmanager
@@ -87,8 +92,12 @@ def fleet(root: Path, server: str) -> Iterator[Fleet]:
         f.stop_all()
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60,
-             check: Callable[[], None] | None = None) -> T:
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = 60,
+    check: Callable[[], None] | None = None,
+) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check is not None:

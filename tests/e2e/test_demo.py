@@ -14,8 +14,11 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_runs_every_device_and_shuts_down_cleanly(tmp_path: Path) -> None:
-    out = subprocess.run([command("edgefleet"), "demo", "--data-dir", str(tmp_path), "-o", "json"],
-                         capture_output=True, timeout=240)
+    out = subprocess.run(
+        [command("edgefleet"), "demo", "--data-dir", str(tmp_path), "-o", "json"],
+        capture_output=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr.decode()[-3000:]
     doc = json.loads(out.stdout)  # exactly one JSON document on stdout
     rows = doc["devices"]

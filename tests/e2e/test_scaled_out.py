@@ -44,49 +44,103 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
         up = f.cli("db", "upgrade", "--db", db, check=False)
         assert up.returncode == 0, up.stderr.decode()
 
-        f.spawn("server", [command("edgefleet"), "server", "--data-dir", str(data),
-                           "--listen", addr, "--db", db, "--redis", redis])
-        f.spawn("worker", [command("edgefleet"), "worker", "--data-dir", str(data),
-                           "--db", db, "--redis", redis])
+        f.spawn(
+            "server",
+            [
+                command("edgefleet"),
+                "server",
+                "--data-dir",
+                str(data),
+                "--listen",
+                addr,
+                "--db",
+                db,
+                "--redis",
+                redis,
+            ],
+        )
+        f.spawn(
+            "worker",
+            [command("edgefleet"), "worker", "--data-dir", str(data), "--db", db, "--redis", redis],
+        )
         token_file = data / "admin-token"
         wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
         assert token_file.stat().st_mode & 0o777 == 0o600
         f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
-        wait_for("the server to answer",
-                 lambda: f.cli("model", "list", check=False).returncode == 0 or None, check=f.alive)
+        wait_for(
+            "the server to answer",
+            lambda: f.cli("model", "list", check=False).returncode == 0 or None,
+            check=f.alive,
+        )
 
         # push: the worker process measures and signs it
         model = tmp / "cnn.tflite"
         model.write_bytes(modelgen.build_cnn(seed=11))
         cal = tmp / "cal.npz"
         modelgen.write_calibration(model, cal, samples=4, seed=11)
-        pushed = f.cli("model", "push", str(model), "--name", "cnn", "--version", "1.0.0",
-                       "--calibration", str(cal))
+        pushed = f.cli(
+            "model",
+            "push",
+            str(model),
+            "--name",
+            "cnn",
+            "--version",
+            "1.0.0",
+            "--calibration",
+            str(cal),
+        )
         assert pushed["status"] == "pending"
-        shown = wait_for("the worker to measure the model", lambda: (
-            lambda m: m if m["status"] != "pending" else None)(f.cli("model", "show", "cnn:1.0.0")),
-            check=f.alive)
+        shown = wait_for(
+            "the worker to measure the model",
+            lambda: (lambda m: m if m["status"] != "pending" else None)(
+                f.cli("model", "show", "cnn:1.0.0")
+            ),
+            check=f.alive,
+        )
         assert shown["status"] == "ready", shown
         assert shown["variants"][0]["kind"] == "float32"
 
         # a device, as its own process
         enroll = f.cli("enroll-token", "create", "--labels", "site=berlin", "--uses", "1")
         agent_dir = tmp / "agent"
-        f.spawn("agent", [command("edgefleet-agent"), "run", "--server", addr,
-                          "--data-dir", str(agent_dir), "--enroll-token", enroll["token"],
-                          "--trust-key", str(data / "signing-key.pub"), "--name", "berlin-1",
-                          "--poll-interval", "1"])
-        devices = wait_for("the agent to enroll", lambda: (
-            lambda d: d if d else None)(f.cli("device", "list", "--selector", "site=berlin")
-                                         ["devices"]), check=f.alive)
+        f.spawn(
+            "agent",
+            [
+                command("edgefleet-agent"),
+                "run",
+                "--server",
+                addr,
+                "--data-dir",
+                str(agent_dir),
+                "--enroll-token",
+                enroll["token"],
+                "--trust-key",
+                str(data / "signing-key.pub"),
+                "--name",
+                "berlin-1",
+                "--poll-interval",
+                "1",
+            ],
+        )
+        devices = wait_for(
+            "the agent to enroll",
+            lambda: (lambda d: d if d else None)(
+                f.cli("device", "list", "--selector", "site=berlin")["devices"]
+            ),
+            check=f.alive,
+        )
         device_id = devices[0]["id"]
         assert (agent_dir / "credential.json").stat().st_mode & 0o777 == 0o600
 
         # deploy and wait for the rollout to finish
         rollout = f.cli("rollout", "create", "cnn:1.0.0", "--selector", "site=berlin")
-        final = wait_for("rollout 1 to finish", lambda: (
-            lambda r: r if r["state"] not in ("pending", "running") else None)(
-                f.cli("rollout", "status", rollout["id"])), check=f.alive)
+        final = wait_for(
+            "rollout 1 to finish",
+            lambda: (lambda r: r if r["state"] not in ("pending", "running") else None)(
+                f.cli("rollout", "status", rollout["id"])
+            ),
+            check=f.alive,
+        )
         assert final["state"] == "succeeded", final
         assert final["waves"][0]["devices"] == 1 and final["waves"][0]["succeeded"] == 1
         m = _model_state(f, device_id, "cnn")
@@ -96,8 +150,17 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
         with np.load(cal) as npz:
             sample = {k: npz[k][0] for k in npz.files}
         np.savez(tmp / "in.npz", **sample)
-        out = f.agent("predict", "--data-dir", str(agent_dir), "--input", str(tmp / "in.npz"),
-                      "--output", str(tmp / "out.npz"), "-o", "json")
+        out = f.agent(
+            "predict",
+            "--data-dir",
+            str(agent_dir),
+            "--input",
+            str(tmp / "in.npz"),
+            "--output",
+            str(tmp / "out.npz"),
+            "-o",
+            "json",
+        )
         assert out.returncode == 0, out.stderr.decode()
         expected = reference_outputs(model, sample)
         with np.load(tmp / "out.npz") as got:
@@ -108,25 +171,42 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
         model2 = tmp / "cnn2.tflite"
         model2.write_bytes(modelgen.build_cnn(seed=12))
         v2 = f.cli("model", "push", str(model2), "--name", "cnn", "--version", "2.0.0")
-        wait_for("v2 to be ready", lambda: (
-            lambda m: m if m["status"] == "ready" else None)(f.cli("model", "show", "cnn:2.0.0")),
-            check=f.alive)
+        wait_for(
+            "v2 to be ready",
+            lambda: (lambda m: m if m["status"] == "ready" else None)(
+                f.cli("model", "show", "cnn:2.0.0")
+            ),
+            check=f.alive,
+        )
         blob = next(p for p in (data / "artifacts").rglob(v2["sha256"]) if p.is_file())
         raw = bytearray(blob.read_bytes())
         raw[len(raw) // 2] ^= 0xFF
         blob.write_bytes(bytes(raw))
         rollout2 = f.cli("rollout", "create", "cnn:2.0.0", "--selector", "site=berlin")
-        final2 = wait_for("rollout 2 to finish", lambda: (
-            lambda r: r if r["state"] not in ("pending", "running") else None)(
-                f.cli("rollout", "status", rollout2["id"])), check=f.alive)
+        final2 = wait_for(
+            "rollout 2 to finish",
+            lambda: (lambda r: r if r["state"] not in ("pending", "running") else None)(
+                f.cli("rollout", "status", rollout2["id"])
+            ),
+            check=f.alive,
+        )
         assert final2["state"] == "failed" and final2["waves"][0]["failed"] == 1, final2
         m = _model_state(f, device_id, "cnn")
         assert m["active"]["version"] == "1.0.0" and m["desired"]["version"] == "2.0.0"
         assert m["state"] == "failed" and "sha256" in (m["message"] or ""), m
         status = json.loads(f.agent("status", "--data-dir", str(agent_dir), "-o", "json").stdout)
         assert [(x["model"], x["version"]) for x in status["models"]] == [("cnn", "1.0.0")]
-        again = f.agent("predict", "--data-dir", str(agent_dir), "--input", str(tmp / "in.npz"),
-                        "--output", str(tmp / "out2.npz"), "-o", "json")
+        again = f.agent(
+            "predict",
+            "--data-dir",
+            str(agent_dir),
+            "--input",
+            str(tmp / "in.npz"),
+            "--output",
+            str(tmp / "out2.npz"),
+            "-o",
+            "json",
+        )
         assert again.returncode == 0, again.stderr.decode()
 
         # graceful shutdown of every process

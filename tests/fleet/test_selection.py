@@ -15,8 +15,11 @@ def _hw(name: str, version: str) -> dict:
 
 
 def test_fastest_ready_variant_wins_and_the_reason_says_why() -> None:
-    choice = choose_variant([_v("float32", 2.0), _v("full_int8", 0.5), _v("float16", 0.1, "failed")],
-                            _hw("tflite-runtime", "2.14.0"), "2.3.0")
+    choice = choose_variant(
+        [_v("float32", 2.0), _v("full_int8", 0.5), _v("float16", 0.1, "failed")],
+        _hw("tflite-runtime", "2.14.0"),
+        "2.3.0",
+    )
     assert choice.variant is not None and choice.variant.kind == "full_int8"
     assert "full_int8" in choice.reason
 

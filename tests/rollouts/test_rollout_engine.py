@@ -36,42 +36,70 @@ def _ready_version(s: Session, version: str, seed: int) -> str:
     data = modelgen.build_mlp(seed=seed)
     sha = hashlib.sha256(data).hexdigest()
     mv = registry.register_version(
-        s, name="m", version=version, model=registry.Upload(sha256=sha, size=len(data)),
-        info=inspect_model(data), calibration=None, created_by=None)
+        s,
+        name="m",
+        version=version,
+        model=registry.Upload(sha256=sha, size=len(data)),
+        info=inspect_model(data),
+        calibration=None,
+        created_by=None,
+    )
     s.flush()
     (variant,) = mv.variants
-    registry.mark_variant_measured(s, variant, signer=SIGNER, latency_ms=0.1,
-                                   measured_with="test", now=NOW)
+    registry.mark_variant_measured(
+        s, variant, signer=SIGNER, latency_ms=0.1, measured_with="test", now=NOW
+    )
     return variant.id
 
 
 def _devices(s: Session, n: int, labels: dict[str, str]) -> list[str]:
-    token, _ = create_enrollment_token(s, labels=labels, uses=n, expires_in=dt.timedelta(hours=1),
-                                       now=NOW)
-    return [fleet.enroll(s, enrollment_token_id=token.id, name=f"d{i}", hardware=HW, labels={},
-                         now=NOW)[0].id for i in range(n)]
+    token, _ = create_enrollment_token(
+        s, labels=labels, uses=n, expires_in=dt.timedelta(hours=1), now=NOW
+    )
+    return [
+        fleet.enroll(
+            s, enrollment_token_id=token.id, name=f"d{i}", hardware=HW, labels={}, now=NOW
+        )[0].id
+        for i in range(n)
+    ]
 
 
 def _report_active(s: Session, device_id: str, version: str, variant_id: str) -> None:
     from controlplane.registry.models import Variant
 
     v = s.get(Variant, variant_id)
-    record_status(s, device_id, [Event(model="m", version=version, variant=v.kind,
-                                       sha256=v.artifact_sha256, state="active", message="",
-                                       at=NOW)], now=NOW)
+    record_status(
+        s,
+        device_id,
+        [
+            Event(
+                model="m",
+                version=version,
+                variant=v.kind,
+                sha256=v.artifact_sha256,
+                state="active",
+                message="",
+                at=NOW,
+            )
+        ],
+        now=NOW,
+    )
 
 
 def _payload(s: Session, device_id: str) -> dict:
     return json.loads(s.get(DesiredState, device_id).payload)
 
 
-def test_single_wave_rollout_assigns_signs_and_succeeds(session_factory: sessionmaker[Session]) -> None:
+def test_single_wave_rollout_assigns_signs_and_succeeds(
+    session_factory: sessionmaker[Session],
+) -> None:
     with transaction(session_factory) as s:
         variant_id = _ready_version(s, "1", seed=1)
         berlin = _devices(s, 2, {"site": "berlin"})
         other = _devices(s, 1, {"site": "paris"})
-        r = rollouts.create_rollout(s, model="m", version="1", selector="site=berlin",
-                                    created_by=None, now=NOW)
+        r = rollouts.create_rollout(
+            s, model="m", version="1", selector="site=berlin", created_by=None, now=NOW
+        )
     with transaction(session_factory) as s:
         rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s:
@@ -86,7 +114,9 @@ def test_single_wave_rollout_assigns_signs_and_succeeds(session_factory: session
         _report_active(s, berlin[1], "1", variant_id)
         done = rollouts.progress(s, r.id, now=NOW)
         assert done.state == "succeeded"
-        assert [(w.devices, w.succeeded, w.failed) for w in rollouts.wave_counts(done)] == [(2, 2, 0)]
+        assert [(w.devices, w.succeeded, w.failed) for w in rollouts.wave_counts(done)] == [
+            (2, 2, 0)
+        ]
 
 
 def test_rollout_of_a_model_still_being_measured_is_refused(
@@ -98,28 +128,36 @@ def test_rollout_of_a_model_still_being_measured_is_refused(
     data = modelgen.build_mlp(seed=5)
     with transaction(session_factory) as s:
         registry.register_version(
-            s, name="m", version="1",
+            s,
+            name="m",
+            version="1",
             model=registry.Upload(sha256=hashlib.sha256(data).hexdigest(), size=len(data)),
-            info=inspect_model(data), calibration=None, created_by=None)
+            info=inspect_model(data),
+            calibration=None,
+            created_by=None,
+        )
     with transaction(session_factory) as s, pytest.raises(FailedPreconditionError, match="ready"):
         rollouts.create_rollout(s, model="m", version="1", selector="", created_by=None, now=NOW)
     with transaction(session_factory) as s, pytest.raises(NotFoundError):
-        rollouts.create_rollout(s, model="nope", version="1", selector="", created_by=None,
-                                now=NOW)
+        rollouts.create_rollout(s, model="nope", version="1", selector="", created_by=None, now=NOW)
 
 
-def test_newer_rollout_supersedes_and_rollback_restores(session_factory: sessionmaker[Session]) -> None:
+def test_newer_rollout_supersedes_and_rollback_restores(
+    session_factory: sessionmaker[Session],
+) -> None:
     with transaction(session_factory) as s:
         v1 = _ready_version(s, "1", seed=1)
         v2 = _ready_version(s, "2", seed=2)
         (device,) = _devices(s, 1, {"site": "x"})
-        r1 = rollouts.create_rollout(s, model="m", version="1", selector="", created_by=None,
-                                     now=NOW)
+        r1 = rollouts.create_rollout(
+            s, model="m", version="1", selector="", created_by=None, now=NOW
+        )
         rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         _report_active(s, device, "1", v1)
         assert rollouts.progress(s, r1.id, now=NOW).state == "succeeded"
-        r2 = rollouts.create_rollout(s, model="m", version="2", selector="", created_by=None,
-                                     now=NOW)
+        r2 = rollouts.create_rollout(
+            s, model="m", version="2", selector="", created_by=None, now=NOW
+        )
         rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         doc = _payload(s, device)
         assert doc["sequence"] == 2 and doc["models"][0]["version"] == "2"
@@ -141,11 +179,13 @@ def test_older_running_rollout_stops_waiting_for_a_device_a_newer_one_took(
         _ready_version(s, "1", seed=1)
         v2 = _ready_version(s, "2", seed=2)
         (device,) = _devices(s, 1, {})
-        r1 = rollouts.create_rollout(s, model="m", version="1", selector="", created_by=None,
-                                     now=NOW)
+        r1 = rollouts.create_rollout(
+            s, model="m", version="1", selector="", created_by=None, now=NOW
+        )
         rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
-        r2 = rollouts.create_rollout(s, model="m", version="2", selector="", created_by=None,
-                                     now=NOW)
+        r2 = rollouts.create_rollout(
+            s, model="m", version="2", selector="", created_by=None, now=NOW
+        )
         rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         _report_active(s, device, "2", v2)
         assert rollouts.progress(s, r2.id, now=NOW).state == "succeeded"
@@ -162,8 +202,9 @@ def test_two_workers_start_the_same_rollout_at_once_on_postgres(pg_clean_url: st
     with transaction(factory) as s:
         _ready_version(s, "1", seed=1)
         devices = _devices(s, 5, {})
-        r = rollouts.create_rollout(s, model="m", version="1", selector="", created_by=None,
-                                    now=NOW)
+        r = rollouts.create_rollout(
+            s, model="m", version="1", selector="", created_by=None, now=NOW
+        )
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
 
