@@ -2,6 +2,7 @@
 
     edgefleet-agent run --server ADDR --data-dir DIR [--enroll-token TOKEN] [--labels k=v,...]
                         [--serve ADDR] [--trust-key FILE] [--hardware-profile FILE.json]
+                        [--tls-ca FILE]
                         [--name NAME] [--poll-interval SECONDS]
     edgefleet-agent status  [--data-dir DIR | --endpoint ADDR] [-o table|json]
     edgefleet-agent predict [--data-dir DIR | --endpoint ADDR] [--model NAME]
@@ -91,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
                                      "(default unix://DATA_DIR/agent.sock)")
     run.add_argument("--trust-key", type=Path,
                      help="control plane signing-key.pub (first run; kept in the data dir)")
+    run.add_argument("--tls-ca", type=Path, metavar="FILE",
+                     default=os.environ.get("EDGEFLEET_TLS_CA") or None,
+                     help="CA certificate (PEM) to verify the control plane's TLS with "
+                          "(env EDGEFLEET_TLS_CA; kept in the data dir; without it, and none "
+                          "kept, the connection is plaintext)")
     run.add_argument("--hardware-profile", type=Path,
                      help="JSON file whose fields win over detected hardware")
     run.add_argument("--name", help="device name (default: host name)")
@@ -160,12 +166,14 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     trust_key = _read_file(args.trust_key, "--trust-key") if args.trust_key else None
+    tls_ca = _read_file(args.tls_ca, "--tls-ca") if args.tls_ca else None
     overrides = load_hardware_overrides(args.hardware_profile) if args.hardware_profile else None
     agent = Agent(
         args.data_dir,
         server=args.server,
         enroll_token=args.enroll_token,
         trust_key_pem=trust_key,
+        tls_ca_pem=tls_ca,
         labels=args.labels,
         name=args.name,
         serve=args.serve,

@@ -91,6 +91,7 @@ class Agent:
         server: str | None = None,
         enroll_token: str | None = None,
         trust_key_pem: bytes | None = None,
+        tls_ca_pem: bytes | None = None,
         labels: dict[str, str] | None = None,
         name: str | None = None,
         serve: str | None = None,
@@ -108,6 +109,7 @@ class Agent:
         self._server_arg = server
         self._enroll_token = enroll_token
         self._trust_key_pem = trust_key_pem
+        self._tls_ca_pem = tls_ca_pem
         self._labels = dict(labels or {})
         self._name = name
         self._serve = serve or f"unix://{self.store.socket_path}"
@@ -165,7 +167,7 @@ class Agent:
             self._restore()
         self._local = LocalInferenceServer(self, self._serve, settings=self.settings)
         self.endpoint = self._local.start()
-        self._channel = open_channel(self._server, self.settings)
+        self._channel = open_channel(self._server, self.settings, tls_ca_pem=self._load_tls_ca())
         self._stub = pb_grpc.DeviceServiceStub(self._channel)
         self._thread = threading.Thread(target=self._run, name="agent-sync", daemon=True)
         self._thread.start()
@@ -259,6 +261,14 @@ class Agent:
                 "DATA_DIR/signing-key.pub)"
             )
         return load_public_key(stored)
+
+    def _load_tls_ca(self) -> bytes | None:
+        """The CA given now (kept for later runs), else the one kept; None: plaintext."""
+        if self._tls_ca_pem is not None:
+            if self.store.read_tls_ca() != self._tls_ca_pem:
+                self.store.write_tls_ca(self._tls_ca_pem)
+            return self._tls_ca_pem
+        return self.store.read_tls_ca()
 
     def _restore(self) -> None:
         """Reload what the data dir says was active, trusting nothing that does not re-verify."""

@@ -4,6 +4,7 @@ Layout::
 
     DATA_DIR/credential.json         device_id, device_token, server (mode 0600)
     DATA_DIR/trust-key.pub           the trust key given once with --trust-key
+    DATA_DIR/server-ca.pem           the CA for the control plane's TLS, given once with --tls-ca
     DATA_DIR/state.json              accepted desired state (signed, base64), active models with
                                      their signed manifests, previous sha256 per model
     DATA_DIR/artifacts/<sha256>.tflite   complete artifacts whose length and sha256 verified
@@ -102,6 +103,7 @@ class AgentStore:
         self.data_dir = Path(data_dir).resolve()
         self.credential_path = self.data_dir / "credential.json"
         self.trust_key_path = self.data_dir / "trust-key.pub"
+        self.tls_ca_path = self.data_dir / "server-ca.pem"
         self.state_path = self.data_dir / "state.json"
         self.socket_path = self.data_dir / "agent.sock"
         self.artifacts_dir = self.data_dir / "artifacts"
@@ -148,6 +150,15 @@ class AgentStore:
 
     def write_trust_key(self, pem: bytes) -> None:
         atomic_write(self.trust_key_path, pem, mode=0o644)
+
+    def read_tls_ca(self) -> bytes | None:
+        try:
+            return self.tls_ca_path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_tls_ca(self, pem: bytes) -> None:
+        atomic_write(self.tls_ca_path, pem, mode=0o644)
 
     # -- accepted state ----------------------------------------------------------------------
 

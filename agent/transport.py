@@ -31,8 +31,15 @@ def message_limits(settings: AgentSettings) -> list[tuple[str, int]]:
     return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
 
 
-def open_channel(address: str, settings: AgentSettings) -> grpc.Channel:
-    """An insecure channel to ``address`` with the settings' message limits."""
+def open_channel(
+    address: str, settings: AgentSettings, *, tls_ca_pem: bytes | None = None
+) -> grpc.Channel:
+    """A channel to ``address`` with the settings' message limits: TLS verified against
+    ``tls_ca_pem`` when given (the control plane), plaintext otherwise (the local endpoint, or a
+    control plane reached over a network the operator trusts)."""
+    if tls_ca_pem is not None:
+        creds = grpc.ssl_channel_credentials(root_certificates=tls_ca_pem)
+        return grpc.secure_channel(address, creds, options=message_limits(settings))
     return grpc.insecure_channel(address, options=message_limits(settings))
 
 

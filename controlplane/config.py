@@ -23,6 +23,8 @@ class Settings:
     database_url: str | None = None  # None: sqlite:///DATA_DIR/edgefleet.db
     redis_url: str | None = None  # None: in-memory broker, worker inside the server
     metrics_port: int | None = None
+    tls_cert: Path | None = None         # PEM certificate chain; with tls_key, serve TLS only
+    tls_key: Path | None = None
 
     # Uploads and downloads
     max_model_bytes: int = 256 * MiB

@@ -87,6 +87,19 @@ def prepare(settings: Settings) -> ControlPlane:
     return plane
 
 
+def _listen(server: grpc.aio.Server, settings: Settings) -> int:
+    """Bind ``settings.listen``: TLS when a certificate and key are given, else plaintext."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
+    if settings.tls_cert is None or settings.tls_key is None:
+        return server.add_insecure_port(settings.listen)
+    try:
+        pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"cannot read the TLS certificate or key: {exc}") from exc
+    return server.add_secure_port(settings.listen, grpc.ssl_server_credentials([pair]))
+
+
 async def serve_async(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> int:
@@ -112,7 +125,7 @@ async def serve_async(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     host = settings.listen.rsplit(":", 1)[0]
-    port = server.add_insecure_port(settings.listen)
+    port = _listen(server, settings)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.listen}: is another server running there?")
     await server.start()
@@ -130,8 +143,9 @@ async def serve_async(
         if settings.embedded
         else "Celery on Redis (run `edgefleet worker`)"
     )
+    tls = "TLS" if settings.tls_cert else "plaintext (no --tls-cert; keep it on a trusted network)"
     print(
-        f"edgefleet server listening on {host}:{port}; database: {database}; jobs: {jobs}; "
+        f"edgefleet server listening on {host}:{port} ({tls}); database: {database}; jobs: {jobs}; "
         f"data in {settings.data_dir}",
         flush=True,
     )

@@ -85,15 +85,18 @@ class AdminClient:
         *,
         command: str,
         role: Role,
+        tls_ca: bytes | None = None,
     ) -> None:
         self.server = server
         self._credentials = credentials
         self._settings = settings
         self._command = command
         self._role = role
-        self._channel = grpc.insecure_channel(
-            server,
-            options=[("grpc.max_receive_message_length", settings.max_receive_message_bytes)],
+        options = [("grpc.max_receive_message_length", settings.max_receive_message_bytes)]
+        self._channel = (
+            grpc.secure_channel(server, grpc.ssl_channel_credentials(tls_ca), options=options)
+            if tls_ca is not None
+            else grpc.insecure_channel(server, options=options)
         )
         self._stub = pb_grpc.AdminServiceStub(self._channel)
 

@@ -7,7 +7,9 @@ for expected failures.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controlplane.cli.connection import (
@@ -17,6 +19,7 @@ from controlplane.cli.connection import (
     resolve_credentials,
     resolve_server,
 )
+from controlplane.cli.errors import CliError, ExitCode
 from controlplane.cli.output import Output
 
 if TYPE_CHECKING:
@@ -49,4 +52,16 @@ class Invocation:
         if credentials is None:
             raise missing_token_error(self.command, role)
         return AdminClient(self.server, credentials, self.settings,
-                           command=self.command, role=role)
+                           command=self.command, role=role, tls_ca=self.tls_ca)
+
+    @property
+    def tls_ca(self) -> bytes | None:
+        """The CA to verify the server with (``--tls-ca``, else ``$EDGEFLEET_TLS_CA``), or None."""
+        path = self.args.tls_ca or os.environ.get("EDGEFLEET_TLS_CA")
+        if not path:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read the TLS CA file {path}: {exc.strerror}",
+                           ExitCode.USAGE) from exc

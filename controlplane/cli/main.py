@@ -125,6 +125,11 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
              "./edgefleet-data/admin-token when the file exists)",
     )
     group.add_argument(
+        "--tls-ca", metavar="FILE", default=None if top else argparse.SUPPRESS,
+        help="CA certificate (PEM) to verify the server's TLS with (env EDGEFLEET_TLS_CA); "
+             "without it the connection is plaintext",
+    )
+    group.add_argument(
         "-o", "--output", choices=("table", "json"), default="table" if top else argparse.SUPPRESS,
         help="table for people (default) or exactly one JSON document on stdout",
     )
@@ -172,6 +177,10 @@ def _add_local_commands(top: _Tree) -> None:
                         help="gRPC address (env EDGEFLEET_LISTEN; default 127.0.0.1:7443)")
     _add_store_options(server)
     server.add_argument("--metrics-port", type=port, metavar="N", help="serve Prometheus metrics")
+    server.add_argument("--tls-cert", type=Path, metavar="FILE",
+                        help="PEM certificate chain: serve TLS (with --tls-key) instead of "
+                             "plaintext")
+    server.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key for it")
 
     worker = top.command("worker", "run a Celery worker for background jobs (scaled-out mode)",
                          handler="local:worker")

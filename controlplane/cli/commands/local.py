@@ -61,6 +61,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         database_url=getattr(args, "db", None),
         redis_url=getattr(args, "redis", None),
         metrics_port=getattr(args, "metrics_port", None),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
     )
 
 
