@@ -196,3 +196,24 @@ def test_calibration_chunks_after_model_chunks_are_refused(server: RunningServer
         server.admin().PushModel(stream(), metadata=bearer(server.admin_token))
     assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
     assert _blobs(server) == [] and _no_models(server)
+
+
+def test_model_an_interpreter_cannot_run_ends_failed_with_the_reason(server: RunningServer) -> None:
+    """Input tried: a valid flatbuffer whose first operator is an unknown custom op."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    def unknown_op(m: schema.ModelT) -> None:
+        m.operatorCodes[0].builtinCode = schema.BuiltinOperator.CUSTOM
+        m.operatorCodes[0].deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+        m.operatorCodes[0].customCode = b"EdgeFleetNoSuchOp"
+
+    push(server, "custom", "1", modelgen.edit_model(MODEL, unknown_op))
+    mv = wait_ready(server, "custom", "1")
+    assert mv.status == "failed"
+    assert "EdgeFleetNoSuchOp" in mv.failure
+    assert mv.variants[0].status == "failed" and not mv.variants[0].manifest.payload
+    with pytest.raises(grpc.RpcError) as err:
+        server.admin().CreateRollout(
+            pb.CreateRolloutRequest(model="custom", version="1", selector=""),
+            metadata=bearer(server.admin_token))
+    assert _code(err) == grpc.StatusCode.FAILED_PRECONDITION

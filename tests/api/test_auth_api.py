@@ -39,10 +39,18 @@ def test_wrong_token_is_unauthenticated(server: RunningServer, token: str) -> No
     )
 
 
-def test_health_is_public(server: RunningServer) -> None:
+def test_health_and_reflection_are_public(server: RunningServer) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
     stub = health_pb2_grpc.HealthStub(server.channel)
     resp = stub.Check(health_pb2.HealthCheckRequest(service="edgefleet.v1.DeviceService"))
     assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(server.channel)
+    answer = next(iter(refl.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]))))
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"edgefleet.v1.AdminService", "edgefleet.v1.DeviceService",
+            "grpc.health.v1.Health"} <= names
 
 
 def test_viewer_can_read_but_not_change(server: RunningServer) -> None:
