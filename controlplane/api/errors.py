@@ -7,10 +7,11 @@ Every call is counted in ``observability`` by method and outcome.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -60,22 +61,29 @@ async def _abort_for(fn: Callable[..., Any], exc: Exception, context: Any) -> No
     await context.abort(code, str(exc))
 
 
+@contextlib.asynccontextmanager
+async def _answering(fn: Callable[..., Any], context: Any) -> AsyncIterator[None]:
+    """Map what escapes a servicer call to a status, and count the call's outcome."""
+    start, failure = time.perf_counter(), None
+    try:
+        yield
+    except grpc.aio.AbortError as exc:
+        failure = exc
+        raise
+    except Exception as exc:
+        failure = exc
+        await _abort_for(fn, exc, context)
+    finally:
+        record(fn.__name__, _outcome(failure), time.perf_counter() - start)
+
+
 def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a unary or client-streaming servicer method: error mapping and metrics."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start, failure = time.perf_counter(), None
-        try:
+        async with _answering(fn, context):
             return await fn(self, request, context)
-        except grpc.aio.AbortError as exc:
-            failure = exc
-            raise
-        except Exception as exc:
-            failure = exc
-            await _abort_for(fn, exc, context)
-        finally:
-            record(fn.__name__, _outcome(failure), time.perf_counter() - start)
 
     return wrapper
 
@@ -85,17 +93,8 @@ def stream_rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start, failure = time.perf_counter(), None
-        try:
+        async with _answering(fn, context):
             async for item in fn(self, request, context):
                 yield item
-        except grpc.aio.AbortError as exc:
-            failure = exc
-            raise
-        except Exception as exc:
-            failure = exc
-            await _abort_for(fn, exc, context)
-        finally:
-            record(fn.__name__, _outcome(failure), time.perf_counter() - start)
 
     return wrapper

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from controlplane.auth import tokens
 from controlplane.auth.services import spend_enrollment_token
 from controlplane.config import Settings
+from controlplane.db import new_id
 from controlplane.errors import InvalidArgumentError, NotFoundError
 from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
 from controlplane.registry.models import ModelVersion, Variant
@@ -41,7 +42,7 @@ def enroll(
     """Spend one use of the enrollment token and create a device; return it and its credential."""
     labels = validate_labels(labels)
     token_labels = spend_enrollment_token(session, enrollment_token_id, now=now)
-    device_id, secret, credential = tokens.mint("device", token_id=_new_device_id())
+    device_id, secret, credential = tokens.mint("device", token_id=new_id())
     device = Device(
         id=device_id,
         name=(name or socket.gethostname())[:200],
@@ -55,12 +56,6 @@ def enroll(
     session.flush()
     set_hardware(session, device.id, hardware, now=now)
     return device, credential
-
-
-def _new_device_id() -> str:
-    from controlplane.db import new_id
-
-    return new_id()
 
 
 def set_hardware(

@@ -20,7 +20,6 @@ from controlplane.telemetry.models import InstallEvent, MetricWindow
 
 MAX_EVENTS = 100
 MAX_WINDOWS = 1000
-TERMINAL_EVENT_STATES = {"active", "failed", "rolled_back"}
 
 
 @dataclass(frozen=True)
