@@ -74,7 +74,7 @@ def push(args: argparse.Namespace, inv: Invocation) -> int:
     doc = convert.model_version(response)
     inv.output.result(doc, render_model_version)
     if doc["status"] == "pending":
-        inv.output.note(f"optimized variants are being built; follow them with: "
+        inv.output.note(f"the server is measuring its variants; follow them with: "
                         f"edgefleet model show {doc['name']}:{doc['version']}")
     return 0
 
