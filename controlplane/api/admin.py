@@ -87,7 +87,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         """Stream the upload into the store, validate it, and register a pending version.
 
         Nothing is written to the database before the bytes are complete, of the announced size,
-        hash-checked and accepted by ``inspect_model``; a refused upload's files are removed.
+        hash-checked and accepted by ``inspect_model``; a refused upload leaves no file.
         """
         settings = self.plane.settings
         who = current_principal().id
@@ -114,41 +114,37 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
         stored = await self._receive(h, request_iterator)
         model, calibration = stored["model"], stored.get("calibration")
-        try:
-            info = await self.plane.run_db(self._inspect, model.sha256, settings.max_model_bytes)
-            if calibration is not None:
-                await self.plane.run_db(self._check_calibration, calibration.sha256, info)
 
-            def work() -> pb.ModelVersion:
-                with self.plane.tx() as s:
-                    mv = registry.register_version(
-                        s,
-                        name=h.name,
-                        version=h.version,
-                        model=registry.Upload(sha256=model.sha256, size=model.size),
-                        info=info,
-                        calibration=(
-                            registry.Upload(sha256=calibration.sha256, size=calibration.size)
-                            if calibration
-                            else None
-                        ),
-                        created_by=who,
-                    )
-                    enqueue_after_commit(s, registry_tasks.measure_version, mv.id)
-                    s.flush()
-                    return convert.model_version(registry.find_version(s, h.name, h.version))
+        def work() -> pb.ModelVersion:
+            with self.plane.tx() as s:
+                mv = registry.register_version(
+                    s,
+                    name=h.name,
+                    version=h.version,
+                    model=registry.Upload(sha256=model.sha256, size=model.size),
+                    info=stored["info"],
+                    calibration=(
+                        registry.Upload(sha256=calibration.sha256, size=calibration.size)
+                        if calibration
+                        else None
+                    ),
+                    created_by=who,
+                )
+                enqueue_after_commit(s, registry_tasks.measure_version, mv.id)
+                s.flush()
+                return convert.model_version(registry.find_version(s, h.name, h.version))
 
-            return await self.plane.run_db(work)
-        except BaseException:
-            for blob in stored.values():
-                await self.plane.run_db(self._drop_unreferenced, blob.sha256)
-            raise
+        # Should registration fail now (a concurrent push of the same name:version won), the
+        # committed blobs stay: they are valid, content-addressed, and may already be another
+        # version's, so deleting them here could race with that version.
+        return await self.plane.run_db(work)
 
     async def _receive(self, h: pb.PushModelHeader, stream: Any) -> dict[str, Any]:
-        """Receive calibration chunks, then model chunks, into store uploads; commit both.
+        """Receive calibration chunks, then model chunks, into store uploads; validate the bytes
+        while they are still uploads; then commit them.
 
-        Returns {"model": StoredArtifact, "calibration": StoredArtifact (if any)}. On any error
-        both uploads are aborted, so nothing of a refused push stays in the store.
+        Returns {"model": StoredArtifact, "info": ModelInfo, "calibration": StoredArtifact (if
+        any)}. On any error both uploads are aborted: nothing of a refused push is stored.
         """
         store, run = self.plane.store, self.plane.run_db
         parts = {
@@ -174,14 +170,18 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                         f"{part} upload is longer than the announced {parts[part][0]} bytes"
                     )
                 await run(uploads[part].write, data)
-            stored = {}
+            for part in uploads:
+                if received[part] != parts[part][0]:
+                    raise InvalidArgumentError(
+                        f"truncated upload: received {received[part]} of {parts[part][0]} {part} "
+                        f"bytes; push again"
+                    )
+            info = await run(lambda: inspect_model(uploads["model"].read_back()))
+            if "calibration" in uploads:
+                await run(lambda: _check_calibration(uploads["calibration"].read_back(), info))
+            stored: dict[str, Any] = {"info": info}
             for part, upload in uploads.items():
                 size, digest = parts[part]
-                if received[part] != size:
-                    raise InvalidArgumentError(
-                        f"truncated upload: received {received[part]} of {size} {part} bytes; "
-                        f"push again"
-                    )
                 stored[part] = await run(
                     upload.commit, expected_sha256=digest or None, expected_size=size
                 )
@@ -195,22 +195,6 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         with self.plane.tx() as s:
             return registry.version_exists(s, name, version)
 
-    def _inspect(self, sha256: str, max_bytes: int) -> Any:
-        return inspect_model(self.plane.store.read_bytes(sha256, max_bytes=max_bytes))
-
-    def _check_calibration(self, sha256: str, info: Any) -> None:
-        data = self.plane.store.read_bytes(
-            sha256, max_bytes=self.plane.settings.max_calibration_bytes
-        )
-        _check_calibration(data, info)
-
-    def _drop_unreferenced(self, sha256: str) -> None:
-        """Remove a just-stored blob unless a row (another version) already refers to it."""
-        from controlplane.registry.models import Artifact
-
-        with self.plane.tx() as s:
-            if s.get(Artifact, sha256) is None:
-                self.plane.store.delete(sha256)
 
     @rpc
     async def ListModels(

@@ -58,6 +58,8 @@ class Upload(Protocol):
 
     def write(self, chunk: bytes) -> None: ...
 
+    def read_back(self) -> bytes: ...
+
     def commit(self, expected_sha256: str | None = None,
                expected_size: int | None = None) -> StoredArtifact: ...
 
@@ -260,6 +262,16 @@ class FilesystemUpload:
             raise _storage_error("cannot write the upload", exc) from exc
         self._hash.update(chunk)
         self._written += len(chunk)
+
+    def read_back(self) -> bytes:
+        """The bytes written so far, so a caller can validate them before ``commit``."""
+        self._check_open()
+        try:
+            self._file.flush()
+            return self._temp.read_bytes()
+        except OSError as exc:
+            self.abort()
+            raise _storage_error("cannot read the upload back", exc) from exc
 
     def commit(self, expected_sha256: str | None = None,
                expected_size: int | None = None) -> StoredArtifact:
