@@ -46,7 +46,9 @@ def enroll(
     device = Device(
         id=device_id,
         name=(name or socket.gethostname())[:200],
-        labels={**token_labels, **labels},
+        # The token's labels win: they are the operator's word on where the device belongs;
+        # the device may only add labels of its own, never move itself into another site.
+        labels={**labels, **token_labels},
         secret_hash=tokens.hash_secret(secret),
         enrollment_token_id=enrollment_token_id,
         enrolled_at=now,

@@ -50,7 +50,10 @@ def _variant_id(session: Session, model: str, version: str, kind: str, sha256: s
 def record_status(
     session: Session, device_id: str, events: list[Event], *, now: dt.datetime
 ) -> int:
-    """Store install events and move each (device, model) row to the reported state."""
+    """Store install events and move each (device, model) row to the reported state.
+
+    Invariant: ``active_variant_id`` only ever becomes the device's desired variant.
+    """
     for ev in events[:MAX_EVENTS]:
         session.add(
             InstallEvent(
@@ -69,16 +72,21 @@ def record_status(
         if dm is None:
             continue
         variant_id = _variant_id(session, ev.model, ev.version, ev.variant, ev.sha256)
-        if ev.state == "active" and variant_id is not None:
+        if variant_id is None:
+            continue
+        if ev.state == "removed" and variant_id == dm.active_variant_id != dm.desired_variant_id:
+            dm.active_variant_id = None  # only ever clears: it cannot grant anything
+        # Only events about what the device was told to run move its row. A device claiming to
+        # run anything else gains nothing: "active" grants download rights and becomes the
+        # rollback target, so it must be what the server assigned. A late event about an older
+        # variant must not mask the current one either.
+        if variant_id != dm.desired_variant_id:
+            continue
+        if ev.state == "active":
             dm.active_variant_id = variant_id
-        if ev.state == "removed" and dm.active_variant_id == variant_id:
-            dm.active_variant_id = None
-        # Only events about what the device is meant to run change its reported state; a late
-        # event about an older variant must not mask the current one.
-        if variant_id is not None and variant_id == dm.desired_variant_id:
-            dm.state = ev.state[:32]
-            dm.message = ev.message[:2000]
-            dm.updated_at = now
+        dm.state = ev.state[:32]
+        dm.message = ev.message[:2000]
+        dm.updated_at = now
     return min(len(events), MAX_EVENTS)
 
 

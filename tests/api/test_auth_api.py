@@ -176,6 +176,18 @@ def test_enrollment_labels_merge_and_device_sees_only_itself(server: RunningServ
             )
         )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # Input tried: A claims to run B's variant, hoping that unlocks the download.
+    entry = payload["models"][0]
+    ref = pb.ModelRef(model=entry["model"], version=entry["version"], variant=entry["variant"],
+                      sha256=sha)
+    server.device().ReportStatus(
+        pb.StatusReport(events=[pb.InstallEvent(ref=ref, state="active")]),
+        metadata=bearer(a_token),
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(server.device().DownloadArtifact(pb.DownloadRequest(sha256=sha),
+                                              metadata=bearer(a_token)))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
     # B may, from any offset
     chunks = list(
         server.device().DownloadArtifact(
@@ -184,3 +196,16 @@ def test_enrollment_labels_merge_and_device_sees_only_itself(server: RunningServ
     )
     assert b"".join(c.data for c in chunks) == model[10:]
     assert a_id != b_id
+
+
+def test_a_device_cannot_relabel_itself_out_of_its_enrollment_labels(server: RunningServer) -> None:
+    """Input tried: an agent asking for site=paris with a token that says site=berlin."""
+    et = server.admin().CreateEnrollmentToken(
+        pb.CreateEnrollmentTokenRequest(uses=1, labels={"site": "berlin"}),
+        metadata=bearer(server.admin_token))
+    resp = server.device().Enroll(
+        pb.EnrollRequest(name="x", labels={"site": "paris", "tier": "canary"}),
+        metadata=bearer(et.token))
+    dev = server.admin().GetDevice(pb.GetDeviceRequest(id=resp.device_id),
+                                   metadata=bearer(server.admin_token))
+    assert dict(dev.labels) == {"site": "berlin", "tier": "canary"}
