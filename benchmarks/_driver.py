@@ -4,11 +4,12 @@ JSON spec on stdin and returns the JSON it prints.
 
 Specs (all clients send and receive raw bytes, so the client's work is the same whichever server
 answers):
-- ``unary``: ``threads`` closed-loop client threads, each on its own channel and TCP connection
-  (as separate devices would be), call ``method`` with a pre-serialized request for
-  ``warmup_seconds`` and then ``seconds``; returns every measured latency in nanoseconds and the
-  total number of calls made (warm-up included). Every response must equal ``expect`` byte for
-  byte: a benchmark that quietly measured an error or a different answer would be worthless.
+- ``unary``: ``threads`` closed-loop client threads (``benchmarks._loop``), each on its own
+  channel and TCP connection (as separate devices would be), call ``method`` with a
+  pre-serialized request for ``warmup_seconds`` and then ``seconds``; returns every measured
+  latency in nanoseconds and the total number of calls made (warm-up included). Every response
+  must equal ``expect`` byte for byte: a benchmark that quietly measured an error or a different
+  answer would be worthless.
 - ``stream``: downloads a server stream ``repeats`` times, counting bytes without parsing; with
   ``verify_sha256`` it first makes one untimed download that parses the chunks (``ArtifactChunk``
   or raw bytes) and checks the digest.

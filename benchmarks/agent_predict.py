@@ -6,7 +6,8 @@ Setup (the real path end to end): an in-process control plane, a generated CNN
 its own process (as on a device), a rollout to it; once the agent serves the model the control
 plane is stopped, so nothing but the agent and this process use the CPU while it is measured.
 
-Measured, closed loop for ``--seconds`` after ``--warmup``, interleaved per thread count:
+Measured, closed loop for ``--seconds`` after ``--warmup``, raw then agent for each thread count,
+``--rounds`` times (figures pooled over the rounds):
 - raw: ``set_tensor``, ``invoke``, ``get_tensor`` on a tflite-runtime ``Interpreter`` (same
   interpreter package and thread setting as the agent), one interpreter per thread since an
   interpreter is not thread-safe;
@@ -17,8 +18,8 @@ Measured, closed loop for ``--seconds`` after ``--warmup``, interleaved per thre
 Both must agree on the outputs. Reported: per-call latency (p50/p99/mean), throughput, the
 per-call overhead (agent mean - raw mean) and the ratios.
 
-Run: ``python -m benchmarks.agent_predict [--seconds S] [--threads 1,4] [--input-shape H,W,C]
-[--interpreter NAME] [--quick]``.
+Run: ``python -m benchmarks.agent_predict [--seconds S] [--rounds R] [--threads 1,4]
+[--input-shape H,W,C] [--interpreter NAME] [--quick]``.
 """
 
 from __future__ import annotations
@@ -48,15 +49,16 @@ NAME = "agent_predict"
 MODEL, VERSION = "bench-predict", "1.0.0"
 INTERPRETER_MODULES = {"tflite-runtime": "tflite_runtime.interpreter",
                        "ai-edge-litert": "ai_edge_litert.interpreter"}
-FULL = {"seconds": 4.0, "warmup": 0.5}
-QUICK = {"seconds": 0.5, "warmup": 0.1}
+FULL = {"seconds": 2.0, "warmup": 0.3, "rounds": 2}
+QUICK = {"seconds": 0.5, "warmup": 0.1, "rounds": 1}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=float, help="measured seconds per phase (default 4)")
-    p.add_argument("--warmup", type=float, help="unmeasured seconds per phase (default 0.5)")
+    p.add_argument("--seconds", type=float, help="measured seconds per phase (default 2)")
+    p.add_argument("--warmup", type=float, help="unmeasured seconds per phase (default 0.3)")
+    p.add_argument("--rounds", type=int, help="rounds of every phase (default 2)")
     p.add_argument("--threads", default="1,4", help="client thread counts (default 1,4)")
     p.add_argument("--input-shape", default="28,28,1", metavar="H,W,C",
                    help="the generated CNN's image size (default 28,28,1: the demo's model)")
@@ -129,30 +131,40 @@ def raw_call(model_path: Path, interpreter: str, image: np.ndarray) -> Callable[
     return call
 
 
-def summarise(result: LoopResult) -> dict[str, float]:
-    return latency_summary(result.latencies_ns, result.seconds)
+def summarise(results: list[LoopResult]) -> dict[str, float]:
+    return latency_summary([x for r in results for x in r.latencies_ns],
+                           sum(r.seconds for r in results))
 
 
 def measure(args: argparse.Namespace, client: InferenceClient, model_path: Path,
             image: np.ndarray) -> dict[str, Any]:
+    """Raw, then agent, for each thread count, ``args.rounds`` times; pooled per phase."""
     inputs = {"image": image}
-    in_agent_ms: list[float] = []
+    in_agent_ms: dict[int, list[float]] = {n: [] for n in args.thread_counts}
+    raw: dict[int, list[LoopResult]] = {n: [] for n in args.thread_counts}
+    agent: dict[int, list[LoopResult]] = {n: [] for n in args.thread_counts}
+    for _ in range(args.rounds):
+        for threads in args.thread_counts:
+            raw_calls = [raw_call(model_path, args.interpreter, image) for _ in range(threads)]
+            raw[threads].append(closed_loop(raw_calls, warmup=args.warmup,
+                                            seconds=args.seconds))
+            seen = in_agent_ms[threads]
 
-    def agent_call() -> None:
-        in_agent_ms.append(client.predict_result(inputs).latency_ms)
+            def agent_call(seen: list[float] = seen) -> None:
+                seen.append(client.predict_result(inputs).latency_ms)
 
+            agent[threads].append(closed_loop([agent_call] * threads, warmup=args.warmup,
+                                              seconds=args.seconds))
     phases: dict[str, Any] = {}
     for threads in args.thread_counts:
-        raw_calls = [raw_call(model_path, args.interpreter, image) for _ in range(threads)]
-        raw = closed_loop(raw_calls, warmup=args.warmup, seconds=args.seconds)
-        in_agent_ms.clear()
-        agent = closed_loop([agent_call] * threads, warmup=args.warmup, seconds=args.seconds)
-        raw_s, agent_s = summarise(raw), summarise(agent)
+        raw_s, agent_s = summarise(raw[threads]), summarise(agent[threads])
         phases[f"threads_{threads}"] = {
             "threads": threads,
             "raw_invoke": raw_s,
             "agent_predict": agent_s,
-            "agent_reported_in_agent_ms_median": round(statistics.median(in_agent_ms), 4),
+            # Warm-up calls included: the agent's own figure is not tied to the window.
+            "agent_reported_in_agent_ms_median": round(statistics.median(in_agent_ms[threads]),
+                                                       4),
             "overhead_mean_us": round(agent_s["mean_us"] - raw_s["mean_us"], 1),
             "overhead_p50_us": round(agent_s["p50_us"] - raw_s["p50_us"], 1),
             "ratios": {
@@ -200,6 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "description": "InferenceClient.predict over the agent's unix socket vs raw "
                        "Interpreter.invoke() on the same model",
         "config": {"seconds_per_phase": args.seconds, "warmup_seconds": args.warmup,
+                   "rounds": args.rounds,
                    "thread_counts": args.thread_counts, "interpreter": args.interpreter,
                    "model": f"{MODEL}:{VERSION} build_cnn(seed=7, input_shape="
                             f"{args.image_shape}), {len(data)} bytes",
@@ -213,7 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def report(doc: dict[str, Any]) -> None:
     cfg = doc["config"]
     print(f"Agent predict: {cfg['model']}, variant {cfg['variant']}, {cfg['interpreter']}, "
-          f"{cfg['seconds_per_phase']:g} s per phase; outputs agree to "
+          f"{cfg['rounds']} x {cfg['seconds_per_phase']:g} s per phase; outputs agree to "
           f"{doc['outputs_max_abs_diff']:.1e}")
     rows: list[tuple[str, ...]] = [
         ("", "calls/s", "p50 us", "p99 us", "mean us", "overhead us", "agent/raw")]

@@ -46,7 +46,7 @@ NAME = "sync_hot_path"
 SYNC_METHOD = "/edgefleet.v1.DeviceService/Sync"
 MODEL, VERSION = "bench-sync", "1.0.0"
 REQUEST_POOL = "edgefleet-db"   # the server's bounded pool for blocking database work
-FULL = {"threads": 8, "seconds": 5.0, "warmup": 1.0, "rounds": 2}
+FULL = {"threads": 8, "seconds": 2.5, "warmup": 0.5, "rounds": 4}
 QUICK = {"threads": 2, "seconds": 0.5, "warmup": 0.2, "rounds": 1}
 
 
@@ -55,9 +55,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, help="concurrent client threads, one device each "
                                                "(default 8; --quick 2)")
-    p.add_argument("--seconds", type=float, help="measured seconds per phase (default 5)")
-    p.add_argument("--warmup", type=float, help="unmeasured seconds per phase (default 1)")
-    p.add_argument("--rounds", type=int, help="echo/Sync phase pairs (default 2)")
+    p.add_argument("--seconds", type=float, help="measured seconds per phase (default 2.5)")
+    p.add_argument("--warmup", type=float, help="unmeasured seconds per phase (default 0.5)")
+    p.add_argument("--rounds", type=int, help="echo/Sync phase pairs (default 4)")
     p.add_argument("--db", help="PostgreSQL server URL; a scratch database is created on it "
                                 "(default: the embedded SQLite)")
     p.add_argument("--quick", action="store_true",
@@ -106,6 +106,13 @@ def load_spec(target: str, method: str, calls: list[dict[str, Any]], expect: byt
 def pooled(runs: list[dict[str, Any]]) -> dict[str, float]:
     return latency_summary([x for r in runs for x in r["latencies_ns"]],
                            sum(r["seconds"] for r in runs))
+
+
+def round_figures(echo_run: dict[str, Any], sync_run: dict[str, Any]) -> dict[str, Any]:
+    echo_s, sync_s = pooled([echo_run]), pooled([sync_run])
+    return {"echo": echo_s, "sync": sync_s,
+            "throughput_sync_over_echo": ratio(sync_s["throughput_per_s"],
+                                               echo_s["throughput_per_s"])}
 
 
 def is_last_seen_flush(t: Transaction) -> bool:
@@ -220,8 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "echo": echo_s,
         "sync": sync_s,
-        "rounds": [{"echo": pooled([e]), "sync": pooled([s])}
-                   for e, s in zip(echo_runs, sync_runs, strict=True)],
+        "rounds": [round_figures(e, s) for e, s in zip(echo_runs, sync_runs, strict=True)],
         "ratios": {
             "throughput_sync_over_echo": ratio(sync_s["throughput_per_s"],
                                                echo_s["throughput_per_s"]),
@@ -251,6 +257,8 @@ def report(doc: dict[str, Any]) -> None:
         ("Sync / echo", f"{r['throughput_sync_over_echo']:.3f}", f"{r['p50_sync_over_echo']:.2f}",
          f"{r['p99_sync_over_echo']:.2f}", ""),
     ])
+    per_round = [x["throughput_sync_over_echo"] for x in doc["rounds"]]
+    print(f"  throughput ratio per round: {', '.join(f'{x:.3f}' for x in per_round)}")
     print_table(f"database work during {d['sync_calls']} Sync calls", [
         ("per Sync call", "value"),
         ("statements", f"{d['statements_per_sync']:.3f}"),
