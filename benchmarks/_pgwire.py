@@ -9,8 +9,9 @@ from the server, a statement one ``CommandComplete``, and a transaction ends whe
 idle again (``ReadyForQuery I``).
 
 Invariant: tracing starts in the Pool ``connect`` event, before a connection's first use, so a
-traced connection's file holds its whole conversation; ``mark()``/``transactions(since)`` read
-only what was written in between.
+traced connection's file holds its whole conversation after the handshake (the start-up itself
+is not traced: count new connections with the pool's ``connect`` event); ``mark()`` and
+``transactions(since)`` read only what was written in between.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ _MESSAGE = re.compile(r"^([FB])\t\d+\t(\w+)\t?(.*?)(?=^[FB]\t\d+\t|\Z)",
 
 @dataclass(frozen=True)
 class WireTransaction:
-    statements: tuple[str, ...]   # SQL text of each completed statement, driver-added included
+    # SQL text of each completed statement, driver- and pool-added included.
+    statements: tuple[str, ...]
+    # Every exchange ending in ReadyForQuery, including those that complete no statement (psycopg
+    # preparing a statement it has run often enough on this connection).
     round_trips: int
 
 
@@ -124,8 +128,8 @@ def _parse(text: str, since: int = 0) -> list[WireTransaction]:
             statements.append(PING)
         elif direction == "B" and kind == "ReadyForQuery":
             round_trips += 1
-            # Idle again: the transaction (or a lone statement) ended. A lone ping is how the
-            # pool checks a connection out; it is counted with the work that follows it.
+            # Idle again: the transaction (or a lone statement) ended. A lone ping (how the pool
+            # checks a connection out) or a start-up is counted with the work that follows it.
             if rest.strip() == "I" and statements != [PING] * len(statements):
                 if position > since:
                     done.append(WireTransaction(tuple(statements), round_trips))
