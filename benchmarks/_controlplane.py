@@ -227,12 +227,25 @@ class ControlPlaneUnderTest:
         )
         return str(et.token)
 
-    def roll_out(self, name: str, version: str, selector: str) -> str:
-        rollout = self.admin.CreateRollout(
-            pb.CreateRolloutRequest(model=name, version=version, selector=selector),
-            metadata=self._admin_md(),
-        )
-        return str(rollout.id)
+    def roll_out(self, name: str, version: str, selector: str, attempts: int = 3) -> str:
+        """Create a rollout; returns its id.
+
+        Retries an INTERNAL or UNAVAILABLE answer, saying so on stderr: on the embedded SQLite a
+        write that races an agent's writes has been seen to fail with "database is locked"
+        (reported as INTERNAL), and the transaction that failed left nothing behind.
+        """
+        request = pb.CreateRolloutRequest(model=name, version=version, selector=selector)
+        retryable = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE)
+        for attempt in range(1, attempts + 1):
+            try:
+                return str(self.admin.CreateRollout(request, metadata=self._admin_md()).id)
+            except grpc.RpcError as exc:
+                if exc.code() not in retryable or attempt == attempts:
+                    raise
+                print(f"CreateRollout answered {exc.code().name} ({exc.details()}); "
+                      f"retrying ({attempt}/{attempts})", file=sys.stderr)
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
 
     def wait_rollout(self, rollout_id: str, timeout: float = 60.0) -> pb.Rollout:
         """Wait until the rollout ends; raise unless it succeeded."""
