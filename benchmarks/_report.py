@@ -23,7 +23,7 @@ MiB = 1024 * 1024
 
 _PACKAGES = (
     "grpcio", "protobuf", "SQLAlchemy", "psycopg", "celery", "numpy", "tflite-runtime",
-    "ai-edge-litert", "cryptography", "psutil",
+    "ai-edge-litert", "cryptography",
 )
 
 
@@ -101,6 +101,8 @@ def machine_info() -> dict[str, Any]:
         "cpu_cores": os.cpu_count(),
         "cpus_usable": affinity,
         "memory_bytes": _memory_bytes(),
+        # Other work on the machine moves absolute figures (the ratios less): 1, 5, 15 minutes.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "machine": platform.machine(),
         "kernel": platform.release(),
         "python": sys.version.split()[0],
