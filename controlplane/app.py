@@ -42,7 +42,12 @@ class ControlPlane:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ControlPlane:
+    def from_settings(cls, settings: Settings, *, create_key: bool = True) -> ControlPlane:
+        """Wire the plane for ``settings``. ``create_key=False`` refuses to invent a signing key:
+        a second replica or a worker must use the fleet's key, never a new one agents distrust.
+
+        Raises SigningKeyError when the key is missing (and may not be created) or unusable.
+        """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.db_url)
         return cls(
@@ -51,7 +56,7 @@ class ControlPlane:
             sessions=make_session_factory(engine),
             store=FilesystemArtifactStore(settings.artifact_dir),
             signer=Signer.load_or_create(
-                settings.signing_key_path, settings.signing_public_key_path
+                settings.signing_key_path, settings.signing_public_key_path, create=create_key
             ),
         )
 

@@ -49,13 +49,27 @@ def configure(settings: Settings, plane: Any = None) -> Celery:
     global _plane
     from controlplane.app import ControlPlane  # late: avoids a cycle with domain tasks
 
-    _plane = plane or ControlPlane.from_settings(settings)
+    if plane is None:
+        from controlplane.registry.errors import SigningKeyError
+
+        try:
+            plane = ControlPlane.from_settings(settings, create_key=False)
+        except SigningKeyError as exc:
+            raise SystemExit(
+                f"{exc}: a worker signs with the fleet's key and reads its artifacts; pass "
+                f"--data-dir pointing at the data dir the servers use"
+            ) from exc
+    _plane = plane
     app.conf.update(
         broker_url=settings.redis_url or "memory://",
         beat_schedule={
             "rollouts-tick": {
                 "task": "rollouts.tick",
                 "schedule": settings.rollout_tick_seconds,
+            },
+            "registry-sweep": {
+                "task": "registry.sweep_pending",
+                "schedule": settings.measure_sweep_seconds,
             },
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),

@@ -47,7 +47,9 @@ class Settings:
     rollout_tick_seconds: float = 2.0
     measure_runs: int = 20
     measure_timeout_seconds: int = 120
-    task_max_retries: int = 5
+    # A version still pending after this long gets its measurement task sent again.
+    measure_resend_seconds: int = 300
+    measure_sweep_seconds: float = 60.0
 
     # Server lifecycle
     shutdown_grace_seconds: float = 5.0

@@ -14,9 +14,11 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import grpc
+import sqlalchemy as sa
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -25,9 +27,11 @@ from controlplane.api.admin import AdminServicer
 from controlplane.api.device import DeviceServicer, LastSeenBuffer
 from controlplane.app import ControlPlane
 from controlplane.auth.interceptor import AuthInterceptor
+from controlplane.auth.models import OperatorToken
 from controlplane.auth.services import ensure_admin_token
 from controlplane.config import Settings
-from controlplane.db import upgrade
+from controlplane.db import make_engine, upgrade
+from controlplane.registry.errors import SigningKeyError
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
@@ -44,7 +48,7 @@ def check_schema(url: str) -> None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from controlplane.db import alembic_config, make_engine
+    from controlplane.db import alembic_config
 
     engine = make_engine(url)
     try:
@@ -61,29 +65,64 @@ def check_schema(url: str) -> None:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte (never world-readable)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` with mode 0600 from the first byte, crash-safely: a unique
+    temp file in the same directory, fsync, rename, fsync the directory."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:  # mkstemp creates the file 0600
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _fleet_exists(url: str) -> bool:
+    """Whether the database already serves a fleet (its first admin token was issued)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(sa.select(sa.exists().where(OperatorToken.id.is_not(None)))))
+    finally:
+        engine.dispose()
 
 
 def prepare(settings: Settings) -> ControlPlane:
-    """Schema, key, first admin token; returns the wired plane."""
+    """Schema, key, first admin token; returns the wired plane.
+
+    Only the first start of a fleet (no admin token in the database yet) may create the signing
+    key; later starts, and other replicas, must find the fleet's key in the data dir.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.database_url:
         check_schema(settings.db_url)
     else:
         upgrade(settings.db_url)
-    plane = ControlPlane.from_settings(settings)
+    try:
+        plane = ControlPlane.from_settings(settings, create_key=not _fleet_exists(settings.db_url))
+    except SigningKeyError as exc:
+        raise SystemExit(
+            f"{exc}. This database already serves a fleet whose agents trust its signing key: "
+            f"point --data-dir at the data dir holding signing-key (shared by every server and "
+            f"worker), or restore the key from backup"
+        ) from exc
     with plane.tx() as s:
         token = ensure_admin_token(s)
+        if token:
+            # Written before the transaction commits: if writing fails nothing is committed
+            # and the next start tries again, so the first admin token cannot be lost.
+            write_secret(settings.admin_token_path, token)
     if token:
-        write_secret(settings.admin_token_path, token)
-        print(f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}", flush=True)
+        print(f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}",
+              flush=True)
     return plane
 
 

@@ -73,6 +73,16 @@ def version_exists(session: Session, name: str, version: str) -> bool:
     )
 
 
+def pending_version_ids(session: Session, *, created_before: dt.datetime) -> list[str]:
+    return list(
+        session.scalars(
+            sa.select(ModelVersion.id).where(
+                ModelVersion.status == "pending", ModelVersion.created_at < created_before
+            )
+        )
+    )
+
+
 def list_versions(session: Session) -> list[ModelVersion]:
     return list(
         session.scalars(

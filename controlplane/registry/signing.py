@@ -122,14 +122,18 @@ class Signer:
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
-    def load_or_create(cls, private_path: Path, public_path: Path) -> Signer:
-        """Load the key pair, creating it on first use.
+    def load_or_create(cls, private_path: Path, public_path: Path, *, create: bool = True
+                       ) -> Signer:
+        """Load the key pair, creating it on first use when ``create`` is true.
 
         Raises:
-            SigningKeyError: a file is unreadable, not an ed25519 key, or the halves differ.
+            SigningKeyError: a file is unreadable, not an ed25519 key, or the halves differ;
+                or it does not exist and ``create`` is false.
         """
         private_path, public_path = Path(private_path), Path(public_path)
         if not private_path.exists():
+            if not create:
+                raise SigningKeyError(f"no signing key at {private_path}")
             _create_private_key(private_path)
         elif private_path.stat().st_mode & 0o077:
             # Not fatal (the operator may have reasons), but worth saying: the key signs for

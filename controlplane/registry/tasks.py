@@ -5,21 +5,32 @@ Idempotent: a variant that is no longer pending is left alone, so a redelivered 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from controlplane.celery_app import PlaneTask, app
+from controlplane.celery_app import TRANSIENT, PlaneTask, app, enqueue_after_commit
 from controlplane.registry import services
-from controlplane.registry.errors import RegistryError
-from controlplane.registry.measure import Measurement, measure_latency
+from controlplane.registry.errors import (
+    ArtifactNotFoundError,
+    InterpreterUnavailableError,
+    ModelRunError,
+)
+from controlplane.registry.isolation import measure_isolated
+from controlplane.registry.measure import Measurement
 from controlplane.registry.models import ModelVersion, Variant
 
 log = logging.getLogger(__name__)
 
 
-@app.task(base=PlaneTask, bind=True, name="registry.measure_version")
+# Missing bytes or a missing interpreter are this host's fault, not the model's: retry (and the
+# periodic sweep re-sends the task after the retries), never mark the model failed for them.
+HOST_TROUBLE = (*TRANSIENT, ArtifactNotFoundError, InterpreterUnavailableError)
+
+
+@app.task(base=PlaneTask, bind=True, name="registry.measure_version", autoretry_for=HOST_TROUBLE)
 def measure_version(self: PlaneTask, version_id: str) -> None:
     plane = self.plane
     with plane.tx() as session:
@@ -29,18 +40,23 @@ def measure_version(self: PlaneTask, version_id: str) -> None:
             )
         ).all()
     for variant_id, sha256 in pending:
-        # Measure outside any transaction: it takes seconds and holds no database resources.
+        if not plane.store.exists(sha256):
+            raise ArtifactNotFoundError(
+                f"artifact {sha256} is not in this host's store ({plane.settings.artifact_dir}): "
+                "workers and servers must share the data dir"
+            )
+        # Measure outside any transaction, in a child process: it takes seconds, holds no
+        # database resources, and a model that crashes the interpreter only kills the child.
         measurement: Measurement | None = None
         failure = ""
         try:
-            measurement = measure_latency(
-                plane.store.path(sha256), runs=plane.settings.measure_runs
+            measurement = measure_isolated(
+                plane.store.path(sha256),
+                runs=plane.settings.measure_runs,
+                timeout=plane.settings.measure_timeout_seconds,
             )
-        except RegistryError as exc:
+        except ModelRunError as exc:
             failure = str(exc)
-        except Exception as exc:  # the interpreter may raise anything on a hostile model
-            log.exception("measuring variant %s failed", variant_id)
-            failure = f"interpreter error: {exc}"
         with plane.tx() as session:
             variant = session.scalars(
                 sa.select(Variant)
@@ -64,3 +80,18 @@ def measure_version(self: PlaneTask, version_id: str) -> None:
                 measured_with=f"{measurement.interpreter_name} {measurement.interpreter_version}",
                 now=plane.clock(),
             )
+
+
+@app.task(base=PlaneTask, bind=True, name="registry.sweep_pending")
+def sweep_pending(self: PlaneTask) -> None:
+    """Re-send ``measure_version`` for versions pending longer than ``measure_resend_seconds``:
+    a message lost with an in-memory broker at a restart, or a task that gave up retrying, must
+    not leave a version pending forever (measuring is idempotent)."""
+    plane = self.plane
+    cutoff = plane.clock() - dt.timedelta(seconds=plane.settings.measure_resend_seconds)
+    with plane.tx() as session:
+        stale = services.pending_version_ids(session, created_before=cutoff)
+        for version_id in stale:
+            enqueue_after_commit(session, measure_version, version_id)
+    if stale:
+        log.info("re-sent measurement of %d pending version(s)", len(stale))

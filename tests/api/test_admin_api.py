@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import grpc
 import pytest
@@ -217,3 +218,41 @@ def test_model_an_interpreter_cannot_run_ends_failed_with_the_reason(server: Run
             pb.CreateRolloutRequest(model="custom", version="1", selector=""),
             metadata=bearer(server.admin_token))
     assert _code(err) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_version_whose_measure_message_was_lost_is_measured_by_the_sweep(
+    server_settings: object, db_url: str
+) -> None:
+    """Input tried: a pending version whose task never reached a worker (as after a crash of
+    the embedded server, whose broker is in memory)."""
+    import dataclasses
+    import hashlib
+
+    from controlplane.app import ControlPlane
+    from controlplane.registry import services as registry
+    from controlplane.registry.tflite import inspect_model
+    from tests.api.conftest import start_server
+
+    settings = dataclasses.replace(server_settings, measure_resend_seconds=0,  # type: ignore[type-var]
+                                   measure_sweep_seconds=0.5)
+    if db_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True)
+        Path(db_url.split("///", 1)[1]).rename(settings.data_dir / "edgefleet.db")
+    # Written straight to the store and database, with no task sent: the lost message.
+    plane = ControlPlane.from_settings(settings)
+    stored = plane.store.put_bytes(MODEL)
+    with plane.tx() as s:
+        registry.register_version(
+            s, name="lost", version="1", model=registry.Upload(stored.sha256, stored.size),
+            info=inspect_model(MODEL), calibration=None, created_by=None)
+    plane.close()
+    thread, stop, loop = start_server(settings)
+    try:
+        token = settings.admin_token_path.read_text().strip()
+        with grpc.insecure_channel(settings.listen) as ch:
+            srv = RunningServer(settings.listen, settings, token, ch)
+            assert wait_ready(srv, "lost", "1").status == "ready"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+    assert hashlib.sha256(MODEL).hexdigest() == stored.sha256
