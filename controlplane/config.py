@@ -42,6 +42,10 @@ class Settings:
     # Tokens
     enrollment_token_default_uses: int = 1
     enrollment_token_default_ttl_seconds: int = 24 * 3600
+    # Upper bounds an operator may ask for: a token good for a million devices or for years is
+    # a leaked fleet, not a convenience. Ask for several tokens instead.
+    enrollment_token_max_uses: int = 100_000
+    enrollment_token_max_ttl_seconds: int = 366 * 24 * 3600
 
     # Background work
     rollout_tick_seconds: float = 2.0

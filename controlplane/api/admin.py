@@ -58,6 +58,14 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         settings = self.plane.settings
         uses = request.uses or settings.enrollment_token_default_uses
         ttl = request.expires_in_seconds or settings.enrollment_token_default_ttl_seconds
+        if uses > settings.enrollment_token_max_uses:
+            raise InvalidArgumentError(
+                f"an enrollment token allows at most {settings.enrollment_token_max_uses} uses "
+                f"(asked for {uses}): create several tokens")
+        if ttl > settings.enrollment_token_max_ttl_seconds:
+            raise InvalidArgumentError(
+                f"an enrollment token lives at most {settings.enrollment_token_max_ttl_seconds}s "
+                f"(asked for {ttl}s): create a new token when it expires")
         labels = parse_labels(",".join(f"{k}={v}" for k, v in request.labels.items()))
 
         def work() -> pb.CreateEnrollmentTokenResponse:

@@ -86,6 +86,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# What the wire can carry (uint32 uses, uint64 seconds); the server applies its own, lower limits.
+_MAX_WIRE_COUNT = 2**32 - 1
+_MAX_WIRE_SECONDS = 2**63 - 1
+
+
+def _wire_count(text: str) -> int:
+    value = _positive_int(text)
+    if value > _MAX_WIRE_COUNT:
+        raise ValueError(f"{text!r} is above {_MAX_WIRE_COUNT}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
@@ -97,10 +109,13 @@ def _positive_duration(text: str) -> int:
     seconds = parse_duration(text)
     if seconds == 0:
         raise ValueError(f"duration {text!r} must be longer than 0s")
+    if seconds > _MAX_WIRE_SECONDS:
+        raise ValueError(f"duration {text!r} is too long")
     return seconds
 
 
 positive_int = _typed(_positive_int, "count")
+wire_count = _typed(_wire_count, "count")
 port = _typed(_port, "port")
 duration = _typed(parse_duration, "duration")
 positive_duration = _typed(_positive_duration, "duration")
@@ -227,7 +242,7 @@ def _add_token_commands(top: _Tree) -> None:
                             handler="tokens:create_enrollment_token", words="enroll-token create")
     create.add_argument("--labels", type=label_list, metavar="k=v,...",
                         help="labels every device enrolled with it gets")
-    create.add_argument("--uses", type=positive_int, metavar="N",
+    create.add_argument("--uses", type=wire_count, metavar="N",
                         help="how many devices may enroll with it (server default 1)")
     create.add_argument("--expires", type=positive_duration, metavar="DURATION",
                         help="lifetime, e.g. 24h, 7d (server default 24h)")

@@ -143,6 +143,26 @@ def test_enrollment_token_used_past_its_uses(server: RunningServer) -> None:
     assert [d.name for d in devices] == ["a"]
 
 
+@pytest.mark.parametrize(
+    ("request_fields", "complaint"),
+    [
+        ({"uses": 4_000_000_000}, "at most 100000 uses"),
+        ({"expires_in_seconds": 2**62}, "lives at most"),
+    ],
+)
+def test_enrollment_token_beyond_the_limits_is_refused(
+    server: RunningServer, request_fields: dict[str, int], complaint: str
+) -> None:
+    """Input tried: an enrollment token for four billion devices, and one living 2**62 s
+    (which would overflow the database column and the date arithmetic)."""
+    with pytest.raises(grpc.RpcError) as err:
+        server.admin().CreateEnrollmentToken(
+            pb.CreateEnrollmentTokenRequest(**request_fields),  # type: ignore[arg-type]
+            metadata=bearer(server.admin_token))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert complaint in (err.value.details() or "")
+
+
 def test_enrollment_labels_merge_and_device_sees_only_itself(server: RunningServer) -> None:
     """Device A asks for device B's artifact: NOT_FOUND; A's sync returns A's document only."""
     model = modelgen.build_cnn(seed=3)

@@ -114,6 +114,8 @@ def test_rollout_flags() -> None:
         (["enroll-token", "create", "--expires", "10"], "has no unit"),
         (["enroll-token", "create", "--expires", "0s"], "longer than 0s"),
         (["enroll-token", "create", "--uses", "0"], "at least 1"),
+        (["enroll-token", "create", "--uses", "5000000000"], "above 4294967295"),
+        (["enroll-token", "create", "--expires", "99999999999999999d"], "too long"),
         (["enroll-token", "create", "--labels", "site"], "not key=value"),
         (["model", "push", "m.tflite", "--name", "face"], "--version"),
         (["model", "show", "face:"], "empty version"),
