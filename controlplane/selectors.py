@@ -1,4 +1,7 @@
-"""Label selectors: ``site=berlin,tier=canary`` (equality on every pair; empty selects all).
+"""Label selectors: ``site=berlin,tier=canary`` (equality on every pair).
+
+For listing, an empty selector selects everything. A rollout target must be explicit: an empty
+one is refused (a forgotten flag must not update the whole fleet) and ``*`` means every device.
 
 Kept tiny and pure so richer forms (``!=``, ``in``) can be added in one place.
 """
@@ -28,6 +31,24 @@ def parse_labels(text: str, *, allow_empty_values: bool = False) -> dict[str, st
             raise InvalidArgumentError(f"label {key!r} has no value")
         labels[key] = value
     return labels
+
+
+WHOLE_FLEET = "*"
+
+
+def parse_target(text: str) -> dict[str, str]:
+    """A rollout's selector as a dict: ``*`` is the whole fleet (``{}``), empty is refused.
+
+    Raises InvalidArgumentError for an empty or malformed selector.
+    """
+    if text.strip() == WHOLE_FLEET:
+        return {}
+    if not text.strip():
+        raise InvalidArgumentError(
+            "an empty selector would target every device: name the devices (e.g. site=berlin) "
+            f"or pass '{WHOLE_FLEET}' to roll out to the whole fleet"
+        )
+    return parse_labels(text)
 
 
 def validate_labels(

@@ -284,7 +284,7 @@ def _add_rollout_commands(top: _Tree) -> None:
                              words="rollout create")
     create.add_argument("ref", type=model_ref_with_version, metavar="NAME:VERSION")
     create.add_argument("--selector", required=True, metavar="EXPR",
-                        help="which devices, e.g. site=berlin,tier=canary")
+                        help="which devices, e.g. site=berlin,tier=canary; '*' for the whole fleet")
     create.add_argument("--waves", type=waves, metavar="LIST", help="e.g. 1%%,10%%,50%%,100%%")
     create.add_argument("--bake", type=duration, metavar="DURATION",
                         help="time a wave must stay healthy before the next, e.g. 10m")

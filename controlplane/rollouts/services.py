@@ -24,7 +24,7 @@ from controlplane.registry.models import ModelVersion
 from controlplane.registry.services import find_version
 from controlplane.registry.signing import Signer
 from controlplane.rollouts.models import TERMINAL, TRANSITIONS, Rollout, RolloutDevice, Wave
-from controlplane.selectors import parse_labels
+from controlplane.selectors import parse_target
 
 ACTIONS = {"pause": "paused", "resume": "running", "abort": "aborted", "rollback": "rolled_back"}
 
@@ -49,7 +49,7 @@ def create_rollout(
 ) -> Rollout:
     if not model or not version:
         raise InvalidArgumentError("name the model as NAME:VERSION, e.g. face:1.2.0")
-    parse_labels(selector)  # refuse a malformed selector before anything is written
+    parse_target(selector)  # refuse an empty or malformed selector before anything is written
     mv = find_version(session, model, version)
     if mv.status == "pending":
         raise FailedPreconditionError(
@@ -119,7 +119,7 @@ def start(
     if rollout.state != "pending":
         return rollout
     mv = _model_version(session, rollout)
-    selector = parse_labels(rollout.selector)
+    selector = parse_target(rollout.selector)
     wave = rollout.waves[0]
     for device in fleet.list_devices(session, selector):
         hardware = device.hardware.profile if device.hardware else None

@@ -134,7 +134,7 @@ def test_rollout_of_unknown_model_is_not_found(server: RunningServer) -> None:
     for model, version in (("ghost", "1.0.0"), ("cnn", "9.9.9")):
         with pytest.raises(grpc.RpcError) as err:
             server.admin().CreateRollout(
-                pb.CreateRolloutRequest(model=model, version=version, selector=""),
+                pb.CreateRolloutRequest(model=model, version=version, selector="*"),
                 metadata=bearer(server.admin_token),
             )
         assert _code(err) == grpc.StatusCode.NOT_FOUND
@@ -215,7 +215,7 @@ def test_model_an_interpreter_cannot_run_ends_failed_with_the_reason(server: Run
     assert mv.variants[0].status == "failed" and not mv.variants[0].manifest.payload
     with pytest.raises(grpc.RpcError) as err:
         server.admin().CreateRollout(
-            pb.CreateRolloutRequest(model="custom", version="1", selector=""),
+            pb.CreateRolloutRequest(model="custom", version="1", selector="*"),
             metadata=bearer(server.admin_token))
     assert _code(err) == grpc.StatusCode.FAILED_PRECONDITION
 

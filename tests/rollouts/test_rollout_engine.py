@@ -9,19 +9,21 @@ import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from controlplane import modelgen
 from controlplane.auth.services import create_enrollment_token
 from controlplane.config import Settings
 from controlplane.db import make_engine, make_session_factory, transaction
-from controlplane.errors import FailedPreconditionError, NotFoundError
+from controlplane.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DesiredState, Device, DeviceModel
 from controlplane.registry import services as registry
 from controlplane.registry.signing import Signer
 from controlplane.registry.tflite import inspect_model
 from controlplane.rollouts import services as rollouts
+from controlplane.rollouts.models import Rollout
 from controlplane.telemetry.services import Event, record_status
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -137,9 +139,24 @@ def test_rollout_of_a_model_still_being_measured_is_refused(
             created_by=None,
         )
     with transaction(session_factory) as s, pytest.raises(FailedPreconditionError, match="ready"):
-        rollouts.create_rollout(s, model="m", version="1", selector="", created_by=None, now=NOW)
+        rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None, now=NOW)
     with transaction(session_factory) as s, pytest.raises(NotFoundError):
-        rollouts.create_rollout(s, model="nope", version="1", selector="", created_by=None, now=NOW)
+        rollouts.create_rollout(s, model="nope", version="1", selector="*", created_by=None,
+                                now=NOW)
+
+
+@pytest.mark.parametrize("selector", ["", "  "])
+def test_an_empty_selector_is_refused_rather_than_taken_as_the_whole_fleet(
+    session_factory: sessionmaker[Session], selector: str
+) -> None:
+    """Input tried: a rollout with an empty (and a blank) selector; '*' is how to mean all."""
+    with transaction(session_factory) as s:
+        _ready_version(s, "1", seed=1)
+    with transaction(session_factory) as s, pytest.raises(InvalidArgumentError, match="'\\*'"):
+        rollouts.create_rollout(s, model="m", version="1", selector=selector, created_by=None,
+                                now=NOW)
+    with transaction(session_factory) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Rollout)) == 0
 
 
 def test_newer_rollout_supersedes_and_rollback_restores(
@@ -150,13 +167,13 @@ def test_newer_rollout_supersedes_and_rollback_restores(
         v2 = _ready_version(s, "2", seed=2)
         (device,) = _devices(s, 1, {"site": "x"})
         r1 = rollouts.create_rollout(
-            s, model="m", version="1", selector="", created_by=None, now=NOW
+            s, model="m", version="1", selector="*", created_by=None, now=NOW
         )
         rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         _report_active(s, device, "1", v1)
         assert rollouts.progress(s, r1.id, now=NOW).state == "succeeded"
         r2 = rollouts.create_rollout(
-            s, model="m", version="2", selector="", created_by=None, now=NOW
+            s, model="m", version="2", selector="*", created_by=None, now=NOW
         )
         rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         doc = _payload(s, device)
@@ -180,11 +197,11 @@ def test_older_running_rollout_stops_waiting_for_a_device_a_newer_one_took(
         v2 = _ready_version(s, "2", seed=2)
         (device,) = _devices(s, 1, {})
         r1 = rollouts.create_rollout(
-            s, model="m", version="1", selector="", created_by=None, now=NOW
+            s, model="m", version="1", selector="*", created_by=None, now=NOW
         )
         rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         r2 = rollouts.create_rollout(
-            s, model="m", version="2", selector="", created_by=None, now=NOW
+            s, model="m", version="2", selector="*", created_by=None, now=NOW
         )
         rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         _report_active(s, device, "2", v2)
@@ -203,7 +220,7 @@ def test_two_workers_start_the_same_rollout_at_once_on_postgres(pg_clean_url: st
         _ready_version(s, "1", seed=1)
         devices = _devices(s, 5, {})
         r = rollouts.create_rollout(
-            s, model="m", version="1", selector="", created_by=None, now=NOW
+            s, model="m", version="1", selector="*", created_by=None, now=NOW
         )
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
