@@ -19,7 +19,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from controlplane.config import Settings
-from controlplane.db import make_engine, make_session_factory, transaction, utcnow
+from controlplane.db import (
+    make_engine,
+    make_session_factory,
+    retry_on_contention,
+    transaction,
+    utcnow,
+)
 from controlplane.registry.signing import Signer
 from controlplane.registry.store import FilesystemArtifactStore
 
@@ -49,7 +55,9 @@ class ControlPlane:
         Raises SigningKeyError when the key is missing (and may not be created) or unusable.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.db_url)
+        # One connection per pool thread plus the odd caller outside it (startup, the last-seen
+        # flush): a thread must never wait for a connection another thread holds.
+        engine = make_engine(settings.db_url, pool_size=settings.db_pool_threads + 2)
         return cls(
             settings=settings,
             engine=engine,
@@ -65,9 +73,15 @@ class ControlPlane:
         return transaction(self.sessions)
 
     async def run_db(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run blocking ``fn`` on the bounded database pool."""
+        """Run blocking ``fn`` on the bounded database pool.
+
+        ``fn`` must be all-or-nothing (its database work in one ``tx()``, side effects only after
+        commit): when a concurrent transaction wins (``is_contention``) it is run again, up to
+        ``db.ATTEMPTS`` times in all.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(retry_on_contention, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self.executor, call)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

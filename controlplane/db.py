@@ -11,11 +11,14 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import random
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -26,6 +29,13 @@ from sqlalchemy.types import TypeDecorator
 from controlplane.config import normalise_db_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A transaction that lost to a concurrent one is run this many times in all.
+ATTEMPTS = 5
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+# PostgreSQL SQLSTATEs that mean "another transaction got in the way; run yours again".
+_PG_RETRYABLE = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -112,6 +122,35 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+def is_contention(exc: BaseException) -> bool:
+    """Whether ``exc`` says a concurrent transaction won, so running the whole transaction again
+    is correct: SQLite's "database is locked" (a stale WAL snapshot fails at once, whatever the
+    busy timeout), PostgreSQL's serialization failure and deadlock."""
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.DBAPIError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _PG_RETRYABLE:
+        return True
+    text = str(orig).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def retry_on_contention(fn: Callable[[], T]) -> T:
+    """Call ``fn`` (one whole transaction), again when it loses to a concurrent transaction,
+    up to ``ATTEMPTS`` times in all; any other error, or the last attempt's, is raised."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt == ATTEMPTS or not is_contention(exc):
+                raise
+            log.info("transaction lost to a concurrent one (%s); attempt %d of %d",
+                     exc.__class__.__name__, attempt + 1, ATTEMPTS)
+            # Jittered so the transactions that collided do not collide again in step.
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from controlplane.db import is_contention
 from controlplane.errors import EdgeFleetError
 from controlplane.observability import record
 from controlplane.registry import errors as registry_errors
@@ -41,6 +42,8 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
     for cls, code in _REGISTRY_STATUS.items():
         if isinstance(exc, cls):
             return code
+    if is_contention(exc):  # still losing after run_db's retries: busy, not broken
+        return grpc.StatusCode.UNAVAILABLE
     return None
 
 
@@ -58,6 +61,8 @@ async def _abort_for(fn: Callable[..., Any], exc: Exception, context: Any) -> No
     if code is None:
         log.exception("unexpected error in %s", fn.__qualname__)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server log")
+    if is_contention(exc):  # str(exc) would show SQL to the caller
+        await context.abort(code, "the database is busy: retry shortly")
     await context.abort(code, str(exc))
 
 

@@ -2,8 +2,9 @@
 
 Invariant: no servicer code runs unless ``policy.allowed`` said yes for the caller's principal;
 the servicer reads that principal with ``current_principal()``. Health and reflection are public.
-Verified device and operator credentials are cached for a short TTL so the device sync hot path
-needs no database read to authenticate (revocation therefore takes up to ``CACHE_TTL`` seconds).
+Verified device and operator credentials are cached for ``Settings.auth_cache_seconds`` so the
+device sync hot path needs no database read to authenticate (revocation therefore takes up to
+that long).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "edgefleet_principal", default=None
 )
 
-CACHE_TTL = 30.0
 CACHE_SIZE = 50_000
 
 
@@ -69,7 +69,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, plane: Any) -> None:
         self._plane = plane
-        self._cache = _TTLCache(CACHE_TTL, CACHE_SIZE)
+        self._cache = _TTLCache(plane.settings.auth_cache_seconds, CACHE_SIZE)
 
     async def _principal_for(self, token: str) -> Principal:
         key = hashlib.sha256(token.encode()).hexdigest()

@@ -4,12 +4,14 @@ Invariants:
 - ``publish_desired_state`` is the only writer of ``DesiredState``; it takes the next sequence with
   an atomic increment and signs the document for exactly the rows it read in the same transaction.
 - ``desired_for_sync`` does one primary-key read and no write unless the stored document is close
-  to expiry, when it is re-signed under a new sequence.
+  to expiry, or older than the one the device holds (a restored database), when it is re-signed
+  under a new sequence.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import socket
 from typing import Any
 
@@ -28,6 +30,10 @@ from controlplane.registry.signing import Signer, build_desired_state
 from controlplane.selectors import matches, validate_labels
 
 MAX_PROFILE_BYTES = 16 * 1024
+# Sequences live in a signed BIGINT; leave head-room so ``after + 1`` can never overflow.
+MAX_SEQUENCE = 2**62
+
+log = logging.getLogger(__name__)
 
 
 def enroll(
@@ -136,13 +142,23 @@ def touch_last_seen(session: Session, seen: dict[str, dt.datetime]) -> None:
 
 
 def publish_desired_state(
-    session: Session, device_id: str, *, signer: Signer, settings: Settings, now: dt.datetime
+    session: Session,
+    device_id: str,
+    *,
+    signer: Signer,
+    settings: Settings,
+    now: dt.datetime,
+    after: int = 0,
 ) -> DesiredState:
-    """Sign and store a new desired state for the device from its ``DeviceModel`` rows."""
+    """Sign and store a new desired state for the device from its ``DeviceModel`` rows.
+
+    Its sequence is one more than both the device's last one and ``after``.
+    """
+    last = sa.case((Device.desired_sequence > after, Device.desired_sequence), else_=after)
     seq = session.execute(
         sa.update(Device)
         .where(Device.id == device_id)
-        .values(desired_sequence=Device.desired_sequence + 1)
+        .values(desired_sequence=last + 1)
         .returning(Device.desired_sequence)
     ).scalar_one()
     rows = session.scalars(
@@ -208,11 +224,26 @@ def desired_for_sync(
     settings: Settings,
     now: dt.datetime,
 ) -> DesiredState | None:
-    """The desired state to send, or None when the device already holds the current one."""
+    """The desired state to send, or None when the device already holds the current one.
+
+    Raises InvalidArgumentError for a ``known_sequence`` no server could have issued.
+    """
+    if known_sequence > MAX_SEQUENCE:
+        raise InvalidArgumentError(f"known_sequence {known_sequence} is out of range")
     state = session.get(DesiredState, device_id)
     if state is None:
         return None
-    if state.expires_at - now < dt.timedelta(seconds=settings.desired_state_refresh_seconds):
+    if state.sequence < known_sequence:
+        # The device holds a newer document than the database: it was restored from a backup.
+        # The agent refuses anything older than what it holds, so publish past its number or
+        # it would ignore every change until the counter caught up. (A device lying here only
+        # moves its own counter.)
+        log.warning("device %s holds desired state %d but the database's latest is %d: "
+                    "republishing past it (was the database restored?)",
+                    device_id, known_sequence, state.sequence)
+        state = publish_desired_state(session, device_id, signer=signer, settings=settings,
+                                      now=now, after=known_sequence)
+    elif state.expires_at - now < dt.timedelta(seconds=settings.desired_state_refresh_seconds):
         state = publish_desired_state(session, device_id, signer=signer, settings=settings, now=now)
     return state if state.sequence > known_sequence else None
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import grpc
 import pytest
 
+from controlplane import modelgen
 from protos import edgefleet_pb2 as pb
 from tests.api.conftest import RunningServer, bearer
-from tests.api.helpers import enroll, wait_for
+from tests.api.helpers import enroll, push, wait_for, wait_ready
 
 
 def _window(window_id: str, count: int = 10) -> pb.MetricWindow:
@@ -85,3 +87,40 @@ def test_device_labels_and_selector(server: RunningServer) -> None:
     with pytest.raises(grpc.RpcError) as err:
         admin.GetDevice(pb.GetDeviceRequest(id="no-such-device"), metadata=md)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_device_ahead_of_a_restored_database_gets_a_state_past_its_sequence(
+    server: RunningServer,
+) -> None:
+    """Input tried: a device that holds desired state 500 while the database's latest is lower
+    (as after restoring a backup). The agent refuses older documents, so the server must sign
+    a new one numbered past 500 rather than stay silent."""
+    model = modelgen.build_cnn(seed=11)
+    push(server, "cnn", "1.0.0", model)
+    wait_ready(server, "cnn", "1.0.0")
+    device_id, token = enroll(server, labels={"site": "restored"})
+    server.admin().CreateRollout(
+        pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector="site=restored"),
+        metadata=bearer(server.admin_token))
+
+    def current() -> pb.SyncResponse | None:
+        r = server.device().Sync(pb.SyncRequest(known_sequence=0), metadata=bearer(token))
+        return r if r.HasField("desired_state") else None
+
+    first = json.loads(wait_for("the first desired state", current).desired_state.payload)
+    assert first["sequence"] < 500
+    ahead = server.device().Sync(pb.SyncRequest(known_sequence=500), metadata=bearer(token))
+    doc = json.loads(ahead.desired_state.payload)
+    assert doc["sequence"] == 501 and doc["device_id"] == device_id
+    assert doc["models"] == first["models"]
+    # Caught up: the next sync with the new number sends nothing.
+    again = server.device().Sync(pb.SyncRequest(known_sequence=501), metadata=bearer(token))
+    assert not again.HasField("desired_state")
+
+
+def test_an_impossible_known_sequence_is_invalid_argument(server: RunningServer) -> None:
+    """Input tried: known_sequence 2**63 (beyond any sequence the database can hold)."""
+    _, token = enroll(server)
+    with pytest.raises(grpc.RpcError) as err:
+        server.device().Sync(pb.SyncRequest(known_sequence=2**63), metadata=bearer(token))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
