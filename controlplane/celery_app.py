@@ -18,11 +18,12 @@ import logging
 import threading
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from controlplane import logs
 from controlplane.config import Settings
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,12 @@ def run_worker(settings: Settings) -> int:
     if not settings.database_url:
         raise SystemExit("edgefleet worker needs --db URL (or EDGEFLEET_DB), the server's database")
     celery = configure(settings)
+
+    # Celery installs its own handlers when the worker starts; quiet them once they exist.
+    @signals.after_setup_logger.connect(weak=False)
+    def _quiet(logger: logging.Logger, **_: Any) -> None:
+        logs.quiet_routine(logger.handlers)
+
     worker = celery.Worker(
         beat=True,
         pool="threads",

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane import celery_app
+from controlplane import celery_app, logs
 from controlplane.api.admin import AdminServicer
 from controlplane.api.device import DeviceServicer, LastSeenBuffer
 from controlplane.app import ControlPlane
@@ -213,9 +212,5 @@ async def serve_async(
 
 
 def serve(settings: Settings) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure()
     return asyncio.run(serve_async(settings))
