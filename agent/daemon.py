@@ -288,6 +288,10 @@ class Agent:
             try:
                 runner = self._load_stored(active)
             except AgentError as exc:
+                # Nothing else would tell the person at the device why it serves nothing: the
+                # server hears of it in the next status report, the log says it now.
+                log.error("not serving %s: it could not be reloaded at start (%s); the next "
+                          "sync downloads it again if it is still desired", active.ref, exc)
                 self._progress(active.ref, "failed", f"could not reload at start: {exc}")
                 continue
             self.models.activate(LiveModel(active.ref, runner, active.signed_manifest))

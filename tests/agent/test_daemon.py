@@ -3,6 +3,7 @@ refusals that keep the old model serving, restart without the server, metric rep
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -233,7 +234,8 @@ def test_restart_serves_the_stored_model_without_the_server(start_agent, control
 
 
 def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane, signing_key,
-                                                     data_dir, fast_settings):
+                                                     data_dir, fast_settings, caplog):
+    """Input tried: the active artifact's last byte changed on disk while the agent was down."""
     cp = control_plane.servicer
     v1 = mlp_artifact(seed=0)
     cp.publish([entry(signing_key, v1, model="face")], (v1,))
@@ -245,10 +247,12 @@ def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane,
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
 
     second = Agent(data_dir, settings=fast_settings)
-    second.start()
+    with caplog.at_level(logging.ERROR, logger="agent.daemon"):
+        second.start()
     try:
         (model,) = second.status().models
         assert model.state == "failed" and "sha256" in model.message
+        assert "not serving face" in caplog.text and "could not be reloaded" in caplog.text
         with pytest.raises(NoModelLoadedError):
             second.predict(None, {MLP_INPUT: X})
     finally:
