@@ -58,7 +58,8 @@ def configure(settings: Settings, plane: Any = None) -> Celery:
         except SigningKeyError as exc:
             raise SystemExit(
                 f"{exc}: a worker signs with the fleet's key and reads its artifacts; pass "
-                f"--data-dir pointing at the data dir the servers use"
+                f"--data-dir pointing at the data dir the servers use (on a new fleet, start "
+                f"`edgefleet server` first: it creates the key)"
             ) from exc
     _plane = plane
     app.conf.update(

@@ -59,12 +59,15 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
                 redis,
             ],
         )
+        token_file = data / "admin-token"
+        wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
+        # The first server of a new fleet creates the signing key (before the admin token); a
+        # worker only ever uses the fleet's key, so it starts once the key is there.
+        assert (data / "signing-key").exists()
         f.spawn(
             "worker",
             [command("edgefleet"), "worker", "--data-dir", str(data), "--db", db, "--redis", redis],
         )
-        token_file = data / "admin-token"
-        wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
         assert token_file.stat().st_mode & 0o777 == 0o600
         f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
         wait_for(
