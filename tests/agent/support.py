@@ -347,11 +347,19 @@ class RunningControlPlane:
 
     def __init__(self, servicer: FakeControlPlane) -> None:
         self.servicer = servicer
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        pb_grpc.add_DeviceServiceServicer_to_server(servicer, self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
-        self.address = f"127.0.0.1:{port}"
-        self._server.start()
+        self._server = self._serve("127.0.0.1:0")
+        self.address = f"127.0.0.1:{self._port}"
+
+    def _serve(self, address: str) -> grpc.Server:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_DeviceServiceServicer_to_server(self.servicer, server)
+        self._port = server.add_insecure_port(address)
+        server.start()
+        return server
 
     def stop(self) -> None:
         self._server.stop(0).wait()
+
+    def restart(self) -> None:
+        """Serve again on the same address, with the same state (an outage that ended)."""
+        self._server = self._serve(self.address)

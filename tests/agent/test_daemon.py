@@ -172,6 +172,8 @@ def test_refused_desired_state_is_reported_once_and_the_old_model_keeps_serving(
 
 def test_altered_artifact_is_reported_failed_and_not_retried_while_old_serves(
         start_agent, control_plane, signing_key):
+    """Input tried: v2's last four bytes replaced by b"evil" in transit (its signed manifest is
+    intact): the agent reports v2 failed once, does not fetch it again, and v1 keeps serving."""
     cp = control_plane.servicer
     v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
     cp.publish([entry(signing_key, v1, model="face")], (v1,))
@@ -231,6 +233,34 @@ def test_restart_serves_the_stored_model_without_the_server(start_agent, control
         assert status["desired_sequence"] == 1 and status["device_id"] == cp.device_id
     finally:
         second.stop()
+
+
+def test_agent_keeps_serving_through_a_server_outage_and_catches_up_after(
+        start_agent, control_plane, signing_key):
+    """Input: the server goes away (connection refused) for several sync rounds, and a new
+    version is published meanwhile: the agent backs off, says why in its status, keeps serving
+    the old model, and installs the new one once the server answers again."""
+    cp = control_plane.servicer
+    v1, v2 = mlp_artifact(seed=1), mlp_artifact(seed=2)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    agent = start_agent()
+    wait_until(lambda: active_sha(agent) == v1.sha256)
+    control_plane.stop()
+
+    wait_until(lambda: agent.status().last_error, what="the outage in the agent's status")
+    syncs_before = len(cp.syncs)
+    out = agent.predict(None, {MLP_INPUT: X})
+    np.testing.assert_allclose(out.outputs[MLP_OUTPUT], mlp_reference(X, seed=1), rtol=1e-5,
+                               atol=1e-6)
+
+    cp.publish([entry(signing_key, v2, model="face")], (v2,))
+    control_plane.restart()
+    wait_until(lambda: active_sha(agent) == v2.sha256, what="v2 after the outage")
+    assert len(cp.syncs) > syncs_before
+    wait_until(lambda: not agent.status().last_error, what="the error cleared")
+    out = agent.predict(None, {MLP_INPUT: X})
+    np.testing.assert_allclose(out.outputs[MLP_OUTPUT], mlp_reference(X, seed=2), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane, signing_key,

@@ -75,6 +75,7 @@ def test_verified_artifact_already_on_disk_is_not_downloaded_again(control_plane
 
 def test_altered_artifact_is_refused_and_its_part_file_deleted(control_plane, stub, store,
                                                                artifact, fast_settings):
+    """Input tried: byte 100 of the artifact flipped in transit (same length, wrong sha256)."""
     altered = bytearray(artifact.data)
     altered[100] ^= 0xFF
     control_plane.servicer.altered[artifact.sha256] = bytes(altered)
@@ -86,6 +87,7 @@ def test_altered_artifact_is_refused_and_its_part_file_deleted(control_plane, st
 
 def test_server_sending_more_than_the_manifest_size_is_refused(control_plane, stub, store,
                                                                artifact, fast_settings):
+    """Input tried: the artifact followed by ten extra bytes in transit."""
     control_plane.servicer.altered[artifact.sha256] = artifact.data + b"\0" * 10
     with pytest.raises(ArtifactMismatchError, match="announces"):
         fetch(stub, store, manifest_doc(artifact), fast_settings)
@@ -94,6 +96,7 @@ def test_server_sending_more_than_the_manifest_size_is_refused(control_plane, st
 
 def test_manifest_larger_than_max_artifact_bytes_is_refused_before_downloading(
         control_plane, stub, store, artifact, fast_settings):
+    """Input tried: a signed manifest one byte over the agent's max_artifact_bytes."""
     with pytest.raises(ArtifactMismatchError, match="max_artifact_bytes"):
         fetch(stub, store, manifest_doc(artifact),
               fast_settings.replace(max_artifact_bytes=artifact.size - 1))
@@ -102,6 +105,7 @@ def test_manifest_larger_than_max_artifact_bytes_is_refused_before_downloading(
 
 def test_refused_credential_is_a_transport_error_without_retries(control_plane, stub, store,
                                                                  artifact, fast_settings):
+    """Input tried: a device token the server does not know ("wrong")."""
     with pytest.raises(AgentTransportError) as info:
         fetch(stub, store, manifest_doc(artifact), fast_settings, token="wrong")
     assert info.value.code == grpc.StatusCode.UNAUTHENTICATED.name
