@@ -174,10 +174,37 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema at ``url`` to ``revision`` with Alembic (idempotent)."""
+def current_revision(url: str) -> str | None:
+    """The Alembic revision the database at ``url`` is at; None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest revision in ``migrations/``: the schema this code needs."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    if head is None:
+        raise RuntimeError("migrations/ holds no revision")
+    return head
+
+
+def upgrade(url: str, revision: str = "head") -> dict[str, str | None]:
+    """Bring the schema at ``url`` to ``revision`` with Alembic (idempotent).
+
+    Returns ``{"from": before, "to": after}``, the revisions either side (None: empty database).
+    """
     from alembic import command
 
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the parent directory
+    before = current_revision(url)
     command.upgrade(alembic_config(url), revision)
+    return {"from": before, "to": current_revision(url)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from controlplane.auth.interceptor import AuthInterceptor
 from controlplane.auth.models import OperatorToken
 from controlplane.auth.services import ensure_admin_token
 from controlplane.config import Settings
-from controlplane.db import make_engine, upgrade
+from controlplane.db import current_revision, head_revision, make_engine, upgrade
 from controlplane.registry.errors import SigningKeyError
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
@@ -44,18 +45,7 @@ SERVICE_NAMES = (
 
 def check_schema(url: str) -> None:
     """Refuse to serve on a database whose schema is not at the code's head revision."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from controlplane.db import alembic_config
-
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    current, head = current_revision(url), head_revision()
     if current != head:
         raise SystemExit(
             f"database schema is at {current or 'nothing'}, this server needs {head}: "
@@ -94,7 +84,14 @@ def _fleet_exists(url: str) -> bool:
         engine.dispose()
 
 
-def prepare(settings: Settings) -> ControlPlane:
+def announce(output: str, text: str, event: str, **fields: object) -> None:
+    """Tell whoever started the server what happened: ``text`` for a person, or under ``-o json``
+    one JSON document per line (``{"event": ..., **fields}``) and nothing else on stdout."""
+    line = json.dumps({"event": event, **fields}) if output == "json" else text
+    print(line, flush=True)
+
+
+def prepare(settings: Settings, *, output: str = "table") -> ControlPlane:
     """Schema, key, first admin token; returns the wired plane.
 
     Only the first start of a fleet (no admin token in the database yet) may create the signing
@@ -120,8 +117,8 @@ def prepare(settings: Settings) -> ControlPlane:
             # and the next start tries again, so the first admin token cannot be lost.
             write_secret(settings.admin_token_path, token)
     if token:
-        print(f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}",
-              flush=True)
+        announce(output, f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}",
+                 "admin_token", token=token, path=str(settings.admin_token_path))
     return plane
 
 
@@ -139,9 +136,13 @@ def _listen(server: grpc.aio.Server, settings: Settings) -> int:
 
 
 async def serve_async(
-    settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    output: str = "table",
 ) -> int:
-    plane = prepare(settings)
+    plane = prepare(settings, output=output)
     celery = celery_app.configure(settings, plane)
     worker = None
     if settings.embedded:
@@ -182,10 +183,12 @@ async def serve_async(
         else "Celery on Redis (run `edgefleet worker`)"
     )
     tls = "TLS" if settings.tls_cert else "plaintext (no --tls-cert; keep it on a trusted network)"
-    print(
+    announce(
+        output,
         f"edgefleet server listening on {host}:{port} ({tls}); database: {database}; jobs: {jobs}; "
         f"data in {settings.data_dir}",
-        flush=True,
+        "listening", address=f"{host}:{port}", tls=settings.tls_cert is not None,
+        database=database, jobs=jobs, data_dir=str(settings.data_dir),
     )
 
     stop = stop or asyncio.Event()
@@ -207,10 +210,10 @@ async def serve_async(
     if worker is not None:
         worker.stop()
     plane.close()
-    print("edgefleet server stopped", flush=True)
+    announce(output, "edgefleet server stopped", "stopped")
     return 0
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, *, output: str = "table") -> int:
     logs.configure()
-    return asyncio.run(serve_async(settings))
+    return asyncio.run(serve_async(settings, output=output))

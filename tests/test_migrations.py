@@ -6,6 +6,7 @@ nothing is what is under test.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,11 +21,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from controlplane.db import alembic_config, import_all_models, make_engine, upgrade
+from controlplane.db import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    import_all_models,
+    make_engine,
+    upgrade,
+)
 from tests.support import db as testdb
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI_MAIN = ROOT / "controlplane" / "cli" / "main.py"
 
 
 @pytest.fixture(params=testdb.BACKENDS)
@@ -54,27 +61,12 @@ def schema_diff(url: str, metadata: sa.MetaData | None = None) -> list[Any]:
         engine.dispose()
 
 
-def current_revision(url: str) -> str | None:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
-
-
 def table_names(url: str) -> set[str]:
     engine = make_engine(url)
     try:
         return set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-
-
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
-    return head
 
 
 def test_migration_history_has_one_head() -> None:
@@ -127,13 +119,20 @@ def _cli_command() -> list[str]:
             "sys.exit(main())"]
 
 
-@pytest.mark.skipif(not CLI_MAIN.exists(), reason="controlplane/cli/main.py not written yet")
 def test_cli_db_upgrade_migrates_an_empty_database(empty_db_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [*_cli_command(), "db", "upgrade", "--db", empty_db_url],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )
-    assert result.returncode == 0, result.stderr
+
+    def cli_upgrade() -> Any:
+        result = subprocess.run(
+            [*_cli_command(), "db", "upgrade", "--db", empty_db_url, "-o", "json"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    first = cli_upgrade()
+    assert (first["from"], first["to"]) == (None, head_revision())
     assert current_revision(empty_db_url) == head_revision()
     assert schema_diff(empty_db_url) == []
+    again = cli_upgrade()  # idempotent, and says so
+    assert again["from"] == again["to"] == head_revision()

@@ -48,7 +48,10 @@ def test_server_builds_settings_from_its_flags(
                  "postgresql://u@db/edgefleet", "--redis", "redis://r:6379/0",
                  "--metrics-port", "9100")
     assert result.code == 0
-    ((settings,), _kwargs) = serve.calls[0]
+    ((settings,), kwargs) = serve.calls[0]
+    assert kwargs == {"output": "table"}
+    assert run("server", "-o", "json").code == 0
+    assert serve.calls[1][1] == {"output": "json"}  # the server then speaks JSON lines
     assert isinstance(settings, Settings)
     assert (settings.data_dir, settings.listen, settings.database_url, settings.redis_url,
             settings.metrics_port) == (Path("state"), "0.0.0.0:9000",
@@ -89,8 +92,8 @@ def test_db_upgrade_gets_the_database_url_in_force(
     assert upgrade.calls[0][0] == (f"sqlite:///{tmp_path / 'state' / 'edgefleet.db'}",)
     result = run("db", "upgrade", "--db", "postgresql://u:secret@db/edgefleet")
     assert upgrade.calls[1][0] == ("postgresql+psycopg://u:secret@db/edgefleet",)
-    assert "secret" not in result.err  # the password is not echoed
-    assert "postgresql+psycopg://u:***@db/edgefleet" in result.err
+    assert "secret" not in result.out + result.err  # the password is not echoed
+    assert "postgresql+psycopg://u:***@db/edgefleet" in result.out
 
 
 def test_demo_gets_its_options(run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,17 +11,36 @@ from controlplane.config import Settings
 from controlplane.server import prepare, write_secret
 
 
-def test_first_start_creates_key_and_admin_token_once(tmp_path: Path) -> None:
+def test_first_start_creates_key_and_admin_token_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = Settings(data_dir=tmp_path)
     plane = prepare(settings)
     plane.close()
     token = settings.admin_token_path.read_text()
     assert settings.admin_token_path.stat().st_mode & 0o777 == 0o600
     assert settings.signing_key_path.stat().st_mode & 0o777 == 0o600
+    # The operator sees the token once, with where to find it again.
+    printed = capsys.readouterr().out
+    assert token.strip() in printed and str(settings.admin_token_path) in printed
     key = settings.signing_key_path.read_bytes()
-    prepare(settings).close()  # second start: same key, no new token
+    prepare(settings).close()  # second start: same key, no new token, nothing printed
     assert settings.admin_token_path.read_text() == token
     assert settings.signing_key_path.read_bytes() == key
+    assert "admin token" not in capsys.readouterr().out
+
+
+def test_first_start_under_json_output_prints_one_json_document_per_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    settings = Settings(data_dir=tmp_path)
+    prepare(settings, output="json").close()
+    lines = capsys.readouterr().out.splitlines()
+    docs = [json.loads(line) for line in lines]  # every stdout line is JSON
+    assert docs == [{"event": "admin_token", "token": settings.admin_token_path.read_text().strip(),
+                     "path": str(settings.admin_token_path)}]
 
 
 def test_a_fleet_whose_signing_key_went_missing_does_not_get_a_new_one(tmp_path: Path) -> None:

@@ -46,12 +46,20 @@ def _launch(launcher: Any, *args: Any, **kwargs: Any) -> int:
     reported like every other CLI error.
     """
     try:
-        result = launcher(*args, **kwargs)
+        result = _call(launcher, *args, **kwargs)
+    except SystemExit as exc:
+        return int(exc.code or 0)  # _call turned a message into a CliError: this is a code
+    return result if isinstance(result, int) else 0
+
+
+def _call(launcher: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a launcher and return what it returns; ``SystemExit("message")`` becomes a CliError."""
+    try:
+        return launcher(*args, **kwargs)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             raise CliError(exc.code) from exc
-        return exc.code or 0
-    return result if isinstance(result, int) else 0
+        raise
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -68,7 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def server(args: argparse.Namespace, inv: Invocation) -> int:
     serve = load_entry_point("controlplane.server", "serve", inv.command)
-    return _launch(serve, _settings(args))
+    return _launch(serve, _settings(args), output=inv.output.format)
 
 
 def worker(args: argparse.Namespace, inv: Invocation) -> int:
@@ -79,9 +87,19 @@ def worker(args: argparse.Namespace, inv: Invocation) -> int:
 def db_upgrade(args: argparse.Namespace, inv: Invocation) -> int:
     upgrade = load_entry_point("controlplane.db", "upgrade", inv.command)
     settings = _settings(args)
-    _launch(upgrade, settings.db_url)
-    inv.output.note(f"database is at the newest schema: {_redacted(settings.db_url)}")
+    revisions = _call(upgrade, settings.db_url)
+    doc = {"database": _redacted(settings.db_url), **(revisions or {})}
+    inv.output.result(doc, _upgrade_text)
     return 0
+
+
+def _upgrade_text(doc: dict[str, Any]) -> str:
+    where = doc["database"]
+    if "to" not in doc:
+        return f"database is at the newest schema: {where}"
+    if doc["from"] == doc["to"]:
+        return f"database already at the newest schema ({doc['to']}): {where}"
+    return f"database upgraded from {doc['from'] or 'empty'} to {doc['to']}: {where}"
 
 
 def demo(args: argparse.Namespace, inv: Invocation) -> int:
