@@ -229,9 +229,11 @@ def change(
     if target_state == "rolled_back":
         _roll_back(session, rollout, signer=signer, settings=settings, now=now)
     if target_state == "aborted":
+        # The engine stops stepping an aborted rollout, so no wave may be left saying it runs.
+        # Devices already given the version keep it; `rollback` is what takes it back.
         for wave in rollout.waves:
             if wave.state in ("pending", "running"):
-                wave.state = "aborted" if wave.state == "pending" else wave.state
+                wave.state, wave.finished_at = "aborted", now
     rollout.state = target_state
     rollout.updated_at = now
     session.flush()
@@ -258,7 +260,8 @@ def _roll_back(
         )
         target.state = "rolled_back"
     for wave in rollout.waves:
-        wave.state = "rolled_back" if wave.state != "pending" else wave.state
+        # A wave that never started has nothing to take back: it was cut short, not reverted.
+        wave.state = "rolled_back" if wave.started_at is not None else "aborted"
 
 
 def wave_counts(rollout: Rollout) -> list[WaveCounts]:

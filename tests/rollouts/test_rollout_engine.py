@@ -189,6 +189,30 @@ def test_newer_rollout_supersedes_and_rollback_restores(
             rollouts.change(s, r2.id, "resume", signer=SIGNER, settings=SETTINGS, now=NOW)
 
 
+def test_abort_leaves_no_wave_running_and_keeps_what_devices_were_given(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with transaction(session_factory) as s:
+        v1 = _ready_version(s, "1", seed=1)
+        (device,) = _devices(s, 1, {})
+        r = rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
+                                    now=NOW)
+        rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        assert [w.state for w in r.waves] == ["running"]
+        aborted = rollouts.change(s, r.id, "abort", signer=SIGNER, settings=SETTINGS, now=NOW)
+        assert aborted.state == "aborted"
+        assert [(w.state, w.finished_at is not None) for w in aborted.waves] == [("aborted", True)]
+        # abort stops the rollout; it does not take back what a device was already given
+        assert s.get(DeviceModel, (device, "m")).desired_variant_id == v1
+        assert rollouts.progress(s, r.id, now=NOW).state == "aborted"
+        with pytest.raises(FailedPreconditionError):
+            rollouts.change(s, r.id, "resume", signer=SIGNER, settings=SETTINGS, now=NOW)
+        # an aborted rollout can still be rolled back: the wave that ran is then rolled back
+        rolled = rollouts.change(s, r.id, "rollback", signer=SIGNER, settings=SETTINGS, now=NOW)
+        assert [w.state for w in rolled.waves] == ["rolled_back"]
+        assert s.get(DeviceModel, (device, "m")).desired_variant_id is None
+
+
 def test_older_running_rollout_stops_waiting_for_a_device_a_newer_one_took(
     session_factory: sessionmaker[Session],
 ) -> None:
