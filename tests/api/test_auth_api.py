@@ -163,7 +163,24 @@ def test_enrollment_token_beyond_the_limits_is_refused(
     assert complaint in (err.value.details() or "")
 
 
-def test_enrollment_labels_merge_and_device_sees_only_itself(server: RunningServer) -> None:
+def test_expired_enrollment_token_is_refused_over_the_wire(server: RunningServer) -> None:
+    """Input tried: an agent enrolls with a one-second enrollment token two seconds late."""
+    import time
+
+    et = server.admin().CreateEnrollmentToken(
+        pb.CreateEnrollmentTokenRequest(uses=5, expires_in_seconds=1),
+        metadata=bearer(server.admin_token))
+    time.sleep(2.0)
+    with pytest.raises(grpc.RpcError) as err:
+        server.device().Enroll(pb.EnrollRequest(name="late"), metadata=bearer(et.token))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "expired" in (err.value.details() or "")
+    devices = server.admin().ListDevices(pb.ListDevicesRequest(),
+                                         metadata=bearer(server.admin_token))
+    assert [d.name for d in devices.devices if d.name == "late"] == []  # no device half-made
+
+
+def test_device_reaches_only_its_own_state_and_artifacts(server: RunningServer) -> None:
     """Device A asks for device B's artifact: NOT_FOUND; A's sync returns A's document only."""
     model = modelgen.build_cnn(seed=3)
     push(server, "cnn", "1.0.0", model)

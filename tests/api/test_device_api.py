@@ -124,3 +124,35 @@ def test_an_impossible_known_sequence_is_invalid_argument(server: RunningServer)
     with pytest.raises(grpc.RpcError) as err:
         server.device().Sync(pb.SyncRequest(known_sequence=2**63), metadata=bearer(token))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_device_holds_several_models_and_each_rollout_changes_only_its_own(
+    server: RunningServer,
+) -> None:
+    """Desired state is per (device, model name): rolling out ``voice`` keeps ``cnn``, and a new
+    ``cnn`` version replaces only the ``cnn`` entry."""
+    for name, version, seed in (("cnn", "1.0.0", 1), ("voice", "1.0.0", 2), ("cnn", "2.0.0", 3)):
+        push(server, name, version, modelgen.build_cnn(seed=seed))
+        wait_ready(server, name, version)
+    _, token = enroll(server, labels={"site": "multi"})
+    seen = 0
+
+    def roll_out_and_sync(name: str, version: str) -> dict[str, str]:
+        nonlocal seen
+        server.admin().CreateRollout(
+            pb.CreateRolloutRequest(model=name, version=version, selector="site=multi"),
+            metadata=bearer(server.admin_token))
+
+        def newer() -> pb.SyncResponse | None:
+            r = server.device().Sync(pb.SyncRequest(known_sequence=seen), metadata=bearer(token))
+            return r if r.HasField("desired_state") else None
+
+        doc = json.loads(wait_for(f"{name}:{version} in the desired state",
+                                  newer).desired_state.payload)
+        assert doc["sequence"] > seen
+        seen = doc["sequence"]
+        return {m["model"]: m["version"] for m in doc["models"]}
+
+    assert roll_out_and_sync("cnn", "1.0.0") == {"cnn": "1.0.0"}
+    assert roll_out_and_sync("voice", "1.0.0") == {"cnn": "1.0.0", "voice": "1.0.0"}
+    assert roll_out_and_sync("cnn", "2.0.0") == {"cnn": "2.0.0", "voice": "1.0.0"}
