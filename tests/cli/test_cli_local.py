@@ -153,3 +153,17 @@ def test_launcher_stopping_with_a_message_is_reported_as_an_error(
     result = run("worker")
     assert result.code == 1
     assert result.err == "edgefleet: error: edgefleet worker needs --redis URL\n"
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["server"]])
+def test_a_database_nobody_answers_is_exit_3_with_what_to_check(
+    run: Runner, free_address: str, tmp_path: Path, command: list[str]
+) -> None:
+    """Input tried: --db pointing at a port where no PostgreSQL listens (the real launchers run)."""
+    result = run(*command, "--db", f"postgresql://postgres@{free_address}/edgefleet",
+                 "--data-dir", str(tmp_path / "data"))
+    assert result.code == 3
+    assert "cannot use the database" in result.err and "--db" in result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "data" / "admin-token").exists()
+    assert not (tmp_path / "data" / "signing-key").exists()  # no key for a fleet not reached

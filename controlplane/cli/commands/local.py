@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 from controlplane.cli.context import Invocation
-from controlplane.cli.errors import CliError
+from controlplane.cli.errors import CliError, ExitCode
 from controlplane.config import Settings
 
 
@@ -53,13 +53,24 @@ def _launch(launcher: Any, *args: Any, **kwargs: Any) -> int:
 
 
 def _call(launcher: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a launcher and return what it returns; ``SystemExit("message")`` becomes a CliError."""
+    """Run a launcher and return what it returns; ``SystemExit("message")`` becomes a CliError,
+    and so does a database that cannot be reached (exit code UNREACHABLE)."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         return launcher(*args, **kwargs)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             raise CliError(exc.code) from exc
         raise
+    except OperationalError as exc:
+        # Raised before anything was served or written: the database refused the connection.
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise CliError(
+            f"cannot use the database: {reason}. Is it running, and are --db / EDGEFLEET_DB "
+            f"right?",
+            ExitCode.UNREACHABLE,
+        ) from exc
 
 
 def _settings(args: argparse.Namespace) -> Settings:
