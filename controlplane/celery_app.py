@@ -18,6 +18,7 @@ import logging
 import threading
 from typing import Any
 
+import kombu.exceptions
 from celery import Celery, Task, signals
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
@@ -112,9 +113,14 @@ def enqueue_after_commit(session: Session, task: Any, *args: Any) -> None:
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
     for task, args in session.info.pop("edgefleet_after_commit", []):
+        # The periodic tick picks up anything a lost send left behind, so a failed send is
+        # logged, never raised: the transaction it follows has committed already.
         try:
             task.apply_async(args=args)
-        except Exception:  # the periodic tick picks up anything a lost send left behind
+        except kombu.exceptions.OperationalError as exc:  # the broker is down: expected, brief
+            log.error("could not send task %s%r (%s); the periodic tick will retry it",
+                      task.name, args, exc)
+        except Exception:
             log.exception(
                 "could not send task %s%r; the periodic tick will retry it", task.name, args
             )
