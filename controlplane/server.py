@@ -118,7 +118,7 @@ def prepare(settings: Settings, *, output: str = "table") -> ControlPlane:
             write_secret(settings.admin_token_path, token)
     if token:
         announce(output, f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}",
-                 "admin_token", token=token, path=str(settings.admin_token_path))
+                 "admin_token", token=token, path=str(settings.admin_token_path.resolve()))
     return plane
 
 
@@ -188,7 +188,7 @@ async def serve_async(
         f"edgefleet server listening on {host}:{port} ({tls}); database: {database}; jobs: {jobs}; "
         f"data in {settings.data_dir}",
         "listening", address=f"{host}:{port}", tls=settings.tls_cert is not None,
-        database=database, jobs=jobs, data_dir=str(settings.data_dir),
+        database=database, jobs=jobs, data_dir=str(settings.data_dir.resolve()),
     )
 
     stop = stop or asyncio.Event()
