@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
-import tempfile
 from pathlib import Path
 
 import grpc
@@ -31,6 +29,7 @@ from controlplane.auth.models import OperatorToken
 from controlplane.auth.services import ensure_admin_token
 from controlplane.config import Settings
 from controlplane.db import current_revision, head_revision, make_engine, upgrade
+from controlplane.files import replace_atomically
 from controlplane.registry.errors import SigningKeyError
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
@@ -54,24 +53,8 @@ def check_schema(url: str) -> None:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte, crash-safely: a unique
-    temp file in the same directory, fsync, rename, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:  # mkstemp creates the file 0600
-            f.write(text + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write ``text`` to ``path`` with mode 0600 from the first byte, crash-safely."""
+    replace_atomically(path, (text + "\n").encode(), mode=0o600)
 
 
 def _fleet_exists(url: str) -> bool:

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,8 +31,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from controlplane.files import fsync_dir, replace_atomically, write_temp_beside
 from controlplane.registry.errors import SigningKeyError
-from controlplane.registry.store import check_sha256, fsync_dir
+from controlplane.registry.store import check_sha256
 from controlplane.registry.tflite import TensorInfo, tensor_to_dict
 
 log = logging.getLogger(__name__)
@@ -311,28 +311,15 @@ def _create_private_key(path: Path) -> None:
 
 
 def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    temp = _write_temp(path, data, mode=mode)
     try:
-        os.replace(temp, path)
-        fsync_dir(path.parent)
+        replace_atomically(path, data, mode=mode)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise SigningKeyError(f"cannot write {path}: {exc}") from exc
 
 
 def _write_temp(path: Path, data: bytes, *, mode: int) -> Path:
     """A fully written, fsynced file with ``mode`` beside ``path``."""
     try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return write_temp_beside(path, data, mode=mode)
     except OSError as exc:
         raise SigningKeyError(f"cannot write beside {path}: {exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        Path(name).unlink(missing_ok=True)
-        raise SigningKeyError(f"cannot write beside {path}: {exc}") from exc
-    return Path(name)

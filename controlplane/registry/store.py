@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from controlplane.files import fsync_dir
 from controlplane.registry.errors import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
@@ -326,15 +327,6 @@ class FilesystemUpload:
                  tb: TracebackType | None) -> None:
         # Leaving the block without a commit (an error, a cancelled stream) keeps nothing.
         self.abort()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or new entry in ``path`` durable (POSIX needs the directory fsynced)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _not_found(sha256: str) -> ArtifactNotFoundError:
