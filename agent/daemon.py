@@ -362,6 +362,7 @@ class Agent:
             name=self._name or socket.gethostname(),
             hardware=self._hardware(),
             labels=self._labels,
+            enrollment_key=self.store.enrollment_key(),
         )
         try:
             response = self._stub.Enroll(request, timeout=self.settings.rpc_timeout_seconds,

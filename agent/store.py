@@ -3,6 +3,8 @@
 Layout::
 
     DATA_DIR/credential.json         device_id, device_token, server (mode 0600)
+    DATA_DIR/enrollment-key          random, made before the first Enroll (mode 0600): an Enroll
+                                     repeated after a lost answer gets the same device back
     DATA_DIR/trust-key.pub           the trust key given once with --trust-key
     DATA_DIR/server-ca.pem           the CA for the control plane's TLS, given once with --tls-ca
     DATA_DIR/state.json              accepted desired state (signed, base64), active models with
@@ -25,6 +27,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +39,7 @@ from agent.refs import ModelRef
 from agent.trust import Signed, check_artifact
 
 _HASH_CHUNK = 1024 * 1024
+_ENROLLMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,128}")  # what the server accepts
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class AgentStore:
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.credential_path = self.data_dir / "credential.json"
+        self.enrollment_key_path = self.data_dir / "enrollment-key"
         self.trust_key_path = self.data_dir / "trust-key.pub"
         self.tls_ca_path = self.data_dir / "server-ca.pem"
         self.state_path = self.data_dir / "state.json"
@@ -141,6 +147,19 @@ class AgentStore:
             "server": credential.server,
         }
         atomic_write(self.credential_path, _json_bytes(doc), mode=0o600)
+
+    def enrollment_key(self) -> str:
+        """This agent's enrollment key: made once (random, 0600) and then always the same, so
+        an Enroll repeated after a lost answer gets the same device back."""
+        try:
+            key = self.enrollment_key_path.read_text().strip()
+            if _ENROLLMENT_KEY.fullmatch(key):
+                return key
+        except FileNotFoundError:
+            pass
+        key = secrets.token_urlsafe(32)
+        atomic_write(self.enrollment_key_path, key.encode() + b"\n", mode=0o600)
+        return key
 
     def read_trust_key(self) -> bytes | None:
         try:

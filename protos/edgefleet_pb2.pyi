@@ -88,7 +88,7 @@ class ModelRef(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., variant: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("name", "hardware", "labels")
+    __slots__ = ("name", "hardware", "labels", "enrollment_key")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,10 +99,12 @@ class EnrollRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    ENROLLMENT_KEY_FIELD_NUMBER: _ClassVar[int]
     name: str
     hardware: HardwareProfile
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    enrollment_key: str
+    def __init__(self, name: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., enrollment_key: _Optional[str] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
     __slots__ = ("device_id", "device_token")

@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 from typing import Any
 
+import sqlalchemy as sa
+
 from controlplane.api import convert
 from controlplane.api.errors import rpc, stream_rpc
 from controlplane.app import ControlPlane
@@ -84,10 +86,16 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                     hardware=hardware,
                     labels=dict(request.labels),
                     now=self.plane.clock(),
+                    enrollment_key=request.enrollment_key,
                 )
                 return pb.EnrollResponse(device_id=device.id, device_token=credential)
 
-        return await self.plane.run_db(work)
+        try:
+            return await self.plane.run_db(work)
+        except sa.exc.IntegrityError:
+            # Two Enrolls with one key raced (the agent retried while its first call still
+            # ran): the unique index let one device in, and a second run finds that one.
+            return await self.plane.run_db(work)
 
     @rpc
     async def Sync(self, request: pb.SyncRequest, context: Any) -> pb.SyncResponse:

@@ -19,7 +19,6 @@ from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.auth.policy import ROLES, Principal
 from controlplane.errors import (
     InvalidArgumentError,
-    ResourceExhaustedError,
     UnauthenticatedError,
 )
 
@@ -97,8 +96,8 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
         if en and tokens.secret_matches(parsed.secret, en.secret_hash):
             if en.expires_at <= now:
                 raise UnauthenticatedError("enrollment token expired: ask for a new one")
-            if en.uses_left <= 0:
-                raise UnauthenticatedError("enrollment token has no uses left: ask for a new one")
+            # Uses are not checked here: they are taken atomically when spent, and an agent
+            # repeating an Enroll whose answer it lost may present a token it used up itself.
             return Principal(kind="enrollment", id=en.id)
     elif parsed.kind == "device":
         from controlplane.fleet.models import Device  # fleet depends on auth, not the reverse
@@ -112,7 +111,7 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
 def spend_enrollment_token(session: Session, token_id: str, *, now: dt.datetime) -> dict[str, Any]:
     """Take one use of an enrollment token atomically; return its labels.
 
-    Raises ResourceExhaustedError when no use is left or it expired meanwhile.
+    Raises UnauthenticatedError when no use is left or it expired meanwhile.
     """
     result = session.execute(
         sa.update(EnrollmentToken)
@@ -126,5 +125,7 @@ def spend_enrollment_token(session: Session, token_id: str, *, now: dt.datetime)
     )
     row = result.first()
     if row is None:
-        raise ResourceExhaustedError("enrollment token has no uses left or expired")
+        raise UnauthenticatedError(
+            "enrollment token has no uses left (or just expired): ask for a new one"
+        )
     return dict(row[0] or {})

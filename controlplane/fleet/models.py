@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 class Device(Base):
     __tablename__ = "devices"
+    __table_args__ = (
+        sa.Index("ix_devices_enrollment_key", "enrollment_token_id", "enrollment_key_hash",
+                 unique=True),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -33,6 +37,8 @@ class Device(Base):
     enrollment_token_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("enrollment_tokens.id", ondelete="SET NULL")
     )
+    # sha256 of the agent's enrollment key: a repeated Enroll (lost answer) finds this device.
+    enrollment_key_hash: Mapped[str | None] = mapped_column(sa.String(64))
     last_seen: Mapped[dt.datetime | None]
     desired_sequence: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 

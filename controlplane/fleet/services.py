@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import socket
 from typing import Any
 
@@ -30,6 +31,7 @@ from controlplane.registry.signing import Signer, build_desired_state
 from controlplane.selectors import matches, validate_labels
 
 MAX_PROFILE_BYTES = 16 * 1024
+ENROLLMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,128}")
 # Sequences live in a signed BIGINT; leave head-room so ``after + 1`` can never overflow.
 MAX_SEQUENCE = 2**62
 
@@ -44,9 +46,31 @@ def enroll(
     hardware: dict[str, Any],
     labels: dict[str, str],
     now: dt.datetime,
+    enrollment_key: str = "",
 ) -> tuple[Device, str]:
-    """Spend one use of the enrollment token and create a device; return it and its credential."""
+    """Spend one use of the enrollment token and create a device; return it and its credential.
+
+    With an ``enrollment_key`` this device was already enrolled with (by this token), no use is
+    spent: the same device is returned with a new credential, the old one stops working. That is
+    how an agent recovers when the answer to its Enroll was lost; only the holder of both the
+    token and the key (random, never leaves the device but in this call) can do it.
+    """
     labels = validate_labels(labels)
+    key_hash = _enrollment_key_hash(enrollment_key)
+    if key_hash is not None:
+        again = session.scalars(
+            sa.select(Device).where(
+                Device.enrollment_token_id == enrollment_token_id,
+                Device.enrollment_key_hash == key_hash,
+            ).with_for_update()
+        ).first()
+        if again is not None:
+            _, secret, credential = tokens.mint("device", token_id=again.id)
+            again.secret_hash = tokens.hash_secret(secret)
+            again.last_seen = now
+            set_hardware(session, again.id, hardware, now=now)
+            log.info("device %s enrolled again with its enrollment key: new credential", again.id)
+            return again, credential
     token_labels = spend_enrollment_token(session, enrollment_token_id, now=now)
     device_id, secret, credential = tokens.mint("device", token_id=new_id())
     device = Device(
@@ -57,6 +81,7 @@ def enroll(
         labels={**labels, **token_labels},
         secret_hash=tokens.hash_secret(secret),
         enrollment_token_id=enrollment_token_id,
+        enrollment_key_hash=key_hash,
         enrolled_at=now,
         last_seen=now,
     )
@@ -64,6 +89,17 @@ def enroll(
     session.flush()
     set_hardware(session, device.id, hardware, now=now)
     return device, credential
+
+
+def _enrollment_key_hash(key: str) -> str | None:
+    """sha256 of a well-formed enrollment key; None for none. Raises InvalidArgumentError."""
+    if not key:
+        return None
+    if not ENROLLMENT_KEY.fullmatch(key):
+        raise InvalidArgumentError(
+            "enrollment_key must be 16-128 characters of A-Z, a-z, 0-9, '_' and '-'"
+        )
+    return tokens.hash_secret(key)
 
 
 def set_hardware(

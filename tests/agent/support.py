@@ -264,6 +264,8 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
     #: Fail this many ReportMetrics calls with UNAVAILABLE, remembering the ids they carried.
     fail_metric_reports: int = 0
     failed_window_ids: list[str] = field(default_factory=list)
+    #: Answer this many Enroll calls with UNAVAILABLE after recording them (a lost answer).
+    lose_enroll_answers: int = 0
     enrollments: list[pb.EnrollRequest] = field(default_factory=list)
     syncs: list[pb.SyncRequest] = field(default_factory=list)
     download_requests: list[tuple[str, int]] = field(default_factory=list)
@@ -297,6 +299,9 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
         if self._bearer(context) != self.enroll_token:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "enrollment token is not valid")
         self.enrollments.append(request)
+        if self.lose_enroll_answers > 0:
+            self.lose_enroll_answers -= 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the answer was lost on the way")
         return pb.EnrollResponse(device_id=self.device_id, device_token=self.device_token)
 
     def Sync(self, request: pb.SyncRequest, context: grpc.ServicerContext) -> Any:

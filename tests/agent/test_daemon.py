@@ -303,6 +303,25 @@ def test_metric_windows_that_failed_to_send_are_resent_with_the_same_ids(
     assert sum(w.count for w in cp.windows.values()) == 1
 
 
+def test_an_enroll_whose_answer_was_lost_is_repeated_with_the_same_enrollment_key(
+        start_agent, control_plane, data_dir):
+    """Input tried: the first two Enroll answers lost (UNAVAILABLE after the server saw them).
+    Every attempt carries the one key kept in the data dir, so the server can hand the same
+    device back instead of spending another use or refusing a used-up token."""
+    cp = control_plane.servicer
+    cp.lose_enroll_answers = 2
+    agent = start_agent()
+    wait_until(lambda: (data_dir / "credential.json").exists(), what="enrollment")
+    assert len(cp.enrollments) == 3
+    keys = {e.enrollment_key for e in cp.enrollments}
+    (key,) = keys
+    assert len(key) >= 16
+    key_file = data_dir / "enrollment-key"
+    assert key_file.read_text().strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert agent.status().device_id == cp.device_id
+
+
 def test_first_run_without_trust_key_is_a_configuration_error(start_agent):
     with pytest.raises(ConfigurationError, match="--trust-key"):
         start_agent(trust_key_pem=None)

@@ -143,6 +143,39 @@ def test_enrollment_token_used_past_its_uses(server: RunningServer) -> None:
     assert [d.name for d in devices] == ["a"]
 
 
+def test_enroll_repeated_after_a_lost_answer_gets_the_same_device(server: RunningServer) -> None:
+    """Input tried: a one-use enrollment token sent twice with the same enrollment key (the
+    agent never saw the first answer), then once more with another key."""
+    et = server.admin().CreateEnrollmentToken(
+        pb.CreateEnrollmentTokenRequest(uses=1, labels={"site": "flaky"}),
+        metadata=bearer(server.admin_token))
+    request = pb.EnrollRequest(name="cam", enrollment_key="K" * 43)
+    lost = server.device().Enroll(request, metadata=bearer(et.token))
+    again = server.device().Enroll(request, metadata=bearer(et.token))
+    assert again.device_id == lost.device_id and again.device_token != lost.device_token
+    synced = server.device().Sync(pb.SyncRequest(), metadata=bearer(again.device_token))
+    assert synced.poll_interval_seconds > 0
+    # the credential nobody received is dead
+    assert (_code(lambda: server.device().Sync(pb.SyncRequest(),
+                                               metadata=bearer(lost.device_token)))
+            == grpc.StatusCode.UNAUTHENTICATED)
+    other = pb.EnrollRequest(name="intruder", enrollment_key="Z" * 43)
+    assert (_code(lambda: server.device().Enroll(other, metadata=bearer(et.token)))
+            == grpc.StatusCode.UNAUTHENTICATED)
+    devices = server.admin().ListDevices(pb.ListDevicesRequest(selector="site=flaky"),
+                                         metadata=bearer(server.admin_token)).devices
+    assert [(d.id, d.name) for d in devices] == [(lost.device_id, "cam")]
+
+
+def test_malformed_enrollment_key_is_invalid_argument(server: RunningServer) -> None:
+    """Input tried: an enrollment key of five characters."""
+    et = server.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(uses=1),
+                                              metadata=bearer(server.admin_token))
+    assert (_code(lambda: server.device().Enroll(pb.EnrollRequest(enrollment_key="short"),
+                                                 metadata=bearer(et.token)))
+            == grpc.StatusCode.INVALID_ARGUMENT)
+
+
 @pytest.mark.parametrize(
     ("request_fields", "complaint"),
     [
