@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from controlplane.auth.cache import CredentialCache
 from controlplane.config import Settings
 from controlplane.db import (
     make_engine,
@@ -31,6 +32,8 @@ from controlplane.registry.store import FilesystemArtifactStore
 
 T = TypeVar("T")
 
+CREDENTIAL_CACHE_SIZE = 50_000  # ~10 MB at most; a fleet larger than this re-reads a few rows
+
 
 @dataclass
 class ControlPlane:
@@ -41,8 +44,10 @@ class ControlPlane:
     signer: Signer
     clock: Callable[[], dt.datetime] = utcnow
     executor: ThreadPoolExecutor = field(init=False)
+    credentials: CredentialCache = field(init=False)
 
     def __post_init__(self) -> None:
+        self.credentials = CredentialCache(self.settings.auth_cache_seconds, CREDENTIAL_CACHE_SIZE)
         self.executor = ThreadPoolExecutor(
             max_workers=self.settings.db_pool_threads, thread_name_prefix="edgefleet-db"
         )

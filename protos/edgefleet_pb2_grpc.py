@@ -304,10 +304,25 @@ class AdminServiceStub:
                 request_serializer=protos_dot_edgefleet__pb2.CreateTokenRequest.SerializeToString,
                 response_deserializer=protos_dot_edgefleet__pb2.CreateTokenResponse.FromString,
                 _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/edgefleet.v1.AdminService/ListTokens',
+                request_serializer=protos_dot_edgefleet__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/edgefleet.v1.AdminService/RevokeToken',
+                request_serializer=protos_dot_edgefleet__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.OperatorToken.FromString,
+                _registered_method=True)
         self.CreateEnrollmentToken = channel.unary_unary(
                 '/edgefleet.v1.AdminService/CreateEnrollmentToken',
                 request_serializer=protos_dot_edgefleet__pb2.CreateEnrollmentTokenRequest.SerializeToString,
                 response_deserializer=protos_dot_edgefleet__pb2.CreateEnrollmentTokenResponse.FromString,
+                _registered_method=True)
+        self.RevokeEnrollmentToken = channel.unary_unary(
+                '/edgefleet.v1.AdminService/RevokeEnrollmentToken',
+                request_serializer=protos_dot_edgefleet__pb2.RevokeEnrollmentTokenRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.RevokedEnrollmentToken.FromString,
                 _registered_method=True)
         self.PushModel = channel.stream_unary(
                 '/edgefleet.v1.AdminService/PushModel',
@@ -337,6 +352,11 @@ class AdminServiceStub:
         self.LabelDevice = channel.unary_unary(
                 '/edgefleet.v1.AdminService/LabelDevice',
                 request_serializer=protos_dot_edgefleet__pb2.LabelDeviceRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.Device.FromString,
+                _registered_method=True)
+        self.RevokeDevice = channel.unary_unary(
+                '/edgefleet.v1.AdminService/RevokeDevice',
+                request_serializer=protos_dot_edgefleet__pb2.RevokeDeviceRequest.SerializeToString,
                 response_deserializer=protos_dot_edgefleet__pb2.Device.FromString,
                 _registered_method=True)
         self.CreateRollout = channel.unary_unary(
@@ -374,8 +394,28 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Idempotent; refuses the last working admin token (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateEnrollmentToken(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeEnrollmentToken(self, request, context):
+        """Idempotent; devices already enrolled with the token keep their credentials.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -417,6 +457,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeDevice(self, request, context):
+        """Idempotent: the device's credential is refused from then on and rollouts skip it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRollout(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -449,10 +496,25 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_edgefleet__pb2.CreateTokenRequest.FromString,
                     response_serializer=protos_dot_edgefleet__pb2.CreateTokenResponse.SerializeToString,
             ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=protos_dot_edgefleet__pb2.ListTokensRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=protos_dot_edgefleet__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.OperatorToken.SerializeToString,
+            ),
             'CreateEnrollmentToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateEnrollmentToken,
                     request_deserializer=protos_dot_edgefleet__pb2.CreateEnrollmentTokenRequest.FromString,
                     response_serializer=protos_dot_edgefleet__pb2.CreateEnrollmentTokenResponse.SerializeToString,
+            ),
+            'RevokeEnrollmentToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeEnrollmentToken,
+                    request_deserializer=protos_dot_edgefleet__pb2.RevokeEnrollmentTokenRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.RevokedEnrollmentToken.SerializeToString,
             ),
             'PushModel': grpc.stream_unary_rpc_method_handler(
                     servicer.PushModel,
@@ -482,6 +544,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
             'LabelDevice': grpc.unary_unary_rpc_method_handler(
                     servicer.LabelDevice,
                     request_deserializer=protos_dot_edgefleet__pb2.LabelDeviceRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.Device.SerializeToString,
+            ),
+            'RevokeDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeDevice,
+                    request_deserializer=protos_dot_edgefleet__pb2.RevokeDeviceRequest.FromString,
                     response_serializer=protos_dot_edgefleet__pb2.Device.SerializeToString,
             ),
             'CreateRollout': grpc.unary_unary_rpc_method_handler(
@@ -547,6 +614,60 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/ListTokens',
+            protos_dot_edgefleet__pb2.ListTokensRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/RevokeToken',
+            protos_dot_edgefleet__pb2.RevokeTokenRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.OperatorToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateEnrollmentToken(request,
             target,
             options=(),
@@ -563,6 +684,33 @@ class AdminService:
             '/edgefleet.v1.AdminService/CreateEnrollmentToken',
             protos_dot_edgefleet__pb2.CreateEnrollmentTokenRequest.SerializeToString,
             protos_dot_edgefleet__pb2.CreateEnrollmentTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeEnrollmentToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/RevokeEnrollmentToken',
+            protos_dot_edgefleet__pb2.RevokeEnrollmentTokenRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.RevokedEnrollmentToken.FromString,
             options,
             channel_credentials,
             insecure,
@@ -724,6 +872,33 @@ class AdminService:
             target,
             '/edgefleet.v1.AdminService/LabelDevice',
             protos_dot_edgefleet__pb2.LabelDeviceRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.Device.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/RevokeDevice',
+            protos_dot_edgefleet__pb2.RevokeDeviceRequest.SerializeToString,
             protos_dot_edgefleet__pb2.Device.FromString,
             options,
             channel_credentials,

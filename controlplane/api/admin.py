@@ -51,6 +51,41 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         return await self.plane.run_db(work)
 
     @rpc
+    async def ListTokens(
+        self, request: pb.ListTokensRequest, context: Any
+    ) -> pb.ListTokensResponse:
+        def work() -> pb.ListTokensResponse:
+            with self.plane.tx() as s:
+                rows = auth.list_operator_tokens(s)
+                return pb.ListTokensResponse(tokens=[convert.operator_token(t) for t in rows])
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Any) -> pb.OperatorToken:
+        def work() -> pb.OperatorToken:
+            with self.plane.tx() as s:
+                row = auth.revoke_operator_token(s, request.id, now=self.plane.clock())
+                return convert.operator_token(row)
+
+        revoked = await self.plane.run_db(work)
+        self.plane.credentials.forget(request.id)  # this server refuses it at once
+        return revoked
+
+    @rpc
+    async def RevokeEnrollmentToken(
+        self, request: pb.RevokeEnrollmentTokenRequest, context: Any
+    ) -> pb.RevokedEnrollmentToken:
+        def work() -> pb.RevokedEnrollmentToken:
+            with self.plane.tx() as s:
+                row = auth.revoke_enrollment_token(s, request.id, now=self.plane.clock())
+                return pb.RevokedEnrollmentToken(
+                    id=row.id, uses_left=row.uses_left, revoked_at=convert.timestamp(row.revoked_at)
+                )
+
+        return await self.plane.run_db(work)
+
+    @rpc
     async def CreateEnrollmentToken(
         self, request: pb.CreateEnrollmentTokenRequest, context: Any
     ) -> pb.CreateEnrollmentTokenResponse:
@@ -249,6 +284,17 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 return convert.device(fleet.get_device(s, request.id))
 
         return await self.plane.run_db(work)
+
+    @rpc
+    async def RevokeDevice(self, request: pb.RevokeDeviceRequest, context: Any) -> pb.Device:
+        def work() -> pb.Device:
+            with self.plane.tx() as s:
+                fleet.revoke_device(s, request.id, now=self.plane.clock())
+                return convert.device(fleet.get_device(s, request.id))
+
+        revoked = await self.plane.run_db(work)
+        self.plane.credentials.forget(request.id)  # this server refuses it at once
+        return revoked
 
     @rpc
     async def LabelDevice(self, request: pb.LabelDeviceRequest, context: Any) -> pb.Device:

@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from controlplane.auth.models import OperatorToken
 from controlplane.fleet.models import Device, DeviceModel
 from controlplane.registry.models import ModelVersion, Variant
 from controlplane.rollouts.models import Rollout
@@ -120,6 +121,18 @@ def device(d: Device) -> pb.Device:
         models=[device_model(m) for m in d.models],
         enrolled_at=timestamp(d.enrolled_at),
         desired_sequence=d.desired_sequence,
+        revoked_at=timestamp(d.revoked_at),
+    )
+
+
+def operator_token(t: OperatorToken) -> pb.OperatorToken:
+    return pb.OperatorToken(
+        id=t.id,
+        role=t.role,
+        description=t.description,
+        created_at=timestamp(t.created_at),
+        created_by=t.created_by or "",
+        revoked_at=timestamp(t.revoked_at),
     )
 
 

@@ -2,17 +2,14 @@
 
 Invariant: no servicer code runs unless ``policy.allowed`` said yes for the caller's principal;
 the servicer reads that principal with ``current_principal()``. Health and reflection are public.
-Verified device and operator credentials are cached for ``Settings.auth_cache_seconds`` so the
-device sync hot path needs no database read to authenticate (revocation therefore takes up to
-that long).
+Verified device and operator credentials are cached (``auth.cache``) for
+``Settings.auth_cache_seconds`` so the device sync hot path needs no database read to
+authenticate; a revocation reaches other servers within that time.
 """
 
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,34 +24,12 @@ _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "edgefleet_principal", default=None
 )
 
-CACHE_SIZE = 50_000
-
-
 def current_principal() -> Principal:
     """The caller of the RPC being served (set by the interceptor)."""
     p = _principal.get()
     if p is None:
         raise RuntimeError("current_principal() called outside an authenticated RPC")
     return p
-
-
-class _TTLCache:
-    def __init__(self, ttl: float, size: int) -> None:
-        self.ttl, self.size = ttl, size
-        self._data: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
-
-    def get(self, key: str) -> Principal | None:
-        hit = self._data.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            self._data.pop(key, None)
-            return None
-        return hit[1]
-
-    def put(self, key: str, value: Principal) -> None:
-        self._data[key] = (time.monotonic() + self.ttl, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
 
 
 def _bearer(metadata: Any) -> str | None:
@@ -69,11 +44,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, plane: Any) -> None:
         self._plane = plane
-        self._cache = _TTLCache(plane.settings.auth_cache_seconds, CACHE_SIZE)
 
     async def _principal_for(self, token: str) -> Principal:
-        key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(key)
+        cached = self._plane.credentials.get(token)
         if cached is not None:
             return cached
 
@@ -82,8 +55,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 return authenticate(session, token, now=self._plane.clock())
 
         principal: Principal = await self._plane.run_db(lookup)
-        if principal.kind != "enrollment":  # enrollment tokens have uses: always re-check
-            self._cache.put(key, principal)
+        self._plane.credentials.put(token, principal)
         return principal
 
     async def intercept_service(

@@ -41,5 +41,6 @@ class EnrollmentToken(Base):
     expires_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
+    revoked_at: Mapped[dt.datetime | None]
 
     __table_args__ = (sa.CheckConstraint("uses_left >= 0", name="uses_left"),)

@@ -18,7 +18,9 @@ from controlplane.auth import tokens
 from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.auth.policy import ROLES, Principal
 from controlplane.errors import (
+    FailedPreconditionError,
     InvalidArgumentError,
+    NotFoundError,
     UnauthenticatedError,
 )
 
@@ -48,6 +50,55 @@ def ensure_admin_token(session: Session) -> str | None:
         return None
     _, token = create_operator_token(session, role="admin", description="created at first start")
     return token
+
+
+def list_operator_tokens(session: Session) -> list[OperatorToken]:
+    """Every operator token, revoked ones included, oldest first (secrets are not kept)."""
+    return list(session.scalars(
+        sa.select(OperatorToken).order_by(OperatorToken.created_at, OperatorToken.id)
+    ))
+
+
+def revoke_operator_token(session: Session, token_id: str, *, now: dt.datetime) -> OperatorToken:
+    """Revoke an operator token (idempotent). Refuses to revoke the last working admin token:
+    nobody could create tokens again without access to the database.
+
+    Raises NotFoundError, FailedPreconditionError.
+    """
+    row = session.get(OperatorToken, token_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"no operator token {token_id}: see `edgefleet token list`")
+    if row.revoked_at is not None:
+        return row
+    if row.role == "admin":
+        # Lock every live admin row so two admins revoking each other cannot both succeed.
+        admins = session.scalars(
+            sa.select(OperatorToken.id)
+            .where(OperatorToken.role == "admin", OperatorToken.revoked_at.is_(None))
+            .with_for_update()
+        ).all()
+        if list(admins) == [row.id]:
+            raise FailedPreconditionError(
+                f"{token_id} is the last admin token: create another with "
+                f"`edgefleet token create --role admin` first"
+            )
+    row.revoked_at = now
+    session.flush()
+    return row
+
+
+def revoke_enrollment_token(
+    session: Session, token_id: str, *, now: dt.datetime
+) -> EnrollmentToken:
+    """Revoke an enrollment token (idempotent): no device enrolls with it any more, devices
+    already enrolled with it keep their own credentials. Raises NotFoundError."""
+    row = session.get(EnrollmentToken, token_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"no enrollment token {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = now
+        session.flush()
+    return row
 
 
 def create_enrollment_token(
@@ -93,7 +144,7 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
             return Principal(kind="operator", id=op.id, role=op.role)
     elif parsed.kind == "enrollment":
         en = session.get(EnrollmentToken, parsed.id)
-        if en and tokens.secret_matches(parsed.secret, en.secret_hash):
+        if en and en.revoked_at is None and tokens.secret_matches(parsed.secret, en.secret_hash):
             if en.expires_at <= now:
                 raise UnauthenticatedError("enrollment token expired: ask for a new one")
             # Uses are not checked here: they are taken atomically when spent, and an agent
@@ -103,7 +154,7 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
         from controlplane.fleet.models import Device  # fleet depends on auth, not the reverse
 
         dev = session.get(Device, parsed.id)
-        if dev and tokens.secret_matches(parsed.secret, dev.secret_hash):
+        if dev and dev.revoked_at is None and tokens.secret_matches(parsed.secret, dev.secret_hash):
             return Principal(kind="device", id=dev.id)
     raise UnauthenticatedError("unknown or invalid token")
 
@@ -119,6 +170,7 @@ def spend_enrollment_token(session: Session, token_id: str, *, now: dt.datetime)
             EnrollmentToken.id == token_id,
             EnrollmentToken.uses_left > 0,
             EnrollmentToken.expires_at > now,
+            EnrollmentToken.revoked_at.is_(None),
         )
         .values(uses_left=EnrollmentToken.uses_left - 1)
         .returning(EnrollmentToken.labels)
@@ -126,6 +178,6 @@ def spend_enrollment_token(session: Session, token_id: str, *, now: dt.datetime)
     row = result.first()
     if row is None:
         raise UnauthenticatedError(
-            "enrollment token has no uses left (or just expired): ask for a new one"
+            "enrollment token has no uses left (or just expired or was revoked): ask for a new one"
         )
     return dict(row[0] or {})

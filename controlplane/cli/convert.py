@@ -154,6 +154,7 @@ def device(d: pb.Device) -> Doc:
         "last_seen": time_field(d, "last_seen"),
         "enrolled_at": time_field(d, "enrolled_at"),
         "desired_sequence": d.desired_sequence,
+        "revoked_at": time_field(d, "revoked_at"),
         "models": [device_model(m) for m in d.models],
     }
 
@@ -194,3 +195,18 @@ def enrollment_token(t: pb.CreateEnrollmentTokenResponse) -> Doc:
         "expires_at": time_field(t, "expires_at"),
         "labels": dict(sorted(t.labels.items())),
     }
+
+
+def operator_token(t: pb.OperatorToken) -> Doc:
+    return {
+        "id": t.id,
+        "role": t.role,
+        "description": t.description,
+        "created_at": time_field(t, "created_at"),
+        "created_by": _text(t.created_by),
+        "revoked_at": time_field(t, "revoked_at"),
+    }
+
+
+def revoked_enrollment_token(t: pb.RevokedEnrollmentToken) -> Doc:
+    return {"id": t.id, "uses_left": t.uses_left, "revoked_at": time_field(t, "revoked_at")}

@@ -236,6 +236,11 @@ def _add_token_commands(top: _Tree) -> None:
                         help="viewer reads; operator also pushes and rolls out; admin also "
                              "creates tokens")
     create.add_argument("--description", default="", metavar="TEXT", help="who or what it is for")
+    token.command("list", "list API tokens (never their secrets)", handler="tokens:list_tokens",
+                  words="token list")
+    revoke = token.command("revoke", "revoke an API token (not the last admin one)",
+                           handler="tokens:revoke_token", words="token revoke")
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id from `token list`")
 
     enroll = _Tree(top.command("enroll-token", "one-time tokens for enrolling devices"), "verb")
     create = enroll.command("create", "create an enrollment token",
@@ -246,6 +251,9 @@ def _add_token_commands(top: _Tree) -> None:
                         help="how many devices may enroll with it (server default 1)")
     create.add_argument("--expires", type=positive_duration, metavar="DURATION",
                         help="lifetime, e.g. 24h, 7d (server default 24h)")
+    revoke = enroll.command("revoke", "revoke an enrollment token: no more devices enroll with it",
+                            handler="tokens:revoke_enrollment_token", words="enroll-token revoke")
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id shown when it was created")
 
 
 def _add_model_commands(top: _Tree) -> None:
@@ -276,6 +284,9 @@ def _add_device_commands(top: _Tree) -> None:
                            handler="devices:label", words="device label")
     label.add_argument("device_id", metavar="DEVICE_ID")
     label.add_argument("labels", nargs="+", type=label_assignment, metavar="k=v")
+    revoke = device.command("revoke", "revoke a device: its credential stops working",
+                            handler="devices:revoke", words="device revoke")
+    revoke.add_argument("device_id", metavar="DEVICE_ID")
 
 
 def _add_rollout_commands(top: _Tree) -> None:

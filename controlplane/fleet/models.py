@@ -41,6 +41,8 @@ class Device(Base):
     enrollment_key_hash: Mapped[str | None] = mapped_column(sa.String(64))
     last_seen: Mapped[dt.datetime | None]
     desired_sequence: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # Set once, never cleared: a revoked device's credential is refused and it gets no rollouts.
+    revoked_at: Mapped[dt.datetime | None]
 
     hardware: Mapped[HardwareProfile | None] = relationship(
         back_populates="device", cascade="all, delete-orphan", uselist=False

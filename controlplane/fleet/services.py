@@ -23,7 +23,7 @@ from controlplane.auth import tokens
 from controlplane.auth.services import spend_enrollment_token
 from controlplane.config import Settings
 from controlplane.db import new_id
-from controlplane.errors import InvalidArgumentError, NotFoundError
+from controlplane.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
 from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
 from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.services import manifest_json
@@ -65,6 +65,11 @@ def enroll(
             ).with_for_update()
         ).first()
         if again is not None:
+            if again.revoked_at is not None:
+                raise UnauthenticatedError(
+                    f"device {again.id} was revoked: enroll with a new enrollment token and an "
+                    f"empty data dir"
+                )
             _, secret, credential = tokens.mint("device", token_id=again.id)
             again.secret_hash = tokens.hash_secret(secret)
             again.last_seen = now
@@ -145,11 +150,28 @@ def _device_loads() -> list[Any]:
     ]
 
 
-def list_devices(session: Session, selector: dict[str, str]) -> list[Device]:
+def list_devices(
+    session: Session, selector: dict[str, str], *, include_revoked: bool = True
+) -> list[Device]:
+    """Devices whose labels match ``selector``, by name; ``include_revoked=False`` for anything
+    that would give them work (rollouts)."""
     # Label matching happens here rather than in SQL: JSON operators differ between SQLite and
     # PostgreSQL, and a fleet listing reads every row anyway.
-    devices = session.scalars(sa.select(Device).options(*_device_loads()).order_by(Device.name))
-    return [d for d in devices if matches(selector, d.labels or {})]
+    query = sa.select(Device).options(*_device_loads()).order_by(Device.name)
+    if not include_revoked:
+        query = query.where(Device.revoked_at.is_(None))
+    return [d for d in session.scalars(query) if matches(selector, d.labels or {})]
+
+
+def revoke_device(session: Session, device_id: str, *, now: dt.datetime) -> Device:
+    """Revoke a device (idempotent): its credential is refused from now on (servers that cached
+    it: within ``auth_cache_seconds``), it cannot enroll again with its old enrollment key, and
+    rollouts skip it. Its record stays for the audit trail. Raises NotFoundError."""
+    device = get_device(session, device_id)
+    if device.revoked_at is None:
+        device.revoked_at = now
+        session.flush()
+    return device
 
 
 def label_device(session: Session, device_id: str, changes: dict[str, str]) -> Device:

@@ -121,7 +121,7 @@ def start(
     mv = _model_version(session, rollout)
     selector = parse_target(rollout.selector)
     wave = rollout.waves[0]
-    for device in fleet.list_devices(session, selector):
+    for device in fleet.list_devices(session, selector, include_revoked=False):
         hardware = device.hardware.profile if device.hardware else None
         choice = choose_variant(mv.variants, hardware, mv.min_runtime)
         dm = session.get(DeviceModel, (device.id, mv.model.name))
@@ -186,6 +186,11 @@ def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
             # longer waits for it, and it counts neither as a success nor as a failure.
             target.state, target.updated_at = "superseded", now
             target.message = "a newer rollout took this device over"
+            continue
+        if dm.device.revoked_at is not None:
+            # A revoked device will never report again: waiting for it would stall the rollout.
+            target.state, target.updated_at = "superseded", now
+            target.message = "the device was revoked"
             continue
         if dm.desired_variant_id != target.variant_id:
             continue

@@ -279,3 +279,74 @@ def test_a_device_cannot_relabel_itself_out_of_its_enrollment_labels(server: Run
     dev = server.admin().GetDevice(pb.GetDeviceRequest(id=resp.device_id),
                                    metadata=bearer(server.admin_token))
     assert dict(dev.labels) == {"site": "berlin", "tier": "canary"}
+
+
+def test_revoked_operator_token_is_refused_at_once_though_it_was_cached(
+    server: RunningServer,
+) -> None:
+    """Input tried: an operator token that worked a moment ago (so the server cached it), used
+    again right after an admin revoked it."""
+    created = server.admin().CreateToken(pb.CreateTokenRequest(role="operator"),
+                                         metadata=bearer(server.admin_token))
+    server.admin().ListModels(pb.ListModelsRequest(), metadata=bearer(created.token))
+    revoked = server.admin().RevokeToken(pb.RevokeTokenRequest(id=created.id),
+                                         metadata=bearer(server.admin_token))
+    assert revoked.HasField("revoked_at")
+    assert (_code(lambda: server.admin().ListModels(pb.ListModelsRequest(),
+                                                    metadata=bearer(created.token)))
+            == grpc.StatusCode.UNAUTHENTICATED)
+    listed = server.admin().ListTokens(pb.ListTokensRequest(),
+                                       metadata=bearer(server.admin_token)).tokens
+    assert {t.id: t.HasField("revoked_at") for t in listed}[created.id] is True
+
+
+def test_only_admins_list_and_revoke_operator_tokens(server: RunningServer) -> None:
+    """Input tried: an operator token calling ListTokens and RevokeToken (on the admin token)."""
+    operator = server.admin().CreateToken(pb.CreateTokenRequest(role="operator"),
+                                          metadata=bearer(server.admin_token)).token
+    admin_id = server.admin_token.split("_")[1]
+    for call in (
+        lambda: server.admin().ListTokens(pb.ListTokensRequest(), metadata=bearer(operator)),
+        lambda: server.admin().RevokeToken(pb.RevokeTokenRequest(id=admin_id),
+                                           metadata=bearer(operator)),
+    ):
+        assert _code(call) == grpc.StatusCode.PERMISSION_DENIED
+    # and the only admin token cannot be revoked, by anyone
+    assert (_code(lambda: server.admin().RevokeToken(pb.RevokeTokenRequest(id=admin_id),
+                                                      metadata=bearer(server.admin_token)))
+            == grpc.StatusCode.FAILED_PRECONDITION)
+
+
+def test_revoked_device_is_refused_at_once_and_cannot_enroll_back(server: RunningServer) -> None:
+    """Input tried: a device credential used (and cached), then used after the device was
+    revoked; a viewer trying to revoke; the device repeating its Enroll with its old key."""
+    et = server.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(uses=2),
+                                              metadata=bearer(server.admin_token))
+    request = pb.EnrollRequest(name="stolen", enrollment_key="S" * 43)
+    enrolled = server.device().Enroll(request, metadata=bearer(et.token))
+    server.device().Sync(pb.SyncRequest(), metadata=bearer(enrolled.device_token))
+    viewer = server.admin().CreateToken(pb.CreateTokenRequest(role="viewer"),
+                                        metadata=bearer(server.admin_token)).token
+    assert (_code(lambda: server.admin().RevokeDevice(
+        pb.RevokeDeviceRequest(id=enrolled.device_id), metadata=bearer(viewer)))
+            == grpc.StatusCode.PERMISSION_DENIED)
+    shown = server.admin().RevokeDevice(pb.RevokeDeviceRequest(id=enrolled.device_id),
+                                        metadata=bearer(server.admin_token))
+    assert shown.HasField("revoked_at")
+    assert (_code(lambda: server.device().Sync(pb.SyncRequest(),
+                                               metadata=bearer(enrolled.device_token)))
+            == grpc.StatusCode.UNAUTHENTICATED)
+    assert (_code(lambda: server.device().Enroll(request, metadata=bearer(et.token)))
+            == grpc.StatusCode.UNAUTHENTICATED)
+
+
+def test_revoked_enrollment_token_enrolls_nobody_over_the_wire(server: RunningServer) -> None:
+    """Input tried: an enrollment token with uses left, presented after it was revoked."""
+    et = server.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(uses=3),
+                                              metadata=bearer(server.admin_token))
+    revoked = server.admin().RevokeEnrollmentToken(pb.RevokeEnrollmentTokenRequest(id=et.id),
+                                                   metadata=bearer(server.admin_token))
+    assert revoked.uses_left == 3
+    assert (_code(lambda: server.device().Enroll(pb.EnrollRequest(name="late"),
+                                                 metadata=bearer(et.token)))
+            == grpc.StatusCode.UNAUTHENTICATED)

@@ -12,7 +12,9 @@ from controlplane.auth import services
 from controlplane.auth.models import EnrollmentToken
 from controlplane.db import make_engine, make_session_factory, transaction
 from controlplane.errors import (
+    FailedPreconditionError,
     InvalidArgumentError,
+    NotFoundError,
     UnauthenticatedError,
 )
 
@@ -121,3 +123,55 @@ def test_two_workers_race_for_the_last_use_on_postgres(pg_clean_url: str) -> Non
     with transaction(factory) as s:
         assert s.get(EnrollmentToken, row.id).uses_left == 0
     engine.dispose()
+
+
+def test_revoked_operator_token_no_longer_authenticates(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: an operator token used after it was revoked, and revoked a second time."""
+    with transaction(session_factory) as s:
+        services.ensure_admin_token(s)
+        row, token = services.create_operator_token(s, role="operator")
+    with transaction(session_factory) as s:
+        services.revoke_operator_token(s, row.id, now=NOW)
+    with transaction(session_factory) as s:
+        again = services.revoke_operator_token(s, row.id, now=NOW + dt.timedelta(hours=1))
+        assert again.revoked_at == NOW  # idempotent: the first revocation time stands
+        with pytest.raises(UnauthenticatedError):
+            services.authenticate(s, token, now=NOW)
+
+
+def test_the_last_admin_token_cannot_be_revoked(session_factory: sessionmaker[Session]) -> None:
+    """Input tried: revoking the only admin token; then, with a second admin, the first one."""
+    with transaction(session_factory) as s:
+        first = services.ensure_admin_token(s)
+    assert first is not None
+    first_id = first.split("_")[1]
+    with transaction(session_factory) as s, pytest.raises(FailedPreconditionError,
+                                                          match="last admin token"):
+        services.revoke_operator_token(s, first_id, now=NOW)
+    with transaction(session_factory) as s:
+        services.create_operator_token(s, role="admin")
+    with transaction(session_factory) as s:
+        assert services.revoke_operator_token(s, first_id, now=NOW).revoked_at == NOW
+
+
+def test_revoking_an_unknown_token_is_not_found(session_factory: sessionmaker[Session]) -> None:
+    with transaction(session_factory) as s, pytest.raises(NotFoundError, match="token list"):
+        services.revoke_operator_token(s, "0123456789abcdef", now=NOW)
+    with transaction(session_factory) as s, pytest.raises(NotFoundError):
+        services.revoke_enrollment_token(s, "0123456789abcdef", now=NOW)
+
+
+def test_revoked_enrollment_token_enrolls_nobody(session_factory: sessionmaker[Session]) -> None:
+    """Input tried: a token with uses left, revoked, then presented and spent."""
+    with transaction(session_factory) as s:
+        row, token = services.create_enrollment_token(
+            s, labels={}, uses=5, expires_in=dt.timedelta(hours=1), now=NOW
+        )
+    with transaction(session_factory) as s:
+        assert services.revoke_enrollment_token(s, row.id, now=NOW).uses_left == 5
+    with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
+        services.authenticate(s, token, now=NOW)
+    with transaction(session_factory) as s, pytest.raises(UnauthenticatedError, match="revoked"):
+        services.spend_enrollment_token(s, row.id, now=NOW)

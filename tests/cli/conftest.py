@@ -26,8 +26,9 @@ from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
 UNARY_METHODS = (
-    "CreateToken", "CreateEnrollmentToken", "ListModels", "GetModel", "ListDevices", "GetDevice",
-    "LabelDevice", "CreateRollout", "ListRollouts", "GetRollout", "ChangeRollout",
+    "CreateToken", "ListTokens", "RevokeToken", "CreateEnrollmentToken", "RevokeEnrollmentToken",
+    "ListModels", "GetModel", "ListDevices", "GetDevice", "LabelDevice", "RevokeDevice",
+    "CreateRollout", "ListRollouts", "GetRollout", "ChangeRollout",
 )
 
 

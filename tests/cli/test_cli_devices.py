@@ -105,3 +105,27 @@ def test_device_label_with_a_key_given_twice_is_a_usage_error(
     assert result.code == 2
     assert "label 'site' given twice" in result.err
     assert admin_server.service.calls("LabelDevice") == 0
+
+
+def test_device_revoke_sends_the_id_and_shows_when(cli: Runner, admin_server: Any) -> None:
+    revoked = _device()
+    revoked.revoked_at.FromSeconds(1714565000)
+    admin_server.service.reply("RevokeDevice", revoked)
+    result = cli("device", "revoke", "d-1", "-o", "json")
+    assert result.code == 0
+    assert admin_server.service.requests["RevokeDevice"][0].id == "d-1"
+    assert result.json()["revoked_at"] == "2024-05-01T12:03:20Z"
+    assert "new enrollment token" in result.err
+    admin_server.service.reply("GetDevice", revoked)
+    shown = cli("device", "show", "d-1").out.splitlines()
+    assert [line.split() for line in shown if line.startswith("revoked:")] == [
+        ["revoked:", "2024-05-01T12:03:20Z"]]
+
+
+def test_device_revoke_by_a_viewer_is_exit_4(cli: Runner, admin_server: Any) -> None:
+    """Input tried: a viewer token asking to revoke a device (the server says PERMISSION_DENIED)."""
+    admin_server.service.fail("RevokeDevice", grpc.StatusCode.PERMISSION_DENIED,
+                              "RevokeDevice needs role operator or higher (token has viewer)")
+    result = cli("device", "revoke", "d-1")
+    assert (result.code, result.out) == (4, "")
+    assert "needs role operator" in result.err

@@ -97,3 +97,22 @@ def test_malformed_enrollment_key_is_invalid_and_spends_nothing(
         _enroll(session_factory, token_id, key=key)
     with transaction(session_factory) as s:
         assert s.get(EnrollmentToken, token_id).uses_left == 1
+
+
+def test_a_revoked_device_cannot_come_back_with_its_enrollment_key(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a revoked device repeating its Enroll with the token and key it used."""
+    token_id = _token(session_factory, uses=3)
+    device_id, credential = _enroll(session_factory, token_id)
+    with transaction(session_factory) as s:
+        fleet.revoke_device(s, device_id, now=NOW)
+        assert fleet.revoke_device(s, device_id, now=NOW + dt.timedelta(days=1)).revoked_at == NOW
+    with pytest.raises(UnauthenticatedError, match="revoked"):
+        _enroll(session_factory, token_id)
+    with transaction(session_factory) as s:
+        with pytest.raises(UnauthenticatedError):
+            auth.authenticate(s, credential, now=NOW)
+        assert s.get(EnrollmentToken, token_id).uses_left == 2  # nothing spent by the refusal
+        assert [d.id for d in fleet.list_devices(s, {}, include_revoked=False)] == []
+        assert [d.id for d in fleet.list_devices(s, {})] == [device_id]  # kept for the record

@@ -213,6 +213,28 @@ def test_abort_leaves_no_wave_running_and_keeps_what_devices_were_given(
         assert s.get(DeviceModel, (device, "m")).desired_variant_id is None
 
 
+def test_revoked_devices_get_no_rollout_and_a_running_one_stops_waiting_for_them(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with transaction(session_factory) as s:
+        v1 = _ready_version(s, "1", seed=1)
+        _ready_version(s, "2", seed=2)
+        kept, revoked = _devices(s, 2, {})
+        r1 = rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
+                                     now=NOW)
+        rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        fleet.revoke_device(s, revoked, now=NOW)
+        _report_active(s, kept, "1", v1)
+        done = rollouts.progress(s, r1.id, now=NOW)
+        assert done.state == "succeeded"
+        assert {t.device_id: (t.state, t.message) for t in done.targets}[revoked] == (
+            "superseded", "the device was revoked")
+        r2 = rollouts.create_rollout(s, model="m", version="2", selector="*", created_by=None,
+                                     now=NOW)
+        started = rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        assert [t.device_id for t in started.targets] == [kept]
+
+
 def test_older_running_rollout_stops_waiting_for_a_device_a_newer_one_took(
     session_factory: sessionmaker[Session],
 ) -> None:

@@ -1,4 +1,4 @@
-"""``device list``, ``device show``, ``device label``."""
+"""``device list``, ``device show``, ``device label``, ``device revoke``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def render_device(doc: dict[str, Any]) -> str:
         ("last seen", doc["last_seen"]),
         ("enrolled", doc["enrolled_at"]),
         ("desired sequence", doc["desired_sequence"]),
+        ("revoked", doc["revoked_at"]),
         ("arch", hw.get("arch")),
         ("cpu", f"{hw.get('cpu_model') or '?'} ({hw.get('cpu_cores') or '?'} cores)"
          if hw else None),
@@ -84,4 +85,14 @@ def label(args: argparse.Namespace, inv: Invocation) -> int:
         response = admin.call("LabelDevice", pb.LabelDeviceRequest(id=args.device_id,
                                                                    labels=labels))
     inv.output.result(convert.device(response), render_device)
+    return 0
+
+
+def revoke(args: argparse.Namespace, inv: Invocation) -> int:
+    with inv.admin("operator") as admin:
+        response = admin.call("RevokeDevice", pb.RevokeDeviceRequest(id=args.device_id))
+    inv.output.result(convert.device(response), render_device)
+    inv.output.note("its credential is refused from now on (other servers: within 120 s); "
+                    "to bring the device back, enroll it anew with a new enrollment token and an "
+                    "empty data dir")
     return 0

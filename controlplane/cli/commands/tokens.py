@@ -1,4 +1,5 @@
-"""``token create`` and ``enroll-token create``: credentials for operators and for devices."""
+"""``token create|list|revoke`` and ``enroll-token create|revoke``: credentials for operators and
+for devices."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 
 from controlplane.cli import convert
 from controlplane.cli.context import Invocation
-from controlplane.cli.output import render_fields
+from controlplane.cli.output import render_fields, render_table
 from protos import edgefleet_pb2 as pb
 
 
@@ -31,4 +32,38 @@ def create_enrollment_token(args: argparse.Namespace, inv: Invocation) -> int:
         [(k, d[k]) for k in ("id", "token", "uses", "expires_at", "labels")]))
     inv.output.note(f"enroll a device with: edgefleet-agent run --server {inv.server} "
                     "--enroll-token TOKEN --data-dir DIR --trust-key signing-key.pub")
+    return 0
+
+
+def list_tokens(args: argparse.Namespace, inv: Invocation) -> int:
+    with inv.admin("admin") as admin:
+        response = admin.call("ListTokens", pb.ListTokensRequest())
+    docs = [convert.operator_token(t) for t in response.tokens]
+    inv.output.result({"tokens": docs}, lambda d: render_table(
+        ("id", "role", "description", "created", "created by", "revoked"),
+        [(t["id"], t["role"], t["description"], t["created_at"], t["created_by"],
+          t["revoked_at"]) for t in d["tokens"]],
+    ))
+    return 0
+
+
+def revoke_token(args: argparse.Namespace, inv: Invocation) -> int:
+    with inv.admin("admin") as admin:
+        doc = convert.operator_token(admin.call("RevokeToken",
+                                                pb.RevokeTokenRequest(id=args.token_id)))
+    inv.output.result(doc, lambda d: render_fields([(k, d[k]) for k in
+                                                    ("id", "role", "description", "revoked_at")]))
+    inv.output.note("other servers stop accepting it within their credential cache time "
+                    "(auth_cache_seconds, 120 s by default)")
+    return 0
+
+
+def revoke_enrollment_token(args: argparse.Namespace, inv: Invocation) -> int:
+    request = pb.RevokeEnrollmentTokenRequest(id=args.token_id)
+    with inv.admin("operator") as admin:
+        doc = convert.revoked_enrollment_token(admin.call("RevokeEnrollmentToken", request))
+    inv.output.result(doc, lambda d: render_fields([(k, d[k]) for k in
+                                                    ("id", "uses_left", "revoked_at")]))
+    inv.output.note("devices already enrolled with it keep working; "
+                    "revoke one with `edgefleet device revoke ID`")
     return 0

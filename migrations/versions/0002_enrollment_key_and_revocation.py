@@ -1,4 +1,5 @@
-"""devices remember the agent's enrollment key, so a repeated Enroll is idempotent
+"""devices remember the agent's enrollment key (a repeated Enroll is idempotent); devices and
+enrollment tokens can be revoked
 
 Revision ID: 0002
 Revises: 0001
@@ -26,9 +27,17 @@ def upgrade() -> None:
         ["enrollment_token_id", "enrollment_key_hash"],
         unique=True,
     )
+    op.add_column("devices", sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "enrollment_tokens", sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
     op.drop_index("ix_devices_enrollment_key", table_name="devices")
-    with op.batch_alter_table("devices") as batch:  # SQLite drops columns by copying the table
+    # SQLite drops columns by copying the table; batch mode does that on every backend alike.
+    with op.batch_alter_table("enrollment_tokens") as batch:
+        batch.drop_column("revoked_at")
+    with op.batch_alter_table("devices") as batch:
+        batch.drop_column("revoked_at")
         batch.drop_column("enrollment_key_hash")

@@ -1,0 +1,55 @@
+"""The verified-credential cache that keeps the device sync hot path free of auth queries.
+
+Invariant: an entry maps sha256(bearer token) to the principal it authenticated as, and lives at
+most ``ttl`` seconds, so a revocation made on another server takes effect within ``ttl``; one
+made on this server takes effect at once (``forget``). Enrollment tokens are never cached: they
+have uses, counted in the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+
+from controlplane.auth.policy import Principal
+
+
+class CredentialCache:
+    """A bounded TTL map from token to principal; safe to share between threads."""
+
+    def __init__(self, ttl: float, size: int) -> None:
+        self.ttl, self.size = ttl, size
+        self._data: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def get(self, token: str) -> Principal | None:
+        key = self.key(token)
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None or hit[0] < time.monotonic():
+                self._data.pop(key, None)
+                return None
+            return hit[1]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if principal.kind == "enrollment" or self.ttl <= 0:
+            return
+        with self._lock:
+            key = self.key(token)
+            self._data[key] = (time.monotonic() + self.ttl, principal)
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def forget(self, principal_id: str) -> None:
+        """Drop every entry for ``principal_id`` (a revoked token or device). O(entries): it
+        runs on the rare revocation, never on the request path."""
+        with self._lock:
+            for key in [k for k, (_, p) in self._data.items() if p.id == principal_id]:
+                del self._data[key]
