@@ -15,7 +15,10 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import socket
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import kombu.exceptions
@@ -26,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from controlplane import logs
 from controlplane.config import Settings
+from controlplane.db import check_schema
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +203,7 @@ def run_worker(settings: Settings) -> int:
         )
     if not settings.database_url:
         raise SystemExit("edgefleet worker needs --db URL (or EDGEFLEET_DB), the server's database")
+    check_schema(settings.db_url, "this worker")
     celery = configure(settings)
 
     # Celery installs its own handlers when the worker starts; quiet them once they exist.
@@ -206,14 +211,27 @@ def run_worker(settings: Settings) -> int:
     def _quiet(logger: logging.Logger, **_: Any) -> None:
         logs.quiet_routine(logger.handlers)
 
-    worker = celery.Worker(
-        beat=True,
-        pool="threads",
-        concurrency=2,
-        loglevel="INFO",
-        hostname=f"worker@{__import__('socket').gethostname()}",
-        without_mingle=True,
-        without_gossip=True,
-    )
-    worker.start()
+    from celery.beat import EmbeddedService
+
+    with tempfile.TemporaryDirectory(prefix="edgefleet-beat-") as beat_dir:
+        # Beat's schedule file is this process's own: workers share the data dir, and a shelve
+        # written by several processes would break. Losing it is harmless (interval schedules).
+        celery.conf.beat_schedule_filename = str(Path(beat_dir) / "schedule")
+        # Beat runs as a daemon thread, not the process Celery's `beat=True` forks: a forked
+        # beat outlives a worker killed with SIGKILL and keeps queueing ticks for nobody.
+        beat = EmbeddedService(celery, thread=True)
+        worker = celery.Worker(
+            beat=False,
+            pool="threads",
+            concurrency=2,
+            loglevel="INFO",
+            hostname=f"worker@{socket.gethostname()}",
+            without_mingle=True,
+            without_gossip=True,
+        )
+        beat.start()
+        try:
+            worker.start()
+        finally:
+            beat.stop()
     return int(getattr(worker, "exitcode", 0) or 0)

@@ -196,6 +196,17 @@ def head_revision() -> str:
     return head
 
 
+def check_schema(url: str, who: str = "this server") -> None:
+    """Refuse to run on a database whose schema is not at the code's head revision (connecting
+    to it on the way: an unreachable database raises OperationalError here, at start)."""
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        raise SystemExit(
+            f"database schema is at {current or 'nothing'}, {who} needs {head}: "
+            f"run `edgefleet db upgrade --db URL` first"
+        )
+
+
 def upgrade(url: str, revision: str = "head") -> dict[str, str | None]:
     """Bring the schema at ``url`` to ``revision`` with Alembic (idempotent).
 

@@ -28,7 +28,7 @@ from controlplane.auth.interceptor import AuthInterceptor
 from controlplane.auth.models import OperatorToken
 from controlplane.auth.services import ensure_admin_token
 from controlplane.config import Settings
-from controlplane.db import current_revision, head_revision, make_engine, upgrade
+from controlplane.db import check_schema, make_engine, upgrade
 from controlplane.files import replace_atomically
 from controlplane.registry.errors import SigningKeyError
 from protos import edgefleet_pb2 as pb
@@ -40,16 +40,6 @@ SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["DeviceService"].full_name,
     pb.DESCRIPTOR.services_by_name["AdminService"].full_name,
 )
-
-
-def check_schema(url: str) -> None:
-    """Refuse to serve on a database whose schema is not at the code's head revision."""
-    current, head = current_revision(url), head_revision()
-    if current != head:
-        raise SystemExit(
-            f"database schema is at {current or 'nothing'}, this server needs {head}: "
-            f"run `edgefleet db upgrade --db URL` first"
-        )
 
 
 def write_secret(path: Path, text: str) -> None:

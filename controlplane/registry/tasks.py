@@ -86,8 +86,12 @@ def measure_version(self: PlaneTask, version_id: str) -> None:
 def sweep_pending(self: PlaneTask) -> None:
     """Re-send ``measure_version`` for versions pending longer than ``measure_resend_seconds``:
     a message lost with an in-memory broker at a restart, or a task that gave up retrying, must
-    not leave a version pending forever (measuring is idempotent)."""
+    not leave a version pending forever (measuring is idempotent). Also deletes upload temp
+    files a killed server left (untouched for ``upload_stale_seconds``; live uploads write on)."""
     plane = self.plane
+    removed = plane.store.remove_stale_uploads(plane.settings.upload_stale_seconds)
+    if removed:
+        log.warning("deleted %d upload temp file(s) left by an interrupted push", removed)
     cutoff = plane.clock() - dt.timedelta(seconds=plane.settings.measure_resend_seconds)
     with plane.tx() as session:
         stale = services.pending_version_ids(session, created_before=cutoff)

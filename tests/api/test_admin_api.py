@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import grpc
@@ -234,7 +236,7 @@ def test_a_version_whose_measure_message_was_lost_is_measured_by_the_sweep(
     from tests.api.conftest import start_server
 
     settings = dataclasses.replace(server_settings, measure_resend_seconds=0,  # type: ignore[type-var]
-                                   measure_sweep_seconds=0.5)
+                                   measure_sweep_seconds=0.5, upload_stale_seconds=3600)
     if db_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True)
         Path(db_url.split("///", 1)[1]).rename(settings.data_dir / "edgefleet.db")
@@ -246,6 +248,12 @@ def test_a_version_whose_measure_message_was_lost_is_measured_by_the_sweep(
             s, name="lost", version="1", model=registry.Upload(stored.sha256, stored.size),
             info=inspect_model(MODEL), calibration=None, created_by=None)
     plane.close()
+    # Input tried as well: upload temp files, one left by a server killed two hours ago, one
+    # of a push still being written.
+    uploads = settings.artifact_dir / ".uploads"
+    (uploads / "upload-killed.part").write_bytes(b"x" * 1000)
+    os.utime(uploads / "upload-killed.part", (time.time() - 7200,) * 2)
+    (uploads / "upload-live.part").write_bytes(b"y" * 10)
     thread, stop, loop = start_server(settings)
     try:
         token = settings.admin_token_path.read_text().strip()
@@ -256,3 +264,4 @@ def test_a_version_whose_measure_message_was_lost_is_measured_by_the_sweep(
         loop.call_soon_threadsafe(stop.set)
         thread.join(30)
     assert hashlib.sha256(MODEL).hexdigest() == stored.sha256
+    assert sorted(p.name for p in uploads.iterdir()) == ["upload-live.part"]
