@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MiB = 1024 * 1024
+DB_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg", "sqlite"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket"})
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,28 @@ class Settings:
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+    def problems(self) -> list[str]:
+        """What is wrong with the addresses and URLs a person typed (flags or environment),
+        each as a message saying what to write instead; empty when all is well."""
+        out = []
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            out.append(f"--listen {self.listen!r} is not HOST:PORT with a port 0-65535, "
+                       f"e.g. 0.0.0.0:7443")
+        if self.database_url is not None:
+            scheme = self.database_url.split("://", 1)[0] if "://" in self.database_url else ""
+            if scheme not in DB_SCHEMES:
+                out.append(f"--db {self.database_url.split('@')[-1]!r}: EdgeFleet runs on "
+                           f"PostgreSQL (postgresql://USER@HOST/DB) or SQLite (sqlite:///FILE)")
+        if self.redis_url is not None:
+            scheme = self.redis_url.split("://", 1)[0] if "://" in self.redis_url else ""
+            if scheme not in REDIS_SCHEMES:
+                out.append(f"--redis {self.redis_url.split('@')[-1]!r} is not a Redis URL: "
+                           f"redis://HOST:6379/0 (rediss:// for TLS)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            out.append("--tls-cert and --tls-key go together: give both or neither")
+        return out
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -24,5 +24,11 @@ def record(method: str, code: str, seconds: float | None = None) -> None:
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """Start the /metrics endpoint in a daemon thread."""
-    start_http_server(port, addr=host)
+    """Start the /metrics endpoint in a daemon thread; SystemExit when the port is taken."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}): choose another "
+            f"--metrics-port"
+        ) from exc

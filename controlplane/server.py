@@ -99,13 +99,23 @@ def _listen(server: grpc.aio.Server, settings: Settings) -> int:
     """Bind ``settings.listen``: TLS when a certificate and key are given, else plaintext."""
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
-    if settings.tls_cert is None or settings.tls_key is None:
-        return server.add_insecure_port(settings.listen)
     try:
-        pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
-    except OSError as exc:
-        raise SystemExit(f"cannot read the TLS certificate or key: {exc}") from exc
-    return server.add_secure_port(settings.listen, grpc.ssl_server_credentials([pair]))
+        if settings.tls_cert is None or settings.tls_key is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            try:
+                pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+            except OSError as exc:
+                raise SystemExit(f"cannot read the TLS certificate or key: {exc}") from exc
+            port = server.add_secure_port(settings.listen, grpc.ssl_server_credentials([pair]))
+    except RuntimeError:  # grpc raises "Failed to bind" (older versions returned 0)
+        port = 0
+    if port == 0:
+        raise SystemExit(
+            f"cannot listen on {settings.listen}: the port is taken (another server?) or the host "
+            f"is not this machine's; choose another with --listen"
+        )
+    return port
 
 
 async def serve_async(
@@ -117,10 +127,6 @@ async def serve_async(
 ) -> int:
     plane = prepare(settings, output=output)
     celery = celery_app.configure(settings, plane)
-    worker = None
-    if settings.embedded:
-        worker = celery_app.EmbeddedWorker(celery)
-        worker.start()
 
     opts = [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
@@ -137,14 +143,21 @@ async def serve_async(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     host = settings.listen.rsplit(":", 1)[0]
-    port = _listen(server, settings)
-    if port == 0:
-        raise SystemExit(f"cannot listen on {settings.listen}: is another server running there?")
-    await server.start()
-    if settings.metrics_port is not None:
-        from controlplane.observability import serve_metrics
+    # Bind everything before starting any thread: a port in use ends the start cleanly.
+    try:
+        port = _listen(server, settings)
+        if settings.metrics_port is not None:
+            from controlplane.observability import serve_metrics
 
-        serve_metrics(settings.metrics_port, host=host)
+            serve_metrics(settings.metrics_port, host=host)
+    except BaseException:
+        plane.close()
+        raise
+    worker = None
+    if settings.embedded:
+        worker = celery_app.EmbeddedWorker(celery)
+        worker.start()
+    await server.start()
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     database = (

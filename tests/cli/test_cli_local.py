@@ -167,3 +167,44 @@ def test_a_database_nobody_answers_is_exit_3_with_what_to_check(
     assert "Traceback" not in result.err
     assert not (tmp_path / "data" / "admin-token").exists()
     assert not (tmp_path / "data" / "signing-key").exists()  # no key for a fleet not reached
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["server", "--listen", "127.0.0.1:99999"], "--listen"),
+        (["server", "--listen", "no-port"], "--listen"),
+        (["server", "--db", "garbage"], "PostgreSQL"),
+        (["db", "upgrade", "--db", "mysql://u@h/x"], "PostgreSQL"),
+        (["worker", "--db", "postgresql://u@h/x", "--redis", "garbage"], "Redis URL"),
+        (["server", "--tls-cert", "cert.pem"], "go together"),
+    ],
+)
+def test_malformed_addresses_and_urls_are_usage_errors(
+    run: Runner, tmp_path: Path, args: list[str], complaint: str
+) -> None:
+    """Input tried: a port above 65535, an address without a port, a database URL that is not
+    one, a MySQL URL, a Redis URL that is not one, a TLS certificate without its key."""
+    result = run(*args, "--data-dir", str(tmp_path / "data"))
+    assert result.code == 2
+    assert complaint in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "data").exists()  # refused before anything was created
+
+
+def test_a_port_in_use_ends_the_server_with_what_to_do(run: Runner, tmp_path: Path) -> None:
+    """Input tried: --listen on a port another process holds, and --metrics-port likewise."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = run("server", "--listen", addr, "--data-dir", str(tmp_path / "a"))
+        assert result.code == 1
+        assert "cannot listen on" in result.err and "--listen" in result.err
+        assert "Traceback" not in result.err
+        port = str(taken.getsockname()[1])
+        result = run("server", "--listen", "127.0.0.1:0", "--metrics-port", port,
+                     "--data-dir", str(tmp_path / "b"))
+        assert result.code == 1
+        assert "--metrics-port" in result.err and "Traceback" not in result.err

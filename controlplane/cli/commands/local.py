@@ -74,6 +74,14 @@ def _call(launcher: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from flags and environment; a malformed address or URL is a usage error."""
+    settings = _raw_settings(args)
+    if problems := settings.problems():
+        raise CliError("; ".join(problems), ExitCode.USAGE)
+    return settings
+
+
+def _raw_settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         data_dir=getattr(args, "data_dir", None),
         listen=getattr(args, "listen", None),
