@@ -32,13 +32,22 @@ def error_for_status(
     command: str,
     role: Role,
     token_source: str,
+    tls: bool = False,
 ) -> CliError:
     """The ``CliError`` a failed call becomes: exit code by status, message by situation."""
     said = details or code.name.lower()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        # A plaintext client at a TLS server (or the reverse) sees only a closed socket or a
+        # failed handshake: name the likely mismatch rather than just "not running".
+        mismatch = (
+            "; if it was started with --tls-cert, pass --tls-ca FILE (EDGEFLEET_TLS_CA)"
+            if not tls
+            else "; if it runs without --tls-cert, drop --tls-ca, and check the CA signed its "
+            "certificate"
+        )
         return CliError(
             f"cannot reach the control plane at {server}: is `edgefleet server` running? "
-            f"set --server/{SERVER_ENV} ({code.name}: {said})",
+            f"set --server/{SERVER_ENV}{mismatch} ({code.name}: {said})",
             ExitCode.UNREACHABLE,
         )
     if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -92,6 +101,7 @@ class AdminClient:
         self._settings = settings
         self._command = command
         self._role = role
+        self._tls = tls_ca is not None
         options = [("grpc.max_receive_message_length", settings.max_receive_message_bytes)]
         self._channel = (
             grpc.secure_channel(server, grpc.ssl_channel_credentials(tls_ca), options=options)
@@ -139,4 +149,5 @@ class AdminClient:
             command=self._command,
             role=self._role,
             token_source=self._credentials.source,
+            tls=self._tls,
         )

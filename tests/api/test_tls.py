@@ -134,6 +134,12 @@ def test_cli_and_agent_talk_tls_and_plaintext_is_refused(
         str(tmp_path / "other-ca.pem"),
     )
     assert bad.returncode == 3, bad.stderr
+    assert "check the CA" in bad.stderr
+    # Input tried: the CLI without --tls-ca against the TLS port: told what is likely missing.
+    plain = _edgefleet("model", "list", "--server", addr, "--token", token)
+    assert plain.returncode == 3
+    assert "pass --tls-ca" in plain.stderr
+    assert "--tls-ca CA.pem" in ok.stderr  # the enrollment hint carries it too
 
     # An agent enrolls over TLS and keeps the CA for its next runs.
     agent = Agent(

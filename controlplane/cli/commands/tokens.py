@@ -30,8 +30,10 @@ def create_enrollment_token(args: argparse.Namespace, inv: Invocation) -> int:
         doc = convert.enrollment_token(admin.call("CreateEnrollmentToken", request))
     inv.output.result(doc, lambda d: render_fields(
         [(k, d[k]) for k in ("id", "token", "uses", "expires_at", "labels")]))
+    tls = " --tls-ca CA.pem" if inv.tls_ca is not None else ""
     inv.output.note(f"enroll a device with: edgefleet-agent run --server {inv.server} "
-                    "--enroll-token TOKEN --data-dir DIR --trust-key signing-key.pub")
+                    f"--enroll-token TOKEN --data-dir DIR --trust-key signing-key.pub{tls} "
+                    "(signing-key.pub is in the server's data dir: copy it to the device)")
     return 0
 
 
