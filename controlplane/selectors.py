@@ -29,6 +29,9 @@ def parse_labels(text: str, *, allow_empty_values: bool = False) -> dict[str, st
             )
         if not value and not allow_empty_values:
             raise InvalidArgumentError(f"label {key!r} has no value")
+        if key in labels:
+            # site=berlin,site=paris can match nothing (or silently mean the last one).
+            raise InvalidArgumentError(f"label {key!r} given twice: a label has one value")
         labels[key] = value
     return labels
 
@@ -49,6 +52,11 @@ def parse_target(text: str) -> dict[str, str]:
             f"or pass '{WHOLE_FLEET}' to roll out to the whole fleet"
         )
     return parse_labels(text)
+
+
+def parse_selector(text: str) -> dict[str, str]:
+    """A listing's selector: empty or ``*`` selects everything."""
+    return {} if text.strip() in ("", WHOLE_FLEET) else parse_labels(text)
 
 
 def validate_labels(

@@ -24,7 +24,7 @@ from controlplane.registry.tflite import inspect_model
 from controlplane.rollouts import services as rollouts
 from controlplane.rollouts import tasks as rollout_tasks
 from controlplane.rollouts.models import Rollout
-from controlplane.selectors import parse_labels
+from controlplane.selectors import parse_labels, parse_selector
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
@@ -267,7 +267,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def ListDevices(
         self, request: pb.ListDevicesRequest, context: Any
     ) -> pb.ListDevicesResponse:
-        selector = parse_labels(request.selector)
+        selector = parse_selector(request.selector)
 
         def work() -> pb.ListDevicesResponse:
             with self.plane.tx() as s:

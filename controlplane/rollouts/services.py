@@ -49,7 +49,7 @@ def create_rollout(
 ) -> Rollout:
     if not model or not version:
         raise InvalidArgumentError("name the model as NAME:VERSION, e.g. face:1.2.0")
-    parse_target(selector)  # refuse an empty or malformed selector before anything is written
+    target = parse_target(selector)  # refuse an empty or malformed one before any write
     mv = find_version(session, model, version)
     if mv.status == "pending":
         raise FailedPreconditionError(
@@ -58,6 +58,12 @@ def create_rollout(
         )
     if mv.status == "failed":
         raise FailedPreconditionError(f"{model}:{version} failed validation: {mv.failure}")
+    if not fleet.list_devices(session, target, include_revoked=False):
+        # A typo in a selector would otherwise "succeed" with nothing deployed.
+        raise FailedPreconditionError(
+            f"selector {selector!r} matches no device: check it with "
+            f"`edgefleet device list --selector '{selector}'`"
+        )
     rollout = Rollout(
         model_version_id=mv.id,
         selector=selector,

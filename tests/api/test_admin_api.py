@@ -154,6 +154,39 @@ def test_malformed_selector_is_invalid_argument(server: RunningServer) -> None:
     assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize(
+    ("selector", "code", "complaint"),
+    [
+        ("site=nowhere", grpc.StatusCode.FAILED_PRECONDITION, "matches no device"),
+        ("site=berlin,site=paris", grpc.StatusCode.INVALID_ARGUMENT, "given twice"),
+    ],
+)
+def test_a_selector_that_can_match_nothing_is_refused(
+    server: RunningServer, selector: str, code: grpc.StatusCode, complaint: str
+) -> None:
+    """Input tried: a selector with a typo (matches no enrolled device) and a contradictory one
+    (one label twice): refused instead of a rollout that "succeeds" with nothing deployed."""
+    from tests.api.helpers import enroll
+
+    push(server, "cnn", "1.0.0", MODEL)
+    wait_ready(server, "cnn", "1.0.0")
+    enroll(server, labels={"site": "berlin"})
+    with pytest.raises(grpc.RpcError) as err:
+        server.admin().CreateRollout(
+            pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector=selector),
+            metadata=bearer(server.admin_token),
+        )
+    assert _code(err) == code
+    assert complaint in (err.value.details() or "")
+    listed = server.admin().ListRollouts(pb.ListRolloutsRequest(),
+                                         metadata=bearer(server.admin_token))
+    assert list(listed.rollouts) == []
+    # the same '*' a rollout takes lists every device
+    every = server.admin().ListDevices(pb.ListDevicesRequest(selector="*"),
+                                       metadata=bearer(server.admin_token)).devices
+    assert [dict(d.labels) for d in every] == [{"site": "berlin"}]
+
+
 def test_calibration_must_match_the_inputs(server: RunningServer) -> None:
     """Input tried: a calibration .npz keyed by the wrong input name, and one that is not .npz."""
     import io
