@@ -7,7 +7,9 @@ Invariants:
 - The part file never grows past the manifest's ``size`` (nor ``max_artifact_bytes``): a server
   sending more, or announcing another total, is refused.
 - Only a complete part file whose length and sha256 match the signed manifest is moved into
-  ``artifacts/``; on a mismatch the part file is deleted and ArtifactMismatchError raised.
+  ``artifacts/``; on a mismatch the part file is deleted and ArtifactMismatchError raised. When
+  the part file held bytes from an earlier run, the artifact is first downloaded whole once
+  more: a torn write on this device must not be reported as the server's bad artifact.
 """
 
 from __future__ import annotations
@@ -64,10 +66,36 @@ def download_artifact(
     if part.exists() and part.stat().st_size > size:
         part.unlink()
     part.touch()
+    resumed = part.stat().st_size > 0
+    stop = stop or threading.Event()
+    _fill(stub, part, sha256, size, settings, metadata, stop)
+    try:
+        _check(part, manifest)
+    except ArtifactMismatchError as exc:
+        if not resumed:
+            raise
+        # Bytes written by an earlier run (a crash mid-write, a bad sector) may be what is
+        # wrong, not the server's: one clean download decides before the agent says "failed".
+        log.warning("%s after resuming a partial download; downloading it whole once more", exc)
+        part.touch()
+        _fill(stub, part, sha256, size, settings, metadata, stop)
+        _check(part, manifest)
+    return store.install_part(sha256)
+
+
+def _fill(
+    stub: pb_grpc.DeviceServiceStub,
+    part: Path,
+    sha256: str,
+    size: int,
+    settings: AgentSettings,
+    metadata: tuple[tuple[str, str], ...],
+    stop: threading.Event,
+) -> None:
+    """Append to ``part`` until it holds ``size`` bytes, resuming after interruptions."""
     backoff = Backoff(
         settings.backoff_min_seconds, settings.backoff_max_seconds, settings.sync_jitter
     )
-    stop = stop or threading.Event()
     while (offset := part.stat().st_size) < size:
         try:
             _stream_into(stub, part, sha256, size, offset, settings, metadata)
@@ -92,13 +120,15 @@ def download_artifact(
         if stop.wait(delay):
             raise AgentTransportError(f"download of {sha256[:12]} stopped: agent shutting down")
 
+
+def _check(part: Path, manifest: dict[str, Any]) -> None:
+    """Length and sha256 of the complete part file against the manifest; deletes it if wrong."""
     got_size, digest = file_digest(part)
     try:
         check_artifact(got_size, digest, manifest)
     except ArtifactMismatchError:
         part.unlink(missing_ok=True)
         raise
-    return store.install_part(sha256)
 
 
 def _stream_into(

@@ -57,6 +57,33 @@ def test_download_resumes_a_part_file_left_by_an_earlier_run(control_plane, stub
     assert control_plane.servicer.download_requests == [(artifact.sha256, 700)]
 
 
+def test_a_damaged_part_file_from_an_earlier_run_is_replaced_by_one_whole_download(
+        control_plane, stub, store, artifact, fast_settings):
+    """Input tried: a part file left by a crashed run with one flipped byte in it. The resumed
+    artifact does not verify; the agent downloads it whole once more instead of failing."""
+    damaged = bytearray(artifact.data[:700])
+    damaged[10] ^= 0xFF
+    store.part_path(artifact.sha256).write_bytes(bytes(damaged))
+    assert fetch(stub, store, manifest_doc(artifact), fast_settings).read_bytes() == artifact.data
+    assert control_plane.servicer.download_requests == [(artifact.sha256, 700),
+                                                        (artifact.sha256, 0)]
+
+
+def test_an_artifact_altered_in_transit_after_a_resume_is_fetched_twice_then_refused(
+        control_plane, stub, store, artifact, fast_settings):
+    """Input tried: a server that keeps sending altered bytes, with a part file on disk: the
+    fresh download is the verdict; it fails, nothing is installed, no third request is made."""
+    store.part_path(artifact.sha256).write_bytes(artifact.data[:700])
+    altered = bytearray(artifact.data)
+    altered[-1] ^= 0xFF
+    control_plane.servicer.altered[artifact.sha256] = bytes(altered)
+    with pytest.raises(ArtifactMismatchError, match="sha256"):
+        fetch(stub, store, manifest_doc(artifact), fast_settings)
+    assert [offset for _, offset in control_plane.servicer.download_requests] == [700, 0]
+    assert not store.part_path(artifact.sha256).exists()
+    assert not store.artifact_path(artifact.sha256).exists()
+
+
 def test_whole_artifact_in_one_chunk_is_one_request_and_no_retry(control_plane, stub, store,
                                                                   artifact, fast_settings, caplog):
     control_plane.servicer.chunk_size = artifact.size
