@@ -47,6 +47,8 @@ class ClientSettings:
     # Model listings carry signed manifests: allow more than grpc's 4 MiB default per response.
     max_receive_message_bytes: int = 64 * MiB
     watch_interval_seconds: float = 2.0
+    # `--watch` rides out a control-plane restart for this long before giving up (exit 3).
+    watch_outage_seconds: float = 120.0
 
 
 @dataclass(frozen=True)

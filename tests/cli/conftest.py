@@ -158,7 +158,7 @@ class Result:
 
 Runner = Callable[..., Result]
 
-FAST_WATCH = ClientSettings(watch_interval_seconds=0.01)
+FAST_WATCH = ClientSettings(watch_interval_seconds=0.01, watch_outage_seconds=0.3)
 
 
 @pytest.fixture

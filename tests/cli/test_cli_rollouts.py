@@ -132,15 +132,38 @@ def test_status_without_watch_of_a_failed_rollout_exits_0(cli: Runner, admin_ser
     assert cli("rollout", "status", "r1").code == 0
 
 
-def test_watch_that_loses_the_server_exits_3(cli: Runner, admin_server: Any) -> None:
+def test_watch_that_loses_the_server_for_good_exits_3(cli: Runner, admin_server: Any) -> None:
+    """Input tried: a server that stops answering (UNAVAILABLE on every poll) for longer than
+    the watch's outage allowance (0.3 s in these tests, 120 s by default)."""
     service = admin_server.service
     service.reply("GetRollout", _rollout("running"), _rollout("running"),
                   service.aborting(grpc.StatusCode.UNAVAILABLE, "shutting down"))
     result = cli("rollout", "status", "r1", "--watch", "-o", "json")
     assert result.code == 3
-    assert service.calls("GetRollout") == 3
-    assert "shutting down" in result.err
+    assert service.calls("GetRollout") > 3  # it kept trying through the allowance
+    assert "shutting down" in result.err and "still watching" in result.err
     assert result.out == ""
+
+
+def test_watch_rides_out_a_server_restart(cli: Runner, admin_server: Any) -> None:
+    """Input tried: two polls answered UNAVAILABLE (the server restarting), then answers."""
+    service = admin_server.service
+    down = service.aborting(grpc.StatusCode.UNAVAILABLE, "restarting")
+    service.reply("GetRollout", _rollout("running"), down, down, _rollout("succeeded", 3))
+    result = cli("rollout", "status", "r1", "--watch", "-o", "json")
+    assert result.code == 0
+    assert result.json()["state"] == "succeeded"
+    assert result.err.count("still watching") == 2
+
+
+def test_watch_does_not_retry_a_refused_token(cli: Runner, admin_server: Any) -> None:
+    """Input tried: the token revoked while watching (UNAUTHENTICATED): no retry, exit 4."""
+    service = admin_server.service
+    service.reply("GetRollout", _rollout("running"),
+                  service.aborting(grpc.StatusCode.UNAUTHENTICATED, "unknown or invalid token"))
+    result = cli("rollout", "status", "r1", "--watch", "-o", "json")
+    assert result.code == 4
+    assert service.calls("GetRollout") == 2
 
 
 @pytest.mark.parametrize("action", ["pause", "resume", "abort", "rollback"])

@@ -101,11 +101,22 @@ def status(args: argparse.Namespace, inv: Invocation) -> int:
     redraw = _Redraw(inv)
     with inv.admin("viewer") as admin:
         doc = convert.rollout(admin.call("GetRollout", request))
+        last_answer = time.monotonic()
         while args.watch and doc["state"] not in STOPPED_STATES:
             if not inv.output.json:
                 redraw.show(render_rollout(doc))
             time.sleep(inv.settings.watch_interval_seconds)
-            doc = convert.rollout(admin.call("GetRollout", request))
+            try:
+                doc = convert.rollout(admin.call("GetRollout", request))
+                last_answer = time.monotonic()
+            except CliError as exc:
+                # A server restart (or a replica going away) must not end the watch: the
+                # rollout goes on without us. Give up only after a real outage.
+                outage = time.monotonic() - last_answer
+                if exc.code != ExitCode.UNREACHABLE or outage > inv.settings.watch_outage_seconds:
+                    raise
+                inv.output.note(f"control plane unreachable for {outage:.0f} s; still watching "
+                                f"(gives up after {inv.settings.watch_outage_seconds:.0f} s)")
     if inv.output.json:
         inv.output.document(doc)
     elif args.watch:
