@@ -110,6 +110,7 @@ class Agent:
         self._enroll_token = enroll_token
         self._trust_key_pem = trust_key_pem
         self._tls_ca_pem = tls_ca_pem
+        self._plaintext = True  # until start() opens the channel
         self._labels = dict(labels or {})
         self._name = name
         self._serve = serve or f"unix://{self.store.socket_path}"
@@ -167,7 +168,9 @@ class Agent:
             self._restore()
         self._local = LocalInferenceServer(self, self._serve, settings=self.settings)
         self.endpoint = self._local.start()
-        self._channel = open_channel(self._server, self.settings, tls_ca_pem=self._load_tls_ca())
+        tls_ca = self._load_tls_ca()
+        self._plaintext = tls_ca is None
+        self._channel = open_channel(self._server, self.settings, tls_ca_pem=tls_ca)
         self._stub = pb_grpc.DeviceServiceStub(self._channel)
         self._thread = threading.Thread(target=self._run, name="agent-sync", daemon=True)
         self._thread.start()
@@ -334,8 +337,13 @@ class Agent:
                 if self._stop.is_set():
                     break
                 delay = backoff.next_delay()
-                self._set_transport_error(str(exc))
-                log.warning("%s; retrying in %.1fs", exc, delay)
+                message = str(exc)
+                if exc.code == "UNAVAILABLE" and self._plaintext:
+                    # A TLS server drops a plaintext client with nothing but a closed socket.
+                    message += " (if the server was started with --tls-cert, run the agent " \
+                               "with --tls-ca)"
+                self._set_transport_error(message)
+                log.warning("%s; retrying in %.1fs", message, delay)
             except Exception:
                 if self._stop.is_set():
                     break   # the channel was closed under a call: that is how stop() cancels

@@ -15,7 +15,9 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -194,8 +196,11 @@ class EmbeddedWorker:
         self._worker = None
 
 
-def run_worker(settings: Settings) -> int:
-    """``edgefleet worker``: the Celery worker and beat on Redis, until SIGTERM/SIGINT."""
+def run_worker(settings: Settings, *, output: str = "table") -> int:
+    """``edgefleet worker``: the Celery worker and beat on Redis, until SIGTERM/SIGINT.
+
+    Under ``-o json`` Celery's banner (stdout) is left out; its log goes to stderr either way.
+    """
     if not settings.redis_url:
         raise SystemExit(
             "edgefleet worker needs --redis URL (or EDGEFLEET_REDIS): without Redis the "
@@ -205,6 +210,11 @@ def run_worker(settings: Settings) -> int:
         raise SystemExit("edgefleet worker needs --db URL (or EDGEFLEET_DB), the server's database")
     check_schema(settings.db_url, "this worker")
     celery = configure(settings)
+    if output == "json":
+        # Celery writes its shutdown notes straight to file descriptor 1; a worker prints no
+        # document, so under -o json everything it says goes to stderr and stdout stays clean.
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     # Celery installs its own handlers when the worker starts; quiet them once they exist.
     @signals.after_setup_logger.connect(weak=False)
@@ -228,6 +238,7 @@ def run_worker(settings: Settings) -> int:
             hostname=f"worker@{socket.gethostname()}",
             without_mingle=True,
             without_gossip=True,
+            quiet=output == "json",
         )
         beat.start()
         try:

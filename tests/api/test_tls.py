@@ -162,3 +162,25 @@ def test_cli_and_agent_talk_tls_and_plaintext_is_refused(
         "device", "list", "--server", addr, "--token", token, "--tls-ca", str(ca), "-o", "json"
     )
     assert listed.returncode == 0 and len(json.loads(listed.stdout)["devices"]) == 1
+
+
+def test_a_plaintext_agent_at_a_tls_server_says_what_is_missing(
+    tls_server: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    """Input tried: an agent started without --tls-ca against a server that speaks only TLS."""
+    settings, _ca = tls_server
+    agent = Agent(
+        tmp_path / "agent",
+        server=settings.listen,
+        enroll_token="efe_0123456789abcdef_whatever",
+        trust_key_pem=settings.signing_public_key_path.read_bytes(),
+        serve="127.0.0.1:0",
+    )
+    agent.start()
+    try:
+        error = wait_for("the agent to report the failed enrollment",
+                         lambda: agent.status().last_error or None)
+    finally:
+        agent.stop()
+    assert "UNAVAILABLE" in error and "--tls-ca" in error
+    assert not (tmp_path / "agent" / "credential.json").exists()

@@ -78,8 +78,9 @@ def test_server_exit_code_is_passed_through(run: Runner, monkeypatch: pytest.Mon
 def test_worker_gets_store_settings(run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
     run_worker = Recorder()
     _install(monkeypatch, "controlplane.worker", "run_worker", run_worker)
-    assert run("worker", "--db", "sqlite:///x.db", "--redis", "redis://r").code == 0
-    ((settings,), _kwargs) = run_worker.calls[0]
+    assert run("worker", "--db", "sqlite:///x.db", "--redis", "redis://r", "-o", "json").code == 0
+    ((settings,), kwargs) = run_worker.calls[0]
+    assert kwargs == {"output": "json"}  # the worker leaves Celery's banner out then
     assert (settings.database_url, settings.redis_url) == ("sqlite:///x.db", "redis://r")
 
 
@@ -146,7 +147,7 @@ def test_missing_third_party_dependency_names_the_extra(
 def test_launcher_stopping_with_a_message_is_reported_as_an_error(
     run: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def run_worker(settings: Settings) -> int:
+    def run_worker(settings: Settings, *, output: str) -> int:
         raise SystemExit("edgefleet worker needs --redis URL")
 
     _install(monkeypatch, "controlplane.worker", "run_worker", run_worker)

@@ -100,7 +100,7 @@ def server(args: argparse.Namespace, inv: Invocation) -> int:
 
 def worker(args: argparse.Namespace, inv: Invocation) -> int:
     run_worker = load_entry_point("controlplane.worker", "run_worker", inv.command)
-    return _launch(run_worker, _settings(args))
+    return _launch(run_worker, _settings(args), output=inv.output.format)
 
 
 def db_upgrade(args: argparse.Namespace, inv: Invocation) -> int:
