@@ -20,6 +20,7 @@ import socket
 import sys
 import tempfile
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -119,17 +120,53 @@ def enqueue_after_commit(session: Session, task: Any, *args: Any) -> None:
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
     for task, args in session.info.pop("edgefleet_after_commit", []):
-        # The periodic tick picks up anything a lost send left behind, so a failed send is
-        # logged, never raised: the transaction it follows has committed already.
+        # The transaction has committed: a failed send is logged, never raised. A send the
+        # broker refused waits in the outbox for ``resend_unsent``; anything lost beyond that
+        # (a crash, a full outbox) is found by the periodic sweep and tick.
         try:
             task.apply_async(args=args)
         except kombu.exceptions.OperationalError as exc:  # the broker is down: expected, brief
-            log.error("could not send task %s%r (%s); the periodic tick will retry it",
+            with _outbox_lock:
+                _outbox.append((task, args))
+            log.error("could not send task %s%r (%s); it is sent again when the broker answers",
                       task.name, args, exc)
         except Exception:
             log.exception(
                 "could not send task %s%r; the periodic tick will retry it", task.name, args
             )
+
+
+# Sends the broker refused, oldest first. Bounded: past this the periodic sweep is the backstop.
+OUTBOX_MAX = 10_000
+_outbox: deque[tuple[Any, tuple[Any, ...]]] = deque(maxlen=OUTBOX_MAX)
+_outbox_lock = threading.Lock()
+
+
+def unsent_count() -> int:
+    """How many task sends wait for the broker to come back."""
+    return len(_outbox)
+
+
+def resend_unsent() -> int:
+    """Send what a broker outage held back, oldest first, stopping at the first send the broker
+    still refuses; returns how many went out. Blocking: call it off the event loop."""
+    sent = 0
+    while True:
+        with _outbox_lock:
+            if not _outbox:
+                return sent
+            task, args = _outbox[0]
+        try:
+            task.apply_async(args=args)
+        except kombu.exceptions.OperationalError:
+            return sent
+        except Exception:
+            log.exception("dropping unsendable task %s%r; the periodic tick covers it",
+                          task.name, args)
+        with _outbox_lock:
+            if _outbox and _outbox[0] == (task, args):
+                _outbox.popleft()
+        sent += 1
 
 
 @event.listens_for(Session, "after_rollback")

@@ -60,6 +60,8 @@ class Settings:
     # A version still pending after this long gets its measurement task sent again.
     measure_resend_seconds: int = 300
     measure_sweep_seconds: float = 60.0
+    # How often a server retries task sends the broker refused (Redis down).
+    task_resend_seconds: float = 5.0
     # An upload temp file untouched this long was left by a killed server; the sweep deletes it.
     upload_stale_seconds: int = 3600
 

@@ -184,6 +184,7 @@ async def serve_async(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     flusher = asyncio.create_task(last_seen.run(plane, settings.last_seen_flush_seconds, stop))
+    resender = asyncio.create_task(_resend_unsent(settings.task_resend_seconds, stop))
     if ready is not None:
         ready.set()
     await stop.wait()
@@ -192,12 +193,25 @@ async def serve_async(
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_seconds)
     await flusher
+    await resender
     await last_seen.flush(plane)
     if worker is not None:
         worker.stop()
     plane.close()
     announce(output, "edgefleet server stopped", "stopped")
     return 0
+
+
+async def _resend_unsent(interval: float, stop: asyncio.Event) -> None:
+    """Every ``interval``, send the tasks a broker outage held back (a model pushed while Redis
+    was down is measured seconds after it returns, not at the next sweep)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if celery_app.unsent_count():
+            sent = await asyncio.to_thread(celery_app.resend_unsent)
+            if sent:
+                log.info("the broker answers again: sent %d held-back task(s)", sent)
 
 
 def serve(settings: Settings, *, output: str = "table") -> int:
