@@ -51,7 +51,7 @@ from agent.errors import (
     EnrollmentRefusedError,
 )
 from agent.hardware import hardware_profile
-from agent.metrics import MetricsRecorder
+from agent.metrics import MetricsRecorder, MetricWindowRecord
 from agent.refs import ModelRef
 from agent.runtime import ModelRunner, interpreter_factory
 from agent.server import LocalInferenceServer
@@ -166,6 +166,7 @@ class Agent:
         interpreter_factory(self.settings.interpreter_choice)   # fail now if none installed
         if self._credential is not None:
             self._restore()
+            self.metrics.restore(self._stored_windows())
         self._local = LocalInferenceServer(self, self._serve, settings=self.settings)
         self.endpoint = self._local.start()
         tls_ca = self._load_tls_ca()
@@ -186,6 +187,9 @@ class Agent:
         if self._local is not None:
             self._local.stop()
             self._local = None
+            # What was counted since the last report survives the restart, sent next run.
+            if self.metrics.close_window() or self.metrics.pending(1):
+                self._keep_windows()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the sync thread ended (stop() or a fatal error); True if it did."""
@@ -357,8 +361,10 @@ class Agent:
         while (remaining := deadline - time.monotonic()) > 0:
             if self._stop.wait(min(remaining, self.settings.metrics_window_seconds / 2)):
                 return
-            if self.metrics.close_due_window() and self._credential is not None:
-                self._quietly(self._flush_metrics)
+            if self.metrics.close_due_window():
+                self._keep_windows()   # on disk before the send: a crash loses no window
+                if self._credential is not None:
+                    self._quietly(self._flush_metrics)
 
     def _poll_seconds(self) -> float:
         return (self.settings.poll_interval_seconds or self._server_poll_seconds
@@ -528,10 +534,33 @@ class Agent:
                 self._events.popleft()
 
     def _flush_metrics(self) -> None:
-        while batch := self.metrics.pending(self.settings.max_windows_per_report):
-            self._call("metrics report", self._device_stub().ReportMetrics,
-                       pb.MetricsReport(windows=[w.to_proto() for w in batch]))
-            self.metrics.acknowledge(w.window_id for w in batch)
+        sent = False
+        try:
+            while batch := self.metrics.pending(self.settings.max_windows_per_report):
+                self._call("metrics report", self._device_stub().ReportMetrics,
+                           pb.MetricsReport(windows=[w.to_proto() for w in batch]))
+                self.metrics.acknowledge(w.window_id for w in batch)
+                sent = True
+        finally:
+            if sent:
+                self._keep_windows()
+
+    def _keep_windows(self) -> None:
+        """Write the unacknowledged windows to the data dir (best effort: a full disk costs
+        metrics, never serving)."""
+        try:
+            self.store.write_pending_windows([w.to_dict() for w in self.metrics.pending()])
+        except OSError as exc:
+            log.warning("could not keep metric windows on disk: %s", exc)
+
+    def _stored_windows(self) -> list[MetricWindowRecord]:
+        records = []
+        for doc in self.store.read_pending_windows():
+            try:
+                records.append(MetricWindowRecord.from_dict(doc))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("skipping an unreadable stored metric window: %s", exc)
+        return records
 
     def _quietly(self, report: Callable[[], None]) -> None:
         """Best effort now; what fails stays queued for the next successful sync."""

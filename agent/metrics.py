@@ -8,11 +8,14 @@ Invariants:
 - The queue of unacknowledged windows is bounded (``max_buffered_windows``): when full, the
   oldest window is dropped and counted in ``dropped``.
 - Thread-safe: request threads record while the sync thread closes and drains windows.
+- Unacknowledged windows outlive a restart: the daemon keeps them in the data dir
+  (``AgentStore.write_pending_windows``) and ``restore``s them, ids unchanged.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import threading
 import time
 import uuid
@@ -20,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from agent.refs import ModelRef
 from agent.settings import AgentSettings
@@ -76,6 +80,28 @@ class MetricWindowRecord:
     bucket_counts: tuple[int, ...]
     latency_sum_ms: float
     latency_max_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form for the agent's data dir (see ``from_dict``)."""
+        doc = dataclasses.asdict(self)
+        doc["start"], doc["end"] = self.start.isoformat(), self.end.isoformat()
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> MetricWindowRecord:
+        """Inverse of ``to_dict``; raises KeyError, TypeError or ValueError on a malformed doc."""
+        return cls(
+            window_id=str(doc["window_id"]),
+            ref=ModelRef(**doc["ref"]),
+            start=datetime.fromisoformat(doc["start"]),
+            end=datetime.fromisoformat(doc["end"]),
+            count=int(doc["count"]),
+            errors=int(doc["errors"]),
+            bucket_bounds_ms=tuple(float(b) for b in doc["bucket_bounds_ms"]),
+            bucket_counts=tuple(int(c) for c in doc["bucket_counts"]),
+            latency_sum_ms=float(doc["latency_sum_ms"]),
+            latency_max_ms=float(doc["latency_max_ms"]),
+        )
 
     def to_proto(self) -> pb.MetricWindow:
         window = pb.MetricWindow(
@@ -154,6 +180,17 @@ class MetricsRecorder:
                 self._queue.popitem(last=False)
                 self.dropped += 1
             return len(current)
+
+    def restore(self, records: Iterable[MetricWindowRecord]) -> None:
+        """Queue windows an earlier run closed but never got acknowledged (ahead of new ones,
+        with their ids, so the server counts each once)."""
+        with self._lock:
+            newer = list(self._queue.items())
+            self._queue = OrderedDict((r.window_id, r) for r in records)
+            self._queue.update(newer)
+            while len(self._queue) > self._settings.max_buffered_windows:
+                self._queue.popitem(last=False)
+                self.dropped += 1
 
     def pending(self, limit: int | None = None) -> list[MetricWindowRecord]:
         """Unacknowledged windows, oldest first."""

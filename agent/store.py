@@ -7,6 +7,7 @@ Layout::
                                      repeated after a lost answer gets the same device back
     DATA_DIR/trust-key.pub           the trust key given once with --trust-key
     DATA_DIR/server-ca.pem           the CA for the control plane's TLS, given once with --tls-ca
+    DATA_DIR/metrics-pending.json    metric windows closed but not yet acknowledged by the server
     DATA_DIR/state.json              accepted desired state (signed, base64), active models with
                                      their signed manifests, previous sha256 per model
     DATA_DIR/artifacts/<sha256>.tflite   complete artifacts whose length and sha256 verified
@@ -26,6 +27,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -37,6 +39,8 @@ from typing import Any
 from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
 from agent.refs import ModelRef
 from agent.trust import Signed, check_artifact
+
+log = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1024 * 1024
 _ENROLLMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,128}")  # what the server accepts
@@ -111,6 +115,7 @@ class AgentStore:
         self.trust_key_path = self.data_dir / "trust-key.pub"
         self.tls_ca_path = self.data_dir / "server-ca.pem"
         self.state_path = self.data_dir / "state.json"
+        self.pending_windows_path = self.data_dir / "metrics-pending.json"
         self.socket_path = self.data_dir / "agent.sock"
         self.artifacts_dir = self.data_dir / "artifacts"
         self.downloads_dir = self.data_dir / "downloads"
@@ -178,6 +183,27 @@ class AgentStore:
 
     def write_tls_ca(self, pem: bytes) -> None:
         atomic_write(self.tls_ca_path, pem, mode=0o644)
+
+    # -- metric windows not yet acknowledged --------------------------------------------------
+
+    def read_pending_windows(self) -> list[dict[str, Any]]:
+        """The windows ``write_pending_windows`` kept; empty when none (or unreadable: metrics
+        are not worth refusing to start for)."""
+        try:
+            docs = json.loads(self.pending_windows_path.read_bytes())["windows"]
+        except FileNotFoundError:
+            return []
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s is unreadable (%s): its metric windows are lost",
+                        self.pending_windows_path, exc)
+            return []
+        return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+
+    def write_pending_windows(self, docs: list[dict[str, Any]]) -> None:
+        if not docs:
+            self.pending_windows_path.unlink(missing_ok=True)
+            return
+        atomic_write(self.pending_windows_path, _json_bytes({"windows": docs}))
 
     # -- accepted state ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ refusals that keep the old model serving, restart without the server, metric rep
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -338,3 +339,34 @@ def test_refused_enrollment_token_stops_the_agent_with_a_fatal_error(start_agent
     assert isinstance(agent.fatal_error, EnrollmentRefusedError)
     assert "enroll-token create" in str(agent.fatal_error)
     assert not (data_dir / "credential.json").exists()
+
+
+def test_metric_windows_not_yet_reported_survive_a_restart(
+        start_agent, control_plane, signing_key, data_dir, fast_settings):
+    """Input tried: the server refusing every metrics report (UNAVAILABLE) while the agent
+    serves three predictions, then the agent restarted with the server answering again: the
+    windows kept in the data dir are sent once, with their original ids."""
+    cp = control_plane.servicer
+    v1 = mlp_artifact(seed=0)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    cp.fail_metric_reports = 10**6
+    first = start_agent()
+    wait_until(lambda: active_sha(first) == v1.sha256)
+    for _ in range(3):
+        first.predict(None, {MLP_INPUT: X})
+    first.stop()
+    kept = json.loads((data_dir / "metrics-pending.json").read_text())["windows"]
+    assert sum(w["count"] for w in kept) == 3
+    assert cp.windows == {}
+
+    cp.fail_metric_reports = 0
+    second = Agent(data_dir, settings=fast_settings)
+    second.start()
+    try:
+        wait_until(lambda: set(cp.windows) >= {w["window_id"] for w in kept},
+                   what="the kept windows reported")
+        assert sum(w.count for w in cp.windows.values()) == 3
+        wait_until(lambda: not (data_dir / "metrics-pending.json").exists(),
+                   what="the file cleared once acknowledged")
+    finally:
+        second.stop()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
-from agent.metrics import MetricsRecorder
+from agent.metrics import MetricsRecorder, MetricWindowRecord
 from agent.refs import ModelRef
 from agent.settings import AgentSettings
 
@@ -104,3 +105,31 @@ def test_stats_accumulate_across_windows_and_estimate_quantiles():
     assert 1.0 <= stats.latency_p50_ms <= 2.0
     assert 4.0 <= stats.latency_p95_ms <= 7.0
     assert metrics.stats(REF_B).inferences == 0
+
+
+def test_a_window_round_trips_through_its_stored_form():
+    rec, clock = recorder()
+    rec.record(REF_A, 1.5)
+    rec.record(REF_A, 40.0, ok=False)
+    clock.now += 11
+    rec.close_window()
+    (window,) = rec.pending()
+    assert MetricWindowRecord.from_dict(json.loads(json.dumps(window.to_dict()))) == window
+
+
+def test_restored_windows_go_first_keep_their_ids_and_respect_the_bound():
+    """Input tried: more stored windows than max_buffered_windows allows beside new ones."""
+    old, clock = recorder()
+    for _ in range(3):
+        old.record(REF_A, 1.0)
+        clock.now += 11
+        old.close_window()
+    stored = old.pending()
+    rec, clock = recorder(max_buffered_windows=3)
+    rec.record(REF_B, 2.0)
+    clock.now += 11
+    rec.close_window()
+    rec.restore(stored)
+    ids = [w.window_id for w in rec.pending()]
+    assert ids == [stored[1].window_id, stored[2].window_id, ids[-1]]
+    assert rec.pending()[-1].ref == REF_B and rec.dropped == 1

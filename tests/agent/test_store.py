@@ -85,3 +85,17 @@ def test_prune_keeps_only_named_artifacts_and_parts(store):
     store.prune({"a" * 64})
     assert store.artifact_path("a" * 64).exists() and store.part_path("a" * 64).exists()
     assert not store.artifact_path("b" * 64).exists() and not store.part_path("b" * 64).exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b'{"windows": 7}', b"[]"])
+def test_unreadable_pending_windows_file_is_dropped_not_fatal(store, content):
+    """Input tried: an empty file, broken JSON, a wrong type, a wrong top-level shape."""
+    store.pending_windows_path.write_bytes(content)
+    assert store.read_pending_windows() == []
+
+
+def test_pending_windows_file_goes_away_when_nothing_is_pending(store):
+    store.write_pending_windows([{"window_id": "w1"}])
+    assert store.read_pending_windows() == [{"window_id": "w1"}]
+    store.write_pending_windows([])
+    assert not store.pending_windows_path.exists()
