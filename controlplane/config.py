@@ -44,9 +44,9 @@ class Settings:
     # Tokens
     enrollment_token_default_uses: int = 1
     enrollment_token_default_ttl_seconds: int = 24 * 3600
-    # How long a verified credential is trusted without a database read. Keep it above
-    # poll_interval_seconds so a device's every sync authenticates from memory; a revoked
-    # credential keeps working for up to this long.
+    # How long a verified device credential is trusted without a database read. Keep it above
+    # poll_interval_seconds so a device's every sync authenticates from memory; a device revoked
+    # on another server keeps working for up to this long. Operator tokens are never cached.
     auth_cache_seconds: float = 120.0
     # Upper bounds an operator may ask for: a token good for a million devices or for years is
     # a leaked fleet, not a convenience. Ask for several tokens instead.

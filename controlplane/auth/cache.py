@@ -1,9 +1,10 @@
 """The verified-credential cache that keeps the device sync hot path free of auth queries.
 
-Invariant: an entry maps sha256(bearer token) to the principal it authenticated as, and lives at
-most ``ttl`` seconds, so a revocation made on another server takes effect within ``ttl``; one
-made on this server takes effect at once (``forget``). Enrollment tokens are never cached: they
-have uses, counted in the database.
+Invariant: only device credentials are cached. An entry maps sha256(bearer token) to the device
+principal and lives at most ``ttl`` seconds, so a device revoked on another server is refused
+within ``ttl``; on this server at once (``forget``). Operator tokens are read from the database
+on every call (operators call rarely, and a revoked admin token must not be able to mint a new
+one during the cache window); enrollment tokens have uses, counted in the database.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class CredentialCache:
             return hit[1]
 
     def put(self, token: str, principal: Principal) -> None:
-        if principal.kind == "enrollment" or self.ttl <= 0:
+        if principal.kind != "device" or self.ttl <= 0:
             return
         with self._lock:
             key = self.key(token)

@@ -2,9 +2,10 @@
 
 Invariant: no servicer code runs unless ``policy.allowed`` said yes for the caller's principal;
 the servicer reads that principal with ``current_principal()``. Health and reflection are public.
-Verified device and operator credentials are cached (``auth.cache``) for
-``Settings.auth_cache_seconds`` so the device sync hot path needs no database read to
-authenticate; a revocation reaches other servers within that time.
+Verified device credentials are cached (``auth.cache``) for ``Settings.auth_cache_seconds`` so
+the device sync hot path needs no database read to authenticate; a device revoked on another
+server is refused within that time. Operator tokens are checked against the database on every
+call, so their revocation is immediate everywhere.
 """
 
 from __future__ import annotations

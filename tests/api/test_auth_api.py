@@ -350,3 +350,29 @@ def test_revoked_enrollment_token_enrolls_nobody_over_the_wire(server: RunningSe
     assert (_code(lambda: server.device().Enroll(pb.EnrollRequest(name="late"),
                                                  metadata=bearer(et.token)))
             == grpc.StatusCode.UNAUTHENTICATED)
+
+
+def test_an_admin_token_revoked_elsewhere_is_refused_here_at_once(server: RunningServer) -> None:
+    """Input tried: a second admin token, used here (so a cache would hold it), then revoked
+    straight in the database, as another server would: this server must not let it mint a new
+    token (a cached admin could turn a short window into lasting access)."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from controlplane.auth.models import OperatorToken
+    from controlplane.db import make_engine
+
+    second = server.admin().CreateToken(pb.CreateTokenRequest(role="admin"),
+                                        metadata=bearer(server.admin_token))
+    server.admin().ListTokens(pb.ListTokensRequest(), metadata=bearer(second.token))
+    engine = make_engine(server.settings.db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.update(OperatorToken).where(OperatorToken.id == second.id)
+                         .values(revoked_at=dt.datetime.now(dt.UTC)))
+    finally:
+        engine.dispose()
+    assert (_code(lambda: server.admin().CreateToken(pb.CreateTokenRequest(role="admin"),
+                                                     metadata=bearer(second.token)))
+            == grpc.StatusCode.UNAUTHENTICATED)

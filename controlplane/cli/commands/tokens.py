@@ -55,8 +55,7 @@ def revoke_token(args: argparse.Namespace, inv: Invocation) -> int:
                                                 pb.RevokeTokenRequest(id=args.token_id)))
     inv.output.result(doc, lambda d: render_fields([(k, d[k]) for k in
                                                     ("id", "role", "description", "revoked_at")]))
-    inv.output.note("other servers stop accepting it within their credential cache time "
-                    "(auth_cache_seconds, 120 s by default)")
+    inv.output.note("every server refuses it from now on")
     return 0
 
 
