@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import kombu
 import kombu.exceptions
 from celery import Celery, Task, signals
 from sqlalchemy import event
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 from controlplane import logs
 from controlplane.config import Settings
 from controlplane.db import check_schema
+from controlplane.events import announce
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +235,20 @@ class EmbeddedWorker:
         self._worker = None
 
 
+def _check_broker(url: str) -> None:
+    """Fail the start, in seconds, when Redis does not answer: a worker without its broker
+    would otherwise report ready and retry forever. Raises kombu's OperationalError, worded
+    for the operator (the CLI makes it exit 3)."""
+    with kombu.Connection(url, connect_timeout=5) as conn:
+        try:
+            conn.ensure_connection(max_retries=1, timeout=5)
+        except kombu.exceptions.OperationalError as exc:
+            raise kombu.exceptions.OperationalError(
+                f"cannot reach Redis at {url.split('@')[-1]} ({exc}): is it running, and are "
+                f"--redis / EDGEFLEET_REDIS right?"
+            ) from exc
+
+
 def run_worker(settings: Settings, *, output: str = "table") -> int:
     """``edgefleet worker``: the Celery worker and beat on Redis, until SIGTERM/SIGINT.
 
@@ -246,11 +262,15 @@ def run_worker(settings: Settings, *, output: str = "table") -> int:
     if not settings.database_url:
         raise SystemExit("edgefleet worker needs --db URL (or EDGEFLEET_DB), the server's database")
     check_schema(settings.db_url, "this worker")
+    _check_broker(settings.redis_url)
+    broker, database = settings.redis_url.split("@")[-1], settings.db_url.split("@")[-1]
     celery = configure(settings)
+    events = sys.stdout
     if output == "json":
-        # Celery writes its shutdown notes straight to file descriptor 1; a worker prints no
-        # document, so under -o json everything it says goes to stderr and stdout stays clean.
+        # Celery writes its banner and shutdown notes straight to file descriptor 1: under
+        # -o json they go to stderr, and stdout (a duplicate of it) carries only our events.
         sys.stdout.flush()
+        events = os.fdopen(os.dup(sys.stdout.fileno()), "w")
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     # Celery installs its own handlers when the worker starts; quiet them once they exist.
@@ -277,9 +297,19 @@ def run_worker(settings: Settings, *, output: str = "table") -> int:
             without_gossip=True,
             quiet=output == "json",
         )
+        @signals.worker_ready.connect(weak=False)
+        def _ready(**_: Any) -> None:  # consuming from the broker now
+            announce(output, f"edgefleet worker ready: broker {broker}, database {database}",
+                     "ready", stream=events, broker=broker, database=database,
+                     hostname=worker.hostname)
+
         beat.start()
         try:
             worker.start()
         finally:
-            beat.stop()
-    return int(getattr(worker, "exitcode", 0) or 0)
+            # Not beat.stop(): it waits for the beat loop, which may sit in a broker reconnect
+            # for good. The thread is a daemon; it ends with the process.
+            beat.service.stop(wait=False)
+    code = int(getattr(worker, "exitcode", 0) or 0)
+    announce(output, "edgefleet worker stopped", "stopped", exit_code=code, stream=events)
+    return code

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from pathlib import Path
@@ -29,6 +28,7 @@ from controlplane.auth.models import OperatorToken
 from controlplane.auth.services import ensure_admin_token
 from controlplane.config import Settings
 from controlplane.db import check_schema, make_engine, upgrade
+from controlplane.events import announce
 from controlplane.files import replace_atomically
 from controlplane.registry.errors import SigningKeyError
 from protos import edgefleet_pb2 as pb
@@ -55,13 +55,6 @@ def _fleet_exists(url: str) -> bool:
             return bool(conn.scalar(sa.select(sa.exists().where(OperatorToken.id.is_not(None)))))
     finally:
         engine.dispose()
-
-
-def announce(output: str, text: str, event: str, **fields: object) -> None:
-    """Tell whoever started the server what happened: ``text`` for a person, or under ``-o json``
-    one JSON document per line (``{"event": ..., **fields}``) and nothing else on stdout."""
-    line = json.dumps({"event": event, **fields}) if output == "json" else text
-    print(line, flush=True)
 
 
 def prepare(settings: Settings, *, output: str = "table") -> ControlPlane:

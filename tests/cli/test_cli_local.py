@@ -209,3 +209,17 @@ def test_a_port_in_use_ends_the_server_with_what_to_do(run: Runner, tmp_path: Pa
                      "--data-dir", str(tmp_path / "b"))
         assert result.code == 1
         assert "--metrics-port" in result.err and "Traceback" not in result.err
+
+
+def test_a_worker_whose_redis_nobody_answers_is_exit_3(
+    run: Runner, free_address: str, tmp_path: Path
+) -> None:
+    """Input tried: a migrated database and --redis on a port where nothing listens (the real
+    worker launcher runs: it must not report ready and retry forever)."""
+    db = f"sqlite:///{tmp_path}/fleet.db"
+    assert run("db", "upgrade", "--db", db).code == 0
+    result = run("worker", "--db", db, "--redis", f"redis://{free_address}/0",
+                 "--data-dir", str(tmp_path / "data"))
+    assert result.code == 3
+    assert "cannot reach Redis" in result.err and "--redis" in result.err
+    assert "Traceback" not in result.err

@@ -54,7 +54,8 @@ def _launch(launcher: Any, *args: Any, **kwargs: Any) -> int:
 
 def _call(launcher: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a launcher and return what it returns; ``SystemExit("message")`` becomes a CliError,
-    and so does a database that cannot be reached (exit code UNREACHABLE)."""
+    and so does a database or Redis that cannot be reached (exit code UNREACHABLE)."""
+    from kombu.exceptions import OperationalError as BrokerError
     from sqlalchemy.exc import OperationalError
 
     try:
@@ -63,6 +64,8 @@ def _call(launcher: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(exc.code, str):
             raise CliError(exc.code) from exc
         raise
+    except BrokerError as exc:  # raised at start only, worded for the operator
+        raise CliError(str(exc), ExitCode.UNREACHABLE) from exc
     except OperationalError as exc:
         # Raised before anything was served or written: the database refused the connection.
         reason = str(exc.orig or exc).strip().splitlines()[0]
