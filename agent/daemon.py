@@ -386,8 +386,8 @@ class Agent:
                 raise transport_error(exc, "enrollment") from exc
             code = rpc_code(exc)
             raise EnrollmentRefusedError(
-                f"the server refused the enrollment token ({code.name if code else '?'}: "
-                f"{exc.details()}); create a new one with `edgefleet enroll-token create`",
+                f"the server refused the enrollment ({code.name if code else '?'}: "
+                f"{exc.details()}); create a new token with `edgefleet enroll-token create`",
                 code=code.name if code else None,
             ) from exc
         self._credential = Credential(response.device_id, response.device_token, self._server)
@@ -587,11 +587,17 @@ class Agent:
             error = transport_error(exc, action)
             if rpc_code(exc) == grpc.StatusCode.UNAUTHENTICATED:
                 error = AgentTransportError(
-                    f"{error}; the server no longer accepts this device's credential: delete "
-                    f"{self.store.credential_path} and run again with --enroll-token",
+                    f"{error}; the server no longer accepts this device's credential (was "
+                    f"device {self._metadata_device()} revoked? see `edgefleet device show`). "
+                    f"To enroll it as a new device: stop the agent, delete "
+                    f"{self.store.credential_path} and {self.store.enrollment_key_path}, and "
+                    f"run again with a new --enroll-token",
                     code=error.code,
                 )
             raise error from exc
+
+    def _metadata_device(self) -> str:
+        return self._credential.device_id if self._credential else "?"
 
     def _hardware(self) -> pb.HardwareProfile:
         _, info = interpreter_factory(self.settings.interpreter_choice)

@@ -47,14 +47,16 @@ def test_device_list_passes_the_selector_and_prints_one_json_document(
 
 def test_device_list_table(cli: Runner, admin_server: Any) -> None:
     never_seen = pb.Device(id="d-2", name="cam-2")
+    never_seen.revoked_at.FromSeconds(1714565000)
     admin_server.service.reply("ListDevices",
                                pb.ListDevicesResponse(devices=[_device(), never_seen]))
     lines = cli("device", "list").out.splitlines()
     assert lines[0].split() == ["ID", "NAME", "LABELS", "ARCH", "INTERPRETER", "LAST", "SEEN",
-                                "ACTIVE", "MODELS"]
+                                "ACTIVE", "MODELS", "REVOKED"]
     assert lines[1].split() == ["d-1", "cam-1", "site=berlin", "aarch64", "tflite-runtime",
-                                "2.14.0", "2024-05-01T12:00:00Z", "face:1.2.0/float16"]
-    assert lines[2].split() == ["d-2", "cam-2", "-", "-", "-", "-", "-"]
+                                "2.14.0", "2024-05-01T12:00:00Z", "face:1.2.0/float16", "-"]
+    assert lines[2].split() == ["d-2", "cam-2", "-", "-", "-", "-", "-",
+                                "2024-05-01T12:03:20Z"]
 
 
 def test_device_show_json_has_desired_and_active_with_explicit_nulls(

@@ -59,10 +59,11 @@ def list_devices(args: argparse.Namespace, inv: Invocation) -> int:
         response = admin.call("ListDevices", pb.ListDevicesRequest(selector=args.selector or ""))
     docs = [convert.device(d) for d in response.devices]
     inv.output.result({"devices": docs}, lambda d: render_table(
-        ("id", "name", "labels", "arch", "interpreter", "last seen", "active models"),
+        ("id", "name", "labels", "arch", "interpreter", "last seen", "active models", "revoked"),
         [(x["id"], x["name"], x["labels"], (x["hardware"] or {}).get("arch"),
           _interpreter(x["hardware"]), x["last_seen"],
-          [f"{m['model']}:{_ref(m['active'])}" for m in x["models"] if m["active"]])
+          [f"{m['model']}:{_ref(m['active'])}" for m in x["models"] if m["active"]],
+          x["revoked_at"])
          for x in d["devices"]],
     ))
     return 0
@@ -91,8 +92,9 @@ def label(args: argparse.Namespace, inv: Invocation) -> int:
 def revoke(args: argparse.Namespace, inv: Invocation) -> int:
     with inv.admin("operator") as admin:
         response = admin.call("RevokeDevice", pb.RevokeDeviceRequest(id=args.device_id))
-    inv.output.result(convert.device(response), render_device)
-    inv.output.note("its credential is refused from now on (other servers: within 120 s); "
-                    "to bring the device back, enroll it anew with a new enrollment token and an "
-                    "empty data dir")
+    doc = convert.device(response)
+    inv.output.result(doc, render_device)
+    inv.output.note(f"revoked at {doc['revoked_at']}: its credential is refused (by other servers "
+                    "within 120 s); to bring the device back, enroll it anew with a new "
+                    "enrollment token and an empty data dir")
     return 0
