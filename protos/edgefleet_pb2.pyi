@@ -499,18 +499,20 @@ class CreateRolloutRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ...) -> None: ...
 
 class Wave(_message.Message):
-    __slots__ = ("index", "devices", "succeeded", "failed", "state")
+    __slots__ = ("index", "devices", "succeeded", "failed", "state", "skipped")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     index: int
     devices: int
     succeeded: int
     failed: int
     state: str
-    def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+    skipped: int
+    def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class Rollout(_message.Message):
     __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by")

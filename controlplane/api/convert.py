@@ -149,6 +149,7 @@ def rollout(r: Rollout, model: str, version: str) -> pb.Rollout:
                 devices=w.devices,
                 succeeded=w.succeeded,
                 failed=w.failed,
+                skipped=w.skipped,
                 state=w.state,
             )
             for w in wave_counts(r)

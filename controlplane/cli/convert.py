@@ -165,6 +165,7 @@ def wave(w: pb.Wave) -> Doc:
         "devices": w.devices,
         "succeeded": w.succeeded,
         "failed": w.failed,
+        "skipped": w.skipped,
         "state": w.state,
     }
 

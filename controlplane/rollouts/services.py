@@ -35,6 +35,7 @@ class WaveCounts:
     devices: int
     succeeded: int
     failed: int
+    skipped: int  # superseded: a newer rollout took the device over, or it was revoked
     state: str
 
 
@@ -285,6 +286,7 @@ def wave_counts(rollout: Rollout) -> list[WaveCounts]:
                 devices=len(members),
                 succeeded=sum(t.state == "succeeded" for t in members),
                 failed=sum(t.state == "failed" for t in members),
+                skipped=sum(t.state == "superseded" for t in members),
                 state=wave.state,
             )
         )

@@ -80,7 +80,7 @@ def test_rollout_status_once(cli: Runner, admin_server: Any) -> None:
     assert result.code == 0
     assert admin_server.service.calls("GetRollout") == 1
     doc = result.json()
-    assert doc["waves"] == [{"index": 0, "devices": 3, "succeeded": 1, "failed": 0,
+    assert doc["waves"] == [{"index": 0, "devices": 3, "succeeded": 1, "failed": 0, "skipped": 0,
                              "state": "running"}]
     assert admin_server.service.requests["GetRollout"][0].id == "r1"
 
@@ -203,3 +203,14 @@ def test_watch_on_a_terminal_redraws_in_place(
     assert screens[0] == ""
     assert len(screens) == 4  # one redraw per poll, unchanged or not
     assert "state:      succeeded" in screens[-1]
+
+
+def test_status_says_how_many_devices_were_skipped(cli: Runner, admin_server: Any) -> None:
+    """A device taken over by a newer rollout (or revoked) is neither ok nor failed: the table
+    and the progress line count it, so `succeeded != devices` is explained."""
+    rollout = _rollout("succeeded", succeeded=1)
+    rollout.waves[0].skipped = 2
+    admin_server.service.reply("GetRollout", rollout)
+    out = cli("rollout", "status", "r1").out
+    assert "1/3 ok, 0 failed, 2 skipped" in out
+    assert cli("rollout", "status", "r1", "-o", "json").json()["waves"][0]["skipped"] == 2

@@ -229,6 +229,8 @@ def test_revoked_devices_get_no_rollout_and_a_running_one_stops_waiting_for_them
         assert done.state == "succeeded"
         assert {t.device_id: (t.state, t.message) for t in done.targets}[revoked] == (
             "superseded", "the device was revoked")
+        (counts,) = rollouts.wave_counts(done)
+        assert (counts.devices, counts.succeeded, counts.failed, counts.skipped) == (2, 1, 0, 1)
         r2 = rollouts.create_rollout(s, model="m", version="2", selector="*", created_by=None,
                                      now=NOW)
         started = rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)

@@ -28,7 +28,9 @@ def _progress(doc: dict[str, Any]) -> str:
     devices = sum(w["devices"] for w in doc["waves"])
     succeeded = sum(w["succeeded"] for w in doc["waves"])
     failed = sum(w["failed"] for w in doc["waves"])
-    return f"{succeeded}/{devices} ok, {failed} failed"
+    skipped = sum(w["skipped"] for w in doc["waves"])
+    return f"{succeeded}/{devices} ok, {failed} failed" + (
+        f", {skipped} skipped (taken over by a newer rollout or revoked)" if skipped else "")
 
 
 def render_rollout(doc: dict[str, Any]) -> str:
@@ -43,8 +45,8 @@ def render_rollout(doc: dict[str, Any]) -> str:
         ("created by", doc["created_by"]),
     ])
     waves = render_table(
-        ("wave", "devices", "succeeded", "failed", "state"),
-        [(w["index"], w["devices"], w["succeeded"], w["failed"], w["state"])
+        ("wave", "devices", "succeeded", "failed", "skipped", "state"),
+        [(w["index"], w["devices"], w["succeeded"], w["failed"], w["skipped"], w["state"])
          for w in doc["waves"]],
     )
     return fields + "\n\nwaves:\n" + (waves if doc["waves"] else "(none yet)")
