@@ -588,7 +588,7 @@ class Agent:
             if rpc_code(exc) == grpc.StatusCode.UNAUTHENTICATED:
                 error = AgentTransportError(
                     f"{error}; the server no longer accepts this device's credential (was "
-                    f"device {self._metadata_device()} revoked? see `edgefleet device show`). "
+                    f"device {self._device_id_or_unknown()} revoked? see `edgefleet device show`). "
                     f"To enroll it as a new device: stop the agent, delete "
                     f"{self.store.credential_path} and {self.store.enrollment_key_path}, and "
                     f"run again with a new --enroll-token",
@@ -596,7 +596,7 @@ class Agent:
                 )
             raise error from exc
 
-    def _metadata_device(self) -> str:
+    def _device_id_or_unknown(self) -> str:
         return self._credential.device_id if self._credential else "?"
 
     def _hardware(self) -> pb.HardwareProfile:

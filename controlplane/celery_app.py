@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from controlplane import logs
-from controlplane.config import Settings
+from controlplane.config import Settings, redact_url
 from controlplane.db import check_schema
 from controlplane.events import announce
 
@@ -244,7 +244,7 @@ def _check_broker(url: str) -> None:
             conn.ensure_connection(max_retries=1, timeout=5)
         except kombu.exceptions.OperationalError as exc:
             raise kombu.exceptions.OperationalError(
-                f"cannot reach Redis at {url.split('@')[-1]} ({exc}): is it running, and are "
+                f"cannot reach Redis at {redact_url(url)} ({exc}): is it running, and are "
                 f"--redis / EDGEFLEET_REDIS right?"
             ) from exc
 
@@ -263,7 +263,7 @@ def run_worker(settings: Settings, *, output: str = "table") -> int:
         raise SystemExit("edgefleet worker needs --db URL (or EDGEFLEET_DB), the server's database")
     check_schema(settings.db_url, "this worker")
     _check_broker(settings.redis_url)
-    broker, database = settings.redis_url.split("@")[-1], settings.db_url.split("@")[-1]
+    broker, database = redact_url(settings.redis_url), redact_url(settings.db_url)
     celery = configure(settings)
     events = sys.stdout
     if output == "json":

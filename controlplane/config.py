@@ -108,12 +108,12 @@ class Settings:
         if self.database_url is not None:
             scheme = self.database_url.split("://", 1)[0] if "://" in self.database_url else ""
             if scheme not in DB_SCHEMES:
-                out.append(f"--db {self.database_url.split('@')[-1]!r}: EdgeFleet runs on "
+                out.append(f"--db {redact_url(self.database_url)!r}: EdgeFleet runs on "
                            f"PostgreSQL (postgresql://USER@HOST/DB) or SQLite (sqlite:///FILE)")
         if self.redis_url is not None:
             scheme = self.redis_url.split("://", 1)[0] if "://" in self.redis_url else ""
             if scheme not in REDIS_SCHEMES:
-                out.append(f"--redis {self.redis_url.split('@')[-1]!r} is not a Redis URL: "
+                out.append(f"--redis {redact_url(self.redis_url)!r} is not a Redis URL: "
                            f"redis://HOST:6379/0 (rediss:// for TLS)")
         if (self.tls_cert is None) != (self.tls_key is None):
             out.append("--tls-cert and --tls-key go together: give both or neither")
@@ -138,6 +138,16 @@ class Settings:
         if "data_dir" in env:
             env["data_dir"] = Path(str(env["data_dir"]))
         return cls(**env)  # type: ignore[arg-type]
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (``scheme://user:***@host/...``), for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
 
 
 def normalise_db_url(url: str) -> str:

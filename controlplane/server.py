@@ -26,7 +26,7 @@ from controlplane.app import ControlPlane
 from controlplane.auth.interceptor import AuthInterceptor
 from controlplane.auth.models import OperatorToken
 from controlplane.auth.services import ensure_admin_token
-from controlplane.config import Settings
+from controlplane.config import Settings, redact_url
 from controlplane.db import check_schema, make_engine, upgrade
 from controlplane.events import announce
 from controlplane.files import replace_atomically
@@ -90,8 +90,6 @@ def prepare(settings: Settings, *, output: str = "table") -> ControlPlane:
 
 def _listen(server: grpc.aio.Server, settings: Settings) -> int:
     """Bind ``settings.listen``: TLS when a certificate and key are given, else plaintext."""
-    if (settings.tls_cert is None) != (settings.tls_key is None):
-        raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
     try:
         if settings.tls_cert is None or settings.tls_key is None:
             port = server.add_insecure_port(settings.listen)
@@ -118,6 +116,8 @@ async def serve_async(
     stop: asyncio.Event | None = None,
     output: str = "table",
 ) -> int:
+    if problems := settings.problems():  # the CLI checked already; other callers get it here
+        raise SystemExit("; ".join(problems))
     plane = prepare(settings, output=output)
     celery = celery_app.configure(settings, plane)
 
@@ -154,7 +154,7 @@ async def serve_async(
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     database = (
-        "SQLite in the data dir" if not settings.database_url else settings.db_url.split("@")[-1]
+        "SQLite in the data dir" if not settings.database_url else redact_url(settings.db_url)
     )
     jobs = (
         "in-process Celery worker"

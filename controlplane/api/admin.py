@@ -68,9 +68,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 row = auth.revoke_operator_token(s, request.id, now=self.plane.clock())
                 return convert.operator_token(row)
 
-        revoked = await self.plane.run_db(work)
-        self.plane.credentials.forget(request.id)  # this server refuses it at once
-        return revoked
+        return await self.plane.run_db(work)  # never cached: refused everywhere at once
 
     @rpc
     async def RevokeEnrollmentToken(

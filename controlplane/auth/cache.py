@@ -49,8 +49,8 @@ class CredentialCache:
                 self._data.popitem(last=False)
 
     def forget(self, principal_id: str) -> None:
-        """Drop every entry for ``principal_id`` (a revoked token or device). O(entries): it
-        runs on the rare revocation, never on the request path."""
+        """Drop every entry for ``principal_id`` (a revoked device). O(entries): it runs on
+        the rare revocation, never on the request path."""
         with self._lock:
             for key in [k for k, (_, p) in self._data.items() if p.id == principal_id]:
                 del self._data[key]

@@ -163,6 +163,18 @@ def list_devices(
     return [d for d in session.scalars(query) if matches(selector, d.labels or {})]
 
 
+def any_device_matches(session: Session, selector: dict[str, str]) -> bool:
+    """Whether some device that is not revoked matches ``selector``: one column read, stopping
+    at the first match (no device rows, models or variants loaded)."""
+    labels = session.scalars(sa.select(Device.labels).where(Device.revoked_at.is_(None)))
+    return any(matches(selector, found or {}) for found in labels)
+
+
+def revoked_device_ids(session: Session) -> set[str]:
+    """Every revoked device's id, in one query (revocations are rare: the set stays small)."""
+    return set(session.scalars(sa.select(Device.id).where(Device.revoked_at.is_not(None))))
+
+
 def revoke_device(session: Session, device_id: str, *, now: dt.datetime) -> Device:
     """Revoke a device (idempotent): its credential is refused from now on (servers that cached
     it: within ``auth_cache_seconds``), it cannot enroll again with its old enrollment key, and

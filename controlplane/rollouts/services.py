@@ -59,7 +59,7 @@ def create_rollout(
         )
     if mv.status == "failed":
         raise FailedPreconditionError(f"{model}:{version} failed validation: {mv.failure}")
-    if not fleet.list_devices(session, target, include_revoked=False):
+    if not fleet.any_device_matches(session, target):
         # A typo in a selector would otherwise "succeed" with nothing deployed.
         raise FailedPreconditionError(
             f"selector {selector!r} matches no device: check it with "
@@ -184,9 +184,9 @@ def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
     if rollout.state != "running":
         return rollout
     model_name = _model_version(session, rollout).model.name
-    for target in rollout.targets:
-        if target.state != "pending":
-            continue
+    pending = [t for t in rollout.targets if t.state == "pending"]
+    revoked = fleet.revoked_device_ids(session) if pending else set()
+    for target in pending:
         dm = session.get(DeviceModel, (target.device_id, model_name))
         if dm is None or dm.rollout_id != rollout.id:
             # A newer rollout (or a rollback) took this device's model over: this rollout no
@@ -194,7 +194,7 @@ def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
             target.state, target.updated_at = "superseded", now
             target.message = "a newer rollout took this device over"
             continue
-        if dm.device.revoked_at is not None:
+        if target.device_id in revoked:
             # A revoked device will never report again: waiting for it would stall the rollout.
             target.state, target.updated_at = "superseded", now
             target.message = "the device was revoked"

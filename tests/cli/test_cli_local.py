@@ -87,7 +87,7 @@ def test_worker_gets_store_settings(run: Runner, monkeypatch: pytest.MonkeyPatch
 def test_db_upgrade_gets_the_database_url_in_force(
     run: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    upgrade = Recorder()
+    upgrade = Recorder(result={"from": None, "to": "0002"})  # what the real one returns
     _install(monkeypatch, "controlplane.db", "upgrade", upgrade)
     assert run("db", "upgrade", "--data-dir", "state").code == 0
     assert upgrade.calls[0][0] == (f"sqlite:///{tmp_path / 'state' / 'edgefleet.db'}",)

@@ -12,7 +12,7 @@ from typing import Any
 
 from controlplane.cli.context import Invocation
 from controlplane.cli.errors import CliError, ExitCode
-from controlplane.config import Settings
+from controlplane.config import Settings, redact_url
 
 
 def load_entry_point(module: str, attribute: str, command: str) -> Any:
@@ -110,15 +110,13 @@ def db_upgrade(args: argparse.Namespace, inv: Invocation) -> int:
     upgrade = load_entry_point("controlplane.db", "upgrade", inv.command)
     settings = _settings(args)
     revisions = _call(upgrade, settings.db_url)
-    doc = {"database": _redacted(settings.db_url), **(revisions or {})}
+    doc = {"database": redact_url(settings.db_url), **revisions}
     inv.output.result(doc, _upgrade_text)
     return 0
 
 
 def _upgrade_text(doc: dict[str, Any]) -> str:
     where = doc["database"]
-    if "to" not in doc:
-        return f"database is at the newest schema: {where}"
     if doc["from"] == doc["to"]:
         return f"database already at the newest schema ({doc['to']}): {where}"
     return f"database upgraded from {doc['from'] or 'empty'} to {doc['to']}: {where}"
@@ -128,13 +126,3 @@ def demo(args: argparse.Namespace, inv: Invocation) -> int:
     run_demo = load_entry_point("controlplane.demo", "run_demo", inv.command)
     return _launch(run_demo, data_dir=args.data_dir, devices=args.devices, keep=args.keep,
                    output=inv.output.format)
-
-
-def _redacted(url: str) -> str:
-    """A database URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
