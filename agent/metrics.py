@@ -14,7 +14,6 @@ Invariants:
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any
 from agent.refs import ModelRef
 from agent.settings import AgentSettings
 from protos import edgefleet_pb2 as pb
+from protos.contract.histograms import bucket_index, quantile
 
 
 @dataclass
@@ -43,27 +43,15 @@ class _Histogram:
         self.counts = [0] * (len(self.bounds) + 1)
 
     def add(self, latency_ms: float, ok: bool) -> None:
-        # Buckets are upper bounds, inclusive: bisect_left puts a value equal to a bound in it.
-        self.counts[bisect.bisect_left(self.bounds, latency_ms)] += 1
+        self.counts[bucket_index(self.bounds, latency_ms)] += 1
         self.count += 1
         self.errors += 0 if ok else 1
         self.latency_sum_ms += latency_ms
         self.latency_max_ms = max(self.latency_max_ms, latency_ms)
 
     def quantile(self, q: float) -> float:
-        """Latency at quantile ``q``, interpolated inside the bucket that holds it."""
-        if self.count == 0:
-            return 0.0
-        rank = q * self.count
-        seen = 0
-        for i, n in enumerate(self.counts):
-            if n and seen + n >= rank:
-                lower = self.bounds[i - 1] if i > 0 else 0.0
-                upper = self.bounds[i] if i < len(self.bounds) else self.latency_max_ms
-                upper = min(upper, self.latency_max_ms)
-                return lower + (upper - lower) * max(0.0, rank - seen) / n
-            seen += n
-        return self.latency_max_ms
+        """Latency at quantile ``q``, read the way the control plane reads it."""
+        return quantile(self.bounds, self.counts, self.latency_max_ms, q)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Invariants:
 - Callers always speak float: ``ModelRunner.predict`` takes float arrays keyed by the manifest's
   input names and returns float32 arrays keyed by its output names; (u)int8 tensors are
-  quantized and dequantized here with the scale and zero point the model file declares.
+  quantized and dequantized with the shared contract's arithmetic (``protos.contract``) and the
+  scale and zero point the model file declares.
 - A runner whose interpreter tensors (names, dtypes, shapes) contradict the signed manifest is
   never built (ModelLoadError).
 - An interpreter is not thread-safe: each request borrows one from a small pool
@@ -15,7 +16,6 @@ Invariants:
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import queue
 import statistics
@@ -35,15 +35,18 @@ from agent.errors import (
     ValidationError,
 )
 from agent.settings import AgentSettings
+from protos.contract import ContractError
+from protos.contract.documents import Quantization
+from protos.contract.interpreters import InterpreterMissing, import_interpreter
+from protos.contract.quantization import (
+    dequantize,
+    from_interpreter_detail,
+    is_quantized,
+    quantize,
+    representable_range,
+)
 
 log = logging.getLogger(__name__)
-
-# Interpreter name -> (module holding Interpreter, distribution whose version we report).
-_INTERPRETER_MODULES = {
-    "tflite-runtime": ("tflite_runtime.interpreter", "tflite_runtime"),
-    "ai-edge-litert": ("ai_edge_litert.interpreter", "ai_edge_litert"),
-}
-
 
 @dataclass(frozen=True)
 class InterpreterInfo:
@@ -55,24 +58,14 @@ class InterpreterInfo:
 def interpreter_factory(choice: str | None = None) -> tuple[Callable[..., Any], InterpreterInfo]:
     """The Interpreter class to use and what it is.
 
-    ``choice`` None prefers tflite-runtime and falls back to ai-edge-litert. Raises
-    ConfigurationError when the chosen (or every) interpreter package is missing.
+    ``choice`` None takes the shared contract's preference (tflite-runtime, else ai-edge-litert).
+    Raises ConfigurationError when the chosen (or every) interpreter package is missing.
     """
-    names = [choice] if choice else list(_INTERPRETER_MODULES)
-    missing = []
-    for name in names:
-        module_name, package = _INTERPRETER_MODULES[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            missing.append(f"{name} ({exc})")
-            continue
-        version = getattr(importlib.import_module(package), "__version__", "unknown")
-        return module.Interpreter, InterpreterInfo(name=name, version=version)
-    raise ConfigurationError(
-        "no TFLite interpreter is importable: " + "; ".join(missing)
-        + ". Install tflite-runtime (pip install 'edgefleet[agent]') or ai-edge-litert."
-    )
+    try:
+        loaded = import_interpreter(choice)
+    except (InterpreterMissing, ValueError) as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return loaded.cls, InterpreterInfo(name=loaded.name, version=loaded.version)
 
 
 @dataclass(frozen=True)
@@ -83,13 +76,11 @@ class _Binding:
     index: int
     dtype: np.dtype
     shape: tuple[int, ...]
-    scales: np.ndarray
-    zero_points: np.ndarray
-    quantized_dimension: int
+    quantization: Quantization | None
 
     @property
     def quantized(self) -> bool:
-        return self.dtype.kind in "iu" and self.scales.size > 0
+        return is_quantized(self.dtype, self.quantization)
 
     def describe(self) -> str:
         return f"{self.name} (float {list(self.shape)})"
@@ -224,16 +215,13 @@ def _bindings(
                 f"{side} {spec['name']!r} has shape {list(shape)} in the model, "
                 f"{spec['shape']} in the manifest"
             )
-        q = d.get("quantization_parameters", {})
         bindings.append(
             _Binding(
                 name=spec["name"],
                 index=int(d["index"]),
                 dtype=dtype,
                 shape=shape,
-                scales=np.asarray(q.get("scales", []), np.float32),
-                zero_points=np.asarray(q.get("zero_points", []), np.int64),
-                quantized_dimension=int(q.get("quantized_dimension", 0)),
+                quantization=from_interpreter_detail(d),
             )
         )
     return tuple(bindings)
@@ -253,39 +241,24 @@ def _quantize(binding: _Binding, value: Any) -> np.ndarray:
         )
     if not binding.quantized:
         return np.ascontiguousarray(array, dtype=binding.dtype)
-    if not np.all(np.isfinite(array)):
-        raise InvalidInputError(f"input {binding.name!r} has NaN or infinite values")
-    scale, zero_point = _broadcast_params(binding, array.ndim)
-    info = np.iinfo(binding.dtype)
-    q = np.round(array.astype(np.float64) / scale + zero_point)
-    return np.clip(q, info.min, info.max).astype(binding.dtype)
+    assert binding.quantization is not None
+    try:
+        return quantize(array, binding.quantization, binding.dtype)
+    except ContractError as exc:
+        raise InvalidInputError(f"input {binding.name!r}: {exc}") from exc
 
 
 def _dequantize(binding: _Binding, value: np.ndarray) -> np.ndarray:
     if not binding.quantized:
         return np.asarray(value, dtype=np.float32)
-    scale, zero_point = _broadcast_params(binding, value.ndim)
-    return ((value.astype(np.float64) - zero_point) * scale).astype(np.float32)
-
-
-def _broadcast_params(binding: _Binding, ndim: int) -> tuple[Any, Any]:
-    """Scale and zero point shaped to broadcast against the tensor (per-channel aware)."""
-    scale = binding.scales.astype(np.float64)
-    zero_point = binding.zero_points.astype(np.float64)
-    if zero_point.size != scale.size:   # a model may omit zero points: symmetric
-        zero_point = np.zeros_like(scale)
-    if scale.size == 1:
-        return scale[0], zero_point[0]
-    shape = [1] * ndim
-    shape[binding.quantized_dimension] = scale.size
-    return scale.reshape(shape), zero_point.reshape(shape)
+    assert binding.quantization is not None
+    return dequantize(value, binding.quantization)
 
 
 def _random_input(binding: _Binding, rng: np.random.Generator) -> np.ndarray:
     """Float values the input can represent: its quantized range, or [-1, 1] for floats."""
     lo, hi = -1.0, 1.0
     if binding.quantized:
-        info = np.iinfo(binding.dtype)
-        scale, zero_point = _broadcast_params(binding, len(binding.shape))
-        lo, hi = np.min((info.min - zero_point) * scale), np.max((info.max - zero_point) * scale)
+        assert binding.quantization is not None
+        lo, hi = representable_range(binding.quantization, binding.dtype, binding.shape)
     return rng.uniform(lo, hi, binding.shape).astype(np.float32)

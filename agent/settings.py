@@ -11,10 +11,12 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from protos.contract.interpreters import INTERPRETERS as CONTRACT_INTERPRETERS
+
 MiB = 1024 * 1024
 
 #: Interpreter names accepted by ``interpreter`` / ``EDGEFLEET_AGENT_INTERPRETER``.
-INTERPRETERS = ("tflite-runtime", "ai-edge-litert")
+INTERPRETERS = tuple(CONTRACT_INTERPRETERS)
 
 
 @dataclass(frozen=True)

@@ -23,27 +23,25 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
-import re
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
 from agent.refs import ModelRef
-from agent.trust import Signed, check_artifact
+from agent.trust import Signed, check_artifact, nested_signed
+from protos.contract.files import fsync_dir, replace_atomically
+from protos.contract.identifiers import is_enrollment_key
 
 log = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1024 * 1024
-_ENROLLMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,128}")  # what the server accepts
 
 
 @dataclass(frozen=True)
@@ -66,32 +64,6 @@ class StoredState:
     desired_state: Signed | None = None
     active: tuple[ActiveModel, ...] = ()
     previous: dict[str, str] = field(default_factory=dict)   # model -> sha256 kept for rollback
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` crash-safely (temp file, fsync, rename, fsync dir)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def file_digest(path: Path) -> tuple[int, str]:
@@ -151,19 +123,19 @@ class AgentStore:
             "device_token": credential.device_token,
             "server": credential.server,
         }
-        atomic_write(self.credential_path, _json_bytes(doc), mode=0o600)
+        replace_atomically(self.credential_path, _json_bytes(doc), mode=0o600)
 
     def enrollment_key(self) -> str:
         """This agent's enrollment key: made once (random, 0600) and then always the same, so
         an Enroll repeated after a lost answer gets the same device back."""
         try:
             key = self.enrollment_key_path.read_text().strip()
-            if _ENROLLMENT_KEY.fullmatch(key):
+            if is_enrollment_key(key):
                 return key
         except FileNotFoundError:
             pass
         key = secrets.token_urlsafe(32)
-        atomic_write(self.enrollment_key_path, key.encode() + b"\n", mode=0o600)
+        replace_atomically(self.enrollment_key_path, key.encode() + b"\n", mode=0o600)
         return key
 
     def read_trust_key(self) -> bytes | None:
@@ -173,7 +145,7 @@ class AgentStore:
             return None
 
     def write_trust_key(self, pem: bytes) -> None:
-        atomic_write(self.trust_key_path, pem, mode=0o644)
+        replace_atomically(self.trust_key_path, pem, mode=0o644)
 
     def read_tls_ca(self) -> bytes | None:
         try:
@@ -182,7 +154,7 @@ class AgentStore:
             return None
 
     def write_tls_ca(self, pem: bytes) -> None:
-        atomic_write(self.tls_ca_path, pem, mode=0o644)
+        replace_atomically(self.tls_ca_path, pem, mode=0o644)
 
     # -- metric windows not yet acknowledged --------------------------------------------------
 
@@ -203,7 +175,7 @@ class AgentStore:
         if not docs:
             self.pending_windows_path.unlink(missing_ok=True)
             return
-        atomic_write(self.pending_windows_path, _json_bytes({"windows": docs}))
+        replace_atomically(self.pending_windows_path, _json_bytes({"windows": docs}))
 
     # -- accepted state ----------------------------------------------------------------------
 
@@ -221,7 +193,7 @@ class AgentStore:
         try:
             desired = raw.get("desired_state")
             return StoredState(
-                desired_state=Signed.from_json(desired) if desired is not None else None,
+                desired_state=nested_signed(desired) if desired is not None else None,
                 active=tuple(
                     ActiveModel(
                         ref=ModelRef(
@@ -230,7 +202,7 @@ class AgentStore:
                             variant=a["variant"],
                             sha256=a["sha256"],
                         ),
-                        signed_manifest=Signed.from_json(a["manifest"]),
+                        signed_manifest=nested_signed(a["manifest"]),
                     )
                     for a in raw.get("active", [])
                 ),
@@ -248,7 +220,7 @@ class AgentStore:
             ],
             "previous": dict(state.previous),
         }
-        atomic_write(self.state_path, _json_bytes(doc))
+        replace_atomically(self.state_path, _json_bytes(doc))
 
     # -- artifacts ---------------------------------------------------------------------------
 

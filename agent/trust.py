@@ -1,6 +1,6 @@
 """The trust core: decides whether signed documents and artifact bytes may be used. No I/O.
 
-Invariants (docs/trust.md is the contract):
+Invariants (docs/contract.md is the contract):
 - A payload is parsed only after its ed25519 signature verified against the trust key, and it is
   parsed from the exact signed bytes, never re-serialised.
 - ``verify_desired_state`` applies the checks in the documented order: signature, type, device,
@@ -11,14 +11,9 @@ Invariants (docs/trust.md is the contract):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -34,60 +29,40 @@ from agent.errors import (
     WrongDeviceError,
 )
 from agent.refs import ModelRef
+from protos.contract import ContractError
+from protos.contract.documents import (
+    DESIRED_STATE_TYPE,
+    ENTRY_FIELDS,
+    MANIFEST_TYPE,
+    Signed,
+    SignedLike,
+    TensorSpec,
+    key_id,
+    parse_payload,
+    parse_rfc3339,
+)
+from protos.contract.identifiers import is_sha256
 
-MANIFEST_TYPE = "edgefleet.manifest.v1"
-DESIRED_STATE_TYPE = "edgefleet.desired_state.v1"
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-#: Fields on which a desired-state entry and its manifest must agree.
-_ENTRY_FIELDS = ("model", "version", "variant", "sha256", "size")
+__all__ = [
+    "DesiredEntry",
+    "DesiredState",
+    "Signed",
+    "check_artifact",
+    "load_public_key",
+    "nested_signed",
+    "verify_desired_state",
+    "verify_manifest",
+    "verify_signed",
+    "verify_stored_desired_state",
+]
 
 
-class SignedLike(Protocol):
-    """Anything shaped like a SignedDocument (the proto message or ``Signed``)."""
-
-    @property
-    def payload(self) -> bytes: ...
-
-    @property
-    def signature(self) -> bytes: ...
-
-    @property
-    def key_id(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Signed:
-    """Signed bytes as they travel: the exact payload, its signature and the signer's key id."""
-
-    payload: bytes
-    signature: bytes
-    key_id: str
-
-    @classmethod
-    def of(cls, doc: SignedLike) -> Signed:
-        return cls(bytes(doc.payload), bytes(doc.signature), str(doc.key_id))
-
-    def to_json(self) -> dict[str, str]:
-        """The nested JSON form of docs/trust.md: standard base64 with padding."""
-        return {
-            "payload": base64.b64encode(self.payload).decode("ascii"),
-            "signature": base64.b64encode(self.signature).decode("ascii"),
-            "key_id": self.key_id,
-        }
-
-    @classmethod
-    def from_json(cls, obj: object) -> Signed:
-        """Parse the nested JSON form. Raises DocumentError when it is not one."""
-        if not isinstance(obj, dict):
-            raise DocumentError("a nested signed document must be an object")
-        try:
-            return cls(
-                base64.b64decode(obj["payload"], validate=True),
-                base64.b64decode(obj["signature"], validate=True),
-                str(obj.get("key_id", "")),
-            )
-        except (KeyError, TypeError, binascii.Error) as exc:
-            raise DocumentError(f"malformed nested signed document: {exc}") from exc
+def nested_signed(obj: object) -> Signed:
+    """A nested signed document (the JSON form). Raises DocumentError when it is not one."""
+    try:
+        return Signed.from_json(obj)
+    except ContractError as exc:
+        raise DocumentError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -136,12 +111,6 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-def key_id(key: Ed25519PublicKey) -> str:
-    """First 16 hex characters of sha256 over the 32-byte raw public key."""
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
 def verify_signed(payload: bytes, signature: bytes, key: Ed25519PublicKey) -> dict[str, Any]:
     """Verify ``signature`` over ``payload`` and only then parse the payload as a JSON object.
 
@@ -155,12 +124,9 @@ def verify_signed(payload: bytes, signature: bytes, key: Ed25519PublicKey) -> di
             f"signature does not verify against trust key {key_id(key)}"
         ) from exc
     try:
-        doc = json.loads(bytes(payload).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DocumentError(f"signed payload is not UTF-8 JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise DocumentError("signed payload is not a JSON object")
-    return doc
+        return parse_payload(payload)
+    except ContractError as exc:
+        raise DocumentError(str(exc)) from exc
 
 
 def verify_manifest(signed: SignedLike, key: Ed25519PublicKey) -> dict[str, Any]:
@@ -188,7 +154,7 @@ def verify_desired_state(
     held_sequence: int,
     now: datetime,
 ) -> DesiredState | None:
-    """Accept a desired state from the server, in the order docs/trust.md gives.
+    """Accept a desired state from the server, in the order docs/contract.md gives.
 
     Returns None when its sequence equals ``held_sequence`` (nothing to do).
     Raises SignatureError, DocumentError, WrongDeviceError, ExpiredError, RollbackError.
@@ -261,9 +227,9 @@ def _entry(raw: object, key: Ed25519PublicKey) -> DesiredEntry:
         _field(raw, name, str)
     _sha256_field(raw)
     _size_field(raw)
-    signed_manifest = Signed.from_json(raw.get("manifest"))
+    signed_manifest = nested_signed(raw.get("manifest"))
     manifest = verify_manifest(signed_manifest, key)
-    for name in _ENTRY_FIELDS:
+    for name in ENTRY_FIELDS:
         if manifest[name] != raw[name]:
             raise DocumentError(
                 f"manifest of {raw['model']} disagrees with the entry on {name}: "
@@ -302,7 +268,7 @@ def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
 
 def _sha256_field(doc: dict[str, Any]) -> str:
     value = _field(doc, "sha256", str)
-    if not _SHA256_HEX.match(value):
+    if not is_sha256(value):
         raise DocumentError(f"sha256 {value!r} is not 64 lowercase hex characters")
     return value
 
@@ -322,23 +288,14 @@ def _sequence_field(doc: dict[str, Any]) -> int:
 
 
 def _time_field(doc: dict[str, Any], name: str) -> datetime:
-    value = _field(doc, name, str)
-    if not value.endswith("Z"):
-        raise DocumentError(f"{name} {value!r} is not an RFC 3339 UTC time ending in Z")
     try:
-        return datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise DocumentError(f"{name} {value!r} is not an RFC 3339 time") from exc
+        return parse_rfc3339(_field(doc, name, str))
+    except ContractError as exc:
+        raise DocumentError(f"{name}: {exc}") from exc
 
 
 def _tensor_spec(spec: object, side: str) -> None:
-    if not isinstance(spec, dict):
-        raise DocumentError(f"manifest {side} entry is not an object")
-    _field(spec, "name", str)
-    _field(spec, "dtype", str)
-    shape = _field(spec, "shape", list)
-    if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-        raise DocumentError(f"manifest {side} shape {shape!r} is not a list of integers")
-    quant = spec.get("quantization")
-    if quant is not None and not isinstance(quant, dict):
-        raise DocumentError(f"manifest {side} quantization must be an object or null")
+    try:
+        TensorSpec.from_json(spec)
+    except ContractError as exc:
+        raise DocumentError(f"manifest {side}: {exc}") from exc

@@ -31,7 +31,8 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from controlplane.registry.tflite import TensorInfo, inspect_model
+from controlplane.registry.tflite import inspect_model
+from protos.contract.documents import TensorSpec
 
 SCHEMA_VERSION = 3
 FILE_IDENTIFIER = b"TFL3"
@@ -197,7 +198,7 @@ def edit_model(data: bytes, edit: Callable[[schema.ModelT], object]) -> bytes:
 
 
 def calibration_samples(
-    inputs: Sequence[TensorInfo], *, samples: int, seed: int = 0,
+    inputs: Sequence[TensorSpec], *, samples: int, seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Calibration inputs in the project's ``.npz`` layout: ``{name: (samples, *shape)}`` float32.
 

@@ -29,10 +29,10 @@ from controlplane.auth.services import ensure_admin_token
 from controlplane.config import Settings, redact_url
 from controlplane.db import check_schema, make_engine, upgrade
 from controlplane.events import announce
-from controlplane.files import replace_atomically
 from controlplane.registry.errors import SigningKeyError
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
+from protos.contract.files import replace_atomically
 
 log = logging.getLogger("edgefleet.server")
 

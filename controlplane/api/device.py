@@ -23,10 +23,9 @@ from controlplane.fleet import services as fleet
 from controlplane.telemetry import services as telemetry
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
+from protos.contract.identifiers import is_sha256
 
 log = logging.getLogger(__name__)
-
-_HEX = set("0123456789abcdef")
 
 
 class LastSeenBuffer:
@@ -133,9 +132,9 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
     @stream_rpc
     async def DownloadArtifact(self, request: pb.DownloadRequest, context: Any) -> Any:
         device_id = current_principal().id
-        sha = request.sha256.lower()
-        if len(sha) != 64 or not set(sha) <= _HEX:
-            raise InvalidArgumentError("sha256 must be 64 hex characters")
+        sha = request.sha256
+        if not is_sha256(sha):
+            raise InvalidArgumentError("sha256 must be 64 lowercase hex characters")
 
         def allowed() -> bool:
             with self.plane.tx() as s:

@@ -3,6 +3,7 @@
 Pure: takes the candidate variants and the device's hardware profile, returns a choice. The
 foundation prefers, among ready variants whose minimum runtime the device's interpreter meets,
 the one measured fastest; later issues add hardware classes and learned compatibility here.
+Runtime versions are compared with the shared contract's parser (``protos.contract.versions``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.registry.models import Variant
+from protos.contract.interpreters import tflite_equivalent
+from protos.contract.versions import at_least, is_version
 
 
 @dataclass(frozen=True)
@@ -20,31 +23,14 @@ class Choice:
     reason: str
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for p in text.split("."):
-        digits = "".join(ch for ch in p if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
-# ``min_runtime`` is a TensorFlow Lite release number (registry.tflite). tflite-runtime uses the
-# same series; ai-edge-litert has its own, and every release of it was cut after TensorFlow 2.18
-# (LiteRT is TFLite renamed), so its kernels are at least 2.18's. Conservative on purpose.
-TFLITE_EQUIVALENT = {"ai-edge-litert": "2.18.0"}
-
-
-def tflite_equivalent(name: str, version: str) -> str:
-    """The TensorFlow Lite release whose kernels interpreter ``name`` ``version`` has at least."""
-    return TFLITE_EQUIVALENT.get(name, version) if version else version
-
-
 def runtime_satisfies(device_version: str, min_runtime: str) -> bool:
-    if not min_runtime:
+    """Whether a device whose interpreter is TFLite ``device_version`` meets ``min_runtime``.
+
+    An unknown or unreadable device version is let through: the agent's own validation decides.
+    """
+    if not min_runtime or not is_version(device_version):
         return True
-    if not device_version:
-        return True  # unknown runtime: let the agent's own validation decide
-    return _version_tuple(device_version) >= _version_tuple(min_runtime)
+    return at_least(device_version, min_runtime)
 
 
 def choose_variant(

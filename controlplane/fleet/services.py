@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import socket
 from typing import Any
 
@@ -29,9 +28,9 @@ from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.services import manifest_json
 from controlplane.registry.signing import Signer, build_desired_state
 from controlplane.selectors import matches, validate_labels
+from protos.contract.identifiers import is_enrollment_key
 
 MAX_PROFILE_BYTES = 16 * 1024
-ENROLLMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,128}")
 # Sequences live in a signed BIGINT; leave head-room so ``after + 1`` can never overflow.
 MAX_SEQUENCE = 2**62
 
@@ -100,7 +99,7 @@ def _enrollment_key_hash(key: str) -> str | None:
     """sha256 of a well-formed enrollment key; None for none. Raises InvalidArgumentError."""
     if not key:
         return None
-    if not ENROLLMENT_KEY.fullmatch(key):
+    if not is_enrollment_key(key):
         raise InvalidArgumentError(
             "enrollment_key must be 16-128 characters of A-Z, a-z, 0-9, '_' and '-'"
         )

@@ -1,11 +1,14 @@
 """Run models in a real TFLite interpreter on this machine: time them, or compute reference outputs.
 
-``measure_latency`` loads the model in ai-edge-litert (the control plane's interpreter) or
-tflite-runtime (the devices' usual one), fills every input with deterministic random data of the
-input's own dtype and shape, runs a few warm-up invocations and then times ``invoke()`` alone.
+``measure_latency`` loads the model in the interpreter asked for ("auto": the first of the
+shared contract's ``PREFERENCE`` installed here, as on a device), fills every input with
+deterministic random data of the input's own dtype and shape, runs a few warm-up invocations and
+then times ``invoke()`` alone.
 
 Invariants:
 - The same model, seed and interpreter get the same inputs every time.
+- Quantized tensors are quantized and dequantized with the shared contract's arithmetic, so a
+  figure computed here is the figure a device computes.
 - Only ``invoke()`` is timed; setting inputs and the warm-up runs are not.
 - A model the interpreter refuses to load or run raises ``ModelRunError`` carrying the
   interpreter's own message; an interpreter that is not installed raises
@@ -14,8 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import math
 import statistics
 import time
@@ -27,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from controlplane.registry.errors import InterpreterUnavailableError, ModelRunError
+from protos.contract.interpreters import INTERPRETERS, InterpreterMissing, import_interpreter
+from protos.contract.quantization import (
+    dequantize,
+    from_interpreter_detail,
+    is_quantized,
+    quantize,
+)
 
-# Interpreter name (as hardware profiles spell it) -> (module, distribution).
-INTERPRETERS: dict[str, tuple[str, str]] = {
-    "ai-edge-litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
-    "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
-}
-_AUTO_ORDER = ("ai-edge-litert", "tflite-runtime")
 _WARMUP_RUNS = 3
 
 
@@ -58,8 +60,8 @@ def measure_latency(
 ) -> Measurement:
     """Time ``runs`` invocations of the model after ``_WARMUP_RUNS`` untimed ones.
 
-    ``interpreter`` is "auto" (ai-edge-litert, else tflite-runtime), "ai-edge-litert" or
-    "tflite-runtime". One thread by default, so figures compare across machines and runs.
+    ``interpreter`` is "auto" (the contract's preference), "tflite-runtime" or
+    "ai-edge-litert". One thread by default, so figures compare across machines and runs.
 
     Raises:
         ModelRunError: the interpreter could not load, allocate or run the model.
@@ -70,7 +72,7 @@ def measure_latency(
         raise ValueError("runs must be at least 1")
     if num_threads < 1:
         raise ValueError("num_threads must be at least 1")
-    name, runner = _load(model_path, interpreter, num_threads)
+    name, version, runner = _load(model_path, interpreter, num_threads)
     rng = np.random.default_rng(seed)
     for detail in runner.get_input_details():
         runner.set_tensor(detail["index"], random_input(detail, rng))
@@ -92,7 +94,7 @@ def measure_latency(
         # Nearest-rank percentile: an observed latency, never an interpolated one.
         latency_ms_p95=ordered[math.ceil(0.95 * len(ordered)) - 1],
         interpreter_name=name,
-        interpreter_version=importlib.metadata.version(INTERPRETERS[name][1]),
+        interpreter_version=version,
         runs=runs,
     )
 
@@ -113,7 +115,7 @@ def reference_outputs(
         ValueError: an input is missing, unexpected, or of the wrong size.
         ModelRunError, InterpreterUnavailableError: as ``measure_latency``.
     """
-    name, runner = _load(model_path, interpreter, 1)
+    name, _, runner = _load(model_path, interpreter, 1)
     details = runner.get_input_details()
     expected = {d["name"] for d in details}
     if set(inputs) != expected:
@@ -134,18 +136,16 @@ def reference_outputs(
 
 def _to_tensor(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
-    scale, zero_point = detail["quantization"]
-    if scale and dtype.kind in "iu" and value.dtype.kind == "f":
-        info = np.iinfo(dtype)
-        q = np.round(value / scale + zero_point)
-        return np.clip(q, info.min, info.max).astype(dtype)
+    quantization = from_interpreter_detail(detail)
+    if value.dtype.kind == "f" and quantization is not None and is_quantized(dtype, quantization):
+        return quantize(value, quantization, dtype)
     return value.astype(dtype)
 
 
 def _to_real(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
-    scale, zero_point = detail["quantization"]
-    if scale and value.dtype.kind in "iu":
-        return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    quantization = from_interpreter_detail(detail)
+    if quantization is not None and is_quantized(value.dtype, quantization):
+        return dequantize(value, quantization)
     return value.copy()
 
 
@@ -173,32 +173,19 @@ def random_input(detail: dict[str, Any], rng: np.random.Generator) -> np.ndarray
     raise ModelRunError(f"cannot make test data for input {detail['name']!r} of type {dtype}")
 
 
-def _load(model_path: Path, interpreter: str, num_threads: int) -> tuple[str, Any]:
-    """An interpreter with the model loaded and tensors allocated."""
-    name, module = _interpreter_module(interpreter)
-    try:
-        runner = module.Interpreter(model_path=str(model_path), num_threads=num_threads)
-        runner.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelRunError(f"{name} could not load {Path(model_path).name}: {exc}") from exc
-    return name, runner
-
-
-def _interpreter_module(interpreter: str) -> tuple[str, Any]:
-    if interpreter == "auto":
-        for name in _AUTO_ORDER:
-            try:
-                return name, importlib.import_module(INTERPRETERS[name][0])
-            except ImportError:
-                continue
-        raise InterpreterUnavailableError(
-            "no TFLite interpreter is installed: install ai-edge-litert or tflite-runtime")
-    if interpreter not in INTERPRETERS:
+def _load(model_path: Path, interpreter: str, num_threads: int) -> tuple[str, str, Any]:
+    """An interpreter with the model loaded and tensors allocated: (name, version, runner)."""
+    if interpreter != "auto" and interpreter not in INTERPRETERS:
         raise ValueError(
             f"unknown interpreter {interpreter!r}: use auto, {', '.join(INTERPRETERS)}")
     try:
-        return interpreter, importlib.import_module(INTERPRETERS[interpreter][0])
-    except ImportError as exc:
-        raise InterpreterUnavailableError(
-            f"interpreter {interpreter} is not installed ({exc}); pip install "
-            f"{INTERPRETERS[interpreter][1]}") from exc
+        loaded = import_interpreter(None if interpreter == "auto" else interpreter)
+    except InterpreterMissing as exc:
+        raise InterpreterUnavailableError(str(exc)) from exc
+    try:
+        runner = loaded.cls(model_path=str(model_path), num_threads=num_threads)
+        runner.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelRunError(
+            f"{loaded.name} could not load {Path(model_path).name}: {exc}") from exc
+    return loaded.name, loaded.version, runner

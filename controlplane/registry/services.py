@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
 from controlplane.registry.signing import Signer, build_manifest
-from controlplane.registry.tflite import ModelInfo, tensor_to_dict
+from controlplane.registry.tflite import ModelInfo
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")
@@ -143,8 +143,8 @@ def register_version(
                 m = Model(name=name)
                 session.add(m)
                 session.flush()
-            inputs = [tensor_to_dict(t) for t in info.inputs]
-            outputs = [tensor_to_dict(t) for t in info.outputs]
+            inputs = [t.to_json() for t in info.inputs]
+            outputs = [t.to_json() for t in info.outputs]
             mv = ModelVersion(
                 model=m,
                 version=version,
@@ -227,7 +227,7 @@ def _settle_version(mv: ModelVersion) -> None:
 
 
 def manifest_json(variant: Variant) -> dict[str, Any] | None:
-    """The variant's signed manifest in the nested JSON form of docs/trust.md."""
+    """The variant's signed manifest in the nested JSON form of docs/contract.md."""
     import base64
 
     if variant.manifest_payload is None or variant.manifest_signature is None:

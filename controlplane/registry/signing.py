@@ -1,10 +1,9 @@
-"""The control plane's ed25519 signing key, and the signed documents of docs/trust.md.
+"""The control plane's ed25519 signing key, and the signed documents it issues.
+
+The formats are the shared contract's (``protos.contract.documents``; docs/contract.md): a
+payload is exactly ``canonical_json(doc)``, key ids and the nested JSON form are defined there.
 
 Invariants:
-- A signed payload is exactly ``canonical_json(doc)``: ``json.dumps(doc, sort_keys=True,
-  separators=(",", ":"))`` as UTF-8, with NaN/Infinity refused so the bytes are always JSON.
-  Verifiers check the signature over those bytes and never re-serialise.
-- ``key_id`` is the first 16 hex characters of sha256 over the 32-byte raw public key.
 - ``Signer.load_or_create`` never overwrites an existing private key. A new key is written in
   full to a temp file (mode 0600) and hard-linked into place, so a concurrent starter either
   wins or loads the complete key the winner wrote. The public half is written beside it and must
@@ -14,16 +13,11 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import json
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,81 +25,23 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from controlplane.files import fsync_dir, replace_atomically, write_temp_beside
 from controlplane.registry.errors import SigningKeyError
-from controlplane.registry.store import check_sha256
-from controlplane.registry.tflite import TensorInfo, tensor_to_dict
+from protos.contract import ContractError
+from protos.contract.documents import (
+    DESIRED_STATE_TYPE,
+    ENTRY_FIELDS,
+    MANIFEST_TYPE,
+    Signed,
+    TensorSpec,
+    canonical_json,
+    key_id,
+    parse_payload,
+    rfc3339,
+)
+from protos.contract.files import fsync_dir, replace_atomically, write_temp_beside
+from protos.contract.identifiers import check_sha256
 
 log = logging.getLogger(__name__)
-
-MANIFEST_TYPE = "edgefleet.manifest.v1"
-DESIRED_STATE_TYPE = "edgefleet.desired_state.v1"
-_MANIFEST_ENTRY_FIELDS = ("model", "version", "variant", "sha256", "size")
-_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-
-
-@dataclass(frozen=True)
-class SignedDoc:
-    """A payload and the ed25519 signature over exactly those bytes (SignedDocument on the wire)."""
-
-    payload: bytes
-    signature: bytes
-    key_id: str
-
-    def to_json(self) -> dict[str, str]:
-        """The nested form used inside JSON documents (standard base64 with padding)."""
-        return {
-            "payload": base64.b64encode(self.payload).decode("ascii"),
-            "signature": base64.b64encode(self.signature).decode("ascii"),
-            "key_id": self.key_id,
-        }
-
-    @classmethod
-    def from_json(cls, value: Mapping[str, Any]) -> SignedDoc:
-        """Inverse of ``to_json``. Raises ValueError on a malformed entry."""
-        try:
-            return cls(
-                payload=base64.b64decode(value["payload"], validate=True),
-                signature=base64.b64decode(value["signature"], validate=True),
-                key_id=str(value["key_id"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a nested signed document: {exc}") from exc
-
-    def document(self) -> dict[str, Any]:
-        """The parsed payload (only meaningful once the signature has been verified)."""
-        doc = json.loads(self.payload)
-        if not isinstance(doc, dict):
-            raise ValueError("signed payload is not a JSON object")
-        return doc
-
-
-def canonical_json(doc: Mapping[str, Any]) -> bytes:
-    """The exact bytes that get signed (see docs/trust.md)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def key_id_for(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2026-11-28T04:00:00Z`` for an aware datetime (fractions of a second are dropped).
-
-    Raises:
-        ValueError: ``moment`` is naive; a time without a zone cannot be put on the wire.
-    """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("datetime must be timezone-aware (use datetime.now(UTC))")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """Inverse of ``rfc3339`` (also accepts fractional seconds). Raises ValueError."""
-    if not isinstance(text, str) or not _RFC3339_RE.match(text):
-        raise ValueError(f"not an RFC 3339 UTC time ending in Z: {text!r}")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 class Signer:
@@ -114,7 +50,7 @@ class Signer:
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private_key = private_key
         self._public_key = private_key.public_key()
-        self.key_id = key_id_for(self._public_key)
+        self.key_id = key_id(self._public_key)
 
     @classmethod
     def generate(cls) -> Signer:
@@ -155,9 +91,10 @@ class Signer:
         return self._public_key.public_bytes(serialization.Encoding.PEM,
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def sign_document(self, doc: Mapping[str, Any]) -> SignedDoc:
+    def sign_document(self, doc: Mapping[str, Any]) -> Signed:
+        """Sign ``canonical_json(doc)``. Raises ContractError for a value JSON cannot carry."""
         payload = canonical_json(doc)
-        return SignedDoc(payload=payload, signature=self._private_key.sign(payload),
+        return Signed(payload=payload, signature=self._private_key.sign(payload),
                          key_id=self.key_id)
 
     def verify(self, payload: bytes, signature: bytes) -> bool:
@@ -181,7 +118,7 @@ class Signer:
             loaded = serialization.load_pem_public_key(existing)
         except ValueError as exc:
             raise SigningKeyError(f"{public_path} is not a PEM public key: {exc}") from exc
-        if not isinstance(loaded, Ed25519PublicKey) or key_id_for(loaded) != self.key_id:
+        if not isinstance(loaded, Ed25519PublicKey) or key_id(loaded) != self.key_id:
             raise SigningKeyError(
                 f"{public_path} does not match the private key beside it: agents trusting it "
                 "would reject everything; restore the matching pair or remove the .pub file "
@@ -195,8 +132,8 @@ def build_manifest(
     variant: str,
     sha256: str,
     size: int,
-    inputs: Sequence[TensorInfo | Mapping[str, Any]],
-    outputs: Sequence[TensorInfo | Mapping[str, Any]],
+    inputs: Sequence[TensorSpec | Mapping[str, Any]],
+    outputs: Sequence[TensorSpec | Mapping[str, Any]],
     min_runtime: str,
     created_at: datetime,
 ) -> dict[str, Any]:
@@ -205,7 +142,10 @@ def build_manifest(
                          ("min_runtime", min_runtime)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"manifest {field} must be a non-empty string")
-    check_sha256(sha256)
+    try:
+        check_sha256(sha256)
+    except ContractError as exc:
+        raise ValueError(f"manifest {exc}") from exc
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"manifest size must be a non-negative integer, got {size!r}")
     return {
@@ -232,7 +172,7 @@ def build_desired_state(
 ) -> dict[str, Any]:
     """An ``edgefleet.desired_state.v1`` document.
 
-    Each entry of ``models`` has ``manifest`` (a ``SignedDoc`` or its nested JSON form) and may
+    Each entry of ``models`` has ``manifest`` (a ``Signed`` or its nested JSON form) and may
     repeat ``model``, ``version``, ``variant``, ``sha256``, ``size``; missing ones are taken from
     the manifest, given ones must agree with it, since an agent refuses an entry that disagrees.
 
@@ -263,17 +203,17 @@ def build_desired_state(
 
 def _desired_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     raw = entry.get("manifest")
-    if isinstance(raw, SignedDoc):
+    if isinstance(raw, Signed):
         manifest = raw
     elif isinstance(raw, Mapping):
-        manifest = SignedDoc.from_json(raw)
+        manifest = Signed.from_json(raw)
     else:
         raise ValueError("each desired-state entry needs its signed manifest under 'manifest'")
-    doc = manifest.document()
+    doc = parse_payload(manifest.payload)
     if doc.get("type") != MANIFEST_TYPE:
         raise ValueError(f"entry manifest has type {doc.get('type')!r}, not {MANIFEST_TYPE}")
     result: dict[str, Any] = {}
-    for field in _MANIFEST_ENTRY_FIELDS:
+    for field in ENTRY_FIELDS:
         value = entry.get(field, doc.get(field))
         if value != doc.get(field):
             raise ValueError(
@@ -284,13 +224,11 @@ def _desired_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _tensor_json(tensor: TensorInfo | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(tensor, TensorInfo):
-        return tensor_to_dict(tensor)
-    missing = {"name", "shape", "dtype", "quantization"} - set(tensor)
-    if missing:
-        raise ValueError(f"tensor entry lacks {sorted(missing)}")
-    return dict(tensor)
+def _tensor_json(tensor: TensorSpec | Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest's tensor entry; a mapping is checked against the contract's shape."""
+    if isinstance(tensor, TensorSpec):
+        return tensor.to_json()
+    return TensorSpec.from_json(tensor).to_json()
 
 
 def _create_private_key(path: Path) -> None:

@@ -21,7 +21,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,15 +29,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from controlplane.files import fsync_dir
 from controlplane.registry.errors import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
     ModelTooLargeError,
     StorageError,
 )
+from protos.contract.files import fsync_dir
+from protos.contract.identifiers import check_sha256
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _UPLOADS_DIR = ".uploads"
 _READ_CHUNK = 1024 * 1024
 
@@ -89,17 +88,6 @@ class ArtifactStore(Protocol):
     def read_bytes(self, sha256: str, *, max_bytes: int) -> bytes: ...
 
     def delete(self, sha256: str) -> bool: ...
-
-
-def check_sha256(sha256: str) -> str:
-    """Return ``sha256`` if it is 64 lowercase hex characters.
-
-    Raises:
-        ValueError: anything else (this also keeps path separators and ``..`` out of paths).
-    """
-    if not isinstance(sha256, str) or not _SHA256_RE.match(sha256):
-        raise ValueError(f"not a sha256 digest (64 lowercase hex characters): {sha256!r}")
-    return sha256
 
 
 class FilesystemArtifactStore:

@@ -28,7 +28,6 @@ operator support only; correctness on a given runtime is proven on the device (g
 from __future__ import annotations
 
 import math
-import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from typing import Any
 from ai_edge_litert import schema_py_generated as schema
 
 from controlplane.registry.errors import InvalidModelError
+from protos.contract.documents import Quantization, TensorSpec
+from protos.contract.versions import is_version, version_key
 
 FILE_IDENTIFIER = b"TFL3"
 SUPPORTED_SCHEMA_VERSION = 3
@@ -130,37 +131,17 @@ _RUNTIME_BY_OP_VERSION: dict[str, tuple[str, ...]] = {
     "TRANSPOSE_CONV": ("1.9.0", "2.2.0", "2.3.0", "2.13.0", "2.15.0"),
 }
 
-_VERSION_RE = re.compile(r"^\d+(\.\d+){0,3}$")
 # Errors the generated flatbuffer accessors raise on out-of-range or garbled offsets.
 _PARSE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError, KeyError,
                  UnicodeDecodeError, AttributeError)
 
 
 @dataclass(frozen=True)
-class Quantization:
-    """Affine quantization of a tensor: ``real = scale * (q - zero_point)`` per channel."""
-
-    scale: tuple[float, ...]
-    zero_point: tuple[int, ...]
-    quantized_dimension: int
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One input or output of a model's main subgraph."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    quantization: Quantization | None
-
-
-@dataclass(frozen=True)
 class ModelInfo:
     """What the registry records about a model: its signature, operators and runtime floor."""
 
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
     operators: tuple[str, ...]
     schema_version: int
     min_runtime: str
@@ -191,32 +172,6 @@ def inspect_model(data: bytes) -> ModelInfo:
         raise InvalidModelError(
             "file is not a valid TFLite model: the flatbuffer is truncated or corrupt "
             f"({type(exc).__name__}: {exc})") from exc
-
-
-def tensor_to_dict(tensor: TensorInfo) -> dict[str, Any]:
-    """The JSON shape docs/trust.md uses for a tensor inside a manifest."""
-    q = tensor.quantization
-    return {
-        "name": tensor.name,
-        "shape": list(tensor.shape),
-        "dtype": tensor.dtype,
-        "quantization": None if q is None else {
-            "scale": list(q.scale),
-            "zero_point": list(q.zero_point),
-            "quantized_dimension": q.quantized_dimension,
-        },
-    }
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    """``"2.14.0"`` -> ``(2, 14, 0)``, for comparing runtime versions.
-
-    Raises:
-        ValueError: the string is not dotted decimal numbers.
-    """
-    if not _VERSION_RE.match(version):
-        raise ValueError(f"not a runtime version: {version!r} (expected like 2.14.0)")
-    return tuple(int(p) for p in version.split("."))
 
 
 @dataclass(frozen=True)
@@ -252,8 +207,8 @@ class _Parser:
         if n_subgraphs == 0:
             raise InvalidModelError("model has no subgraph: there is nothing to run")
 
-        main_inputs: tuple[TensorInfo, ...] = ()
-        main_outputs: tuple[TensorInfo, ...] = ()
+        main_inputs: tuple[TensorSpec, ...] = ()
+        main_outputs: tuple[TensorSpec, ...] = ()
         used_ops: set[str] = set()
         runtimes = [RUNTIME_FLOOR, self._metadata_runtime(model, buffer_sizes)]
         for index in range(n_subgraphs):
@@ -279,7 +234,7 @@ class _Parser:
             outputs=main_outputs,
             operators=tuple(sorted(used_ops)),
             schema_version=version,
-            min_runtime=max((r for r in runtimes if r), key=version_tuple),
+            min_runtime=max((r for r in runtimes if r), key=version_key),
             subgraph_count=n_subgraphs,
         )
 
@@ -413,7 +368,7 @@ class _Parser:
             if data.DataIsNone():
                 return ""
             text = bytes(data.DataAsNumpy()).rstrip(b"\0").decode("ascii", "replace")
-            return text if _VERSION_RE.match(text) else ""
+            return text if is_version(text) else ""
         return ""
 
 
@@ -427,7 +382,7 @@ def _quantization(q: schema.QuantizationParameters | None) -> Quantization | Non
     return Quantization(scale, zero_point, int(q.QuantizedDimension()))
 
 
-def _signature(tensors: list[_Tensor], indices: Sequence[int], kind: str) -> tuple[TensorInfo, ...]:
+def _signature(tensors: list[_Tensor], indices: Sequence[int], kind: str) -> tuple[TensorSpec, ...]:
     infos = []
     seen: set[str] = set()
     for i in indices:
@@ -439,7 +394,7 @@ def _signature(tensors: list[_Tensor], indices: Sequence[int], kind: str) -> tup
             raise InvalidModelError(
                 f"two {kind}s are both named {t.name!r}: {kind} names must be unique")
         seen.add(t.name)
-        infos.append(TensorInfo(t.name, t.shape, _DTYPE_NAMES[t.dtype], t.quantization))
+        infos.append(TensorSpec(t.name, t.shape, _DTYPE_NAMES[t.dtype], t.quantization))
     return tuple(infos)
 
 
@@ -522,7 +477,7 @@ def _runtime_for(op: str, version: int, tensors: list[_Tensor | None]) -> str:
             t is not None and t.dtype in _NARROW_TYPES for t in tensors):
         # int4/bfloat16/float8 tensors on an op without a type rule: we cannot vouch for it.
         return RUNTIME_UNKNOWN_OP
-    return max(needed, RUNTIME_FLOOR, key=version_tuple)
+    return max(needed, RUNTIME_FLOOR, key=version_key)
 
 
 def _is_old_builtin(op: str) -> bool:

@@ -1,4 +1,4 @@
-"""Test helpers for the agent: real models, documents signed as docs/trust.md says, and a small
+"""Test helpers for the agent: real models, documents signed as docs/contract.md says, and a small
 but real DeviceService peer on a TCP socket.
 
 Float models come from the project's generator (``controlplane.modelgen``). It writes float

@@ -9,7 +9,7 @@ import pytest
 
 from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
 from agent.refs import ModelRef
-from agent.store import ActiveModel, AgentStore, Credential, StoredState, atomic_write
+from agent.store import ActiveModel, AgentStore, Credential, StoredState
 from agent.trust import Signed
 from tests.agent.support import manifest_doc, mlp_artifact
 
@@ -37,14 +37,6 @@ def test_corrupt_credential_file_says_how_to_recover(store):
     store.credential_path.write_text("{")
     with pytest.raises(ConfigurationError, match="enroll-token"):
         store.read_credential()
-
-
-def test_atomic_write_leaves_no_temp_files_and_replaces_whole(store):
-    target = store.data_dir / "x.json"
-    atomic_write(target, b"old")
-    atomic_write(target, b"new")
-    assert target.read_bytes() == b"new"
-    assert sorted(p.name for p in store.data_dir.iterdir() if p.name.startswith(".")) == []
 
 
 def test_state_round_trips(store):

@@ -1,4 +1,4 @@
-"""The trust core against documents signed as docs/trust.md specifies."""
+"""The trust core against documents signed as docs/contract.md specifies."""
 
 from __future__ import annotations
 
@@ -170,9 +170,10 @@ def test_trust_key_that_is_not_an_ed25519_pem_is_a_configuration_error():
 
 
 def test_key_id_matches_the_documented_derivation(signing_key, key):
+    from protos.contract.documents import key_id as contract_key_id
     from tests.agent.support import key_id
 
-    assert trust.key_id(key) == key_id(signing_key)
+    assert contract_key_id(key) == key_id(signing_key)
 
 
 def test_documents_from_the_control_plane_signer_verify(artifact):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from controlplane.fleet.selection import choose_variant, runtime_satisfies, tflite_equivalent
+from controlplane.fleet.selection import choose_variant, runtime_satisfies
 from controlplane.registry.models import Variant
+from protos.contract.interpreters import tflite_equivalent
 
 
 def _v(kind: str, latency: float | None, status: str = "ready", size: int = 100) -> Variant:

@@ -13,6 +13,7 @@ from controlplane import modelgen
 from controlplane.registry.errors import ModelRunError
 from controlplane.registry.measure import measure_latency, random_input, reference_outputs
 from controlplane.registry.tflite import inspect_model
+from protos.contract.interpreters import available
 from tests.registry import quantize
 
 pytestmark = pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve")
@@ -36,7 +37,7 @@ def int8_path(tmp_path_factory: pytest.TempPathFactory, cnn_path: Path) -> Path:
 @pytest.mark.parametrize(("interpreter", "distribution"), [
     ("ai-edge-litert", "ai-edge-litert"),
     ("tflite-runtime", "tflite-runtime"),
-    ("auto", "ai-edge-litert"),
+    ("auto", available()[0]),   # the shared contract's preference, as on a device
 ])
 def test_measures_in_the_named_interpreter(cnn_path: Path, interpreter: str,
                                           distribution: str) -> None:
@@ -102,7 +103,7 @@ def test_reference_outputs_refuse_an_input_of_the_wrong_size(cnn_path: Path) -> 
 def test_a_file_that_is_not_a_model_is_a_run_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.tflite"
     path.write_bytes(b"these are not the weights you are looking for" * 10)
-    with pytest.raises(ModelRunError, match=r"ai-edge-litert could not load notes\.tflite"):
+    with pytest.raises(ModelRunError, match=rf"{available()[0]} could not load notes\.tflite"):
         measure_latency(path, runs=1)
 
 

@@ -1,13 +1,12 @@
-"""Signer and the signed documents of docs/trust.md, verified the way an agent verifies them."""
+"""Signer and the signed documents of docs/contract.md, verified the way an agent verifies them."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import stat
 import threading
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from controlplane.registry.errors import SigningKeyError
-from controlplane.registry.signing import (
-    SignedDoc,
-    Signer,
-    build_desired_state,
-    build_manifest,
-    canonical_json,
-    parse_rfc3339,
-    rfc3339,
-)
-from controlplane.registry.tflite import Quantization, TensorInfo
+from controlplane.registry.signing import Signer, build_desired_state, build_manifest
+from protos.contract.documents import Quantization, Signed, TensorSpec
 
 NOW = datetime(2026, 11, 28, 4, 0, 0, 123456, tzinfo=UTC)
 SHA = "ab" * 32
 
 
-def agent_verify(public_pem: bytes, signed: SignedDoc) -> dict[str, Any]:
+def agent_verify(public_pem: bytes, signed: Signed) -> dict[str, Any]:
     """What a device does: check the signature over the exact bytes, then parse them."""
     key = serialization.load_pem_public_key(public_pem)
     assert isinstance(key, Ed25519PublicKey)
@@ -41,11 +32,11 @@ def agent_verify(public_pem: bytes, signed: SignedDoc) -> dict[str, Any]:
     return json.loads(signed.payload)
 
 
-def manifest(signer: Signer, model: str = "face", size: int = 123456) -> SignedDoc:
+def manifest(signer: Signer, model: str = "face", size: int = 123456) -> Signed:
     return signer.sign_document(build_manifest(
         model=model, version="1.2.0", variant="float32", sha256=SHA, size=size,
-        inputs=[TensorInfo("image", (1, 28, 28, 1), "float32", None)],
-        outputs=[TensorInfo("scores", (1, 10), "int8", Quantization((0.1,), (0,), 0))],
+        inputs=[TensorSpec("image", (1, 28, 28, 1), "float32", None)],
+        outputs=[TensorSpec("scores", (1, 10), "int8", Quantization((0.1,), (0,), 0))],
         min_runtime="2.3.0", created_at=NOW,
     ))
 
@@ -168,26 +159,7 @@ def test_a_tampered_payload_fails_verification() -> None:
 
     assert not signer.verify(tampered, signed.signature)
     with pytest.raises(InvalidSignature):
-        agent_verify(signer.public_pem, SignedDoc(tampered, signed.signature, signed.key_id))
-
-
-def test_canonical_json_refuses_nan_which_is_not_json() -> None:
-    with pytest.raises(ValueError):
-        canonical_json({"scale": float("nan")})
-
-
-def test_nested_form_round_trips_as_standard_padded_base64() -> None:
-    signed = Signer.generate().sign_document({"x": 1})
-    nested = signed.to_json()
-
-    assert base64.b64decode(nested["payload"], validate=True) == signed.payload
-    assert nested["signature"].endswith("=")  # 64 bytes encode with padding
-    assert SignedDoc.from_json(nested) == signed
-
-
-def test_nested_form_with_broken_base64_is_refused() -> None:
-    with pytest.raises(ValueError, match="not a nested signed document"):
-        SignedDoc.from_json({"payload": "***", "signature": "", "key_id": "k"})
+        agent_verify(signer.public_pem, Signed(tampered, signed.signature, signed.key_id))
 
 
 def test_manifest_has_exactly_the_trust_md_fields() -> None:
@@ -245,7 +217,7 @@ def test_desired_state_embeds_each_signed_manifest() -> None:
     assert {k: first[k] for k in ("model", "version", "variant", "sha256", "size")} == {
         "model": "face", "version": "1.2.0", "variant": "float32", "sha256": SHA, "size": 123456}
     # The embedded manifest verifies on its own and agrees with the entry.
-    embedded = SignedDoc.from_json(first["manifest"])
+    embedded = Signed.from_json(first["manifest"])
     assert agent_verify(signer.public_pem, embedded)["model"] == "face"
     assert state["models"][1]["manifest"] == ocr.to_json()
 
@@ -276,18 +248,3 @@ def test_desired_state_refuses_a_manifest_of_another_type() -> None:
     with pytest.raises(ValueError, match=r"not edgefleet\.manifest\.v1"):
         build_desired_state(device_id="d", sequence=1, issued_at=NOW,
                             expires_at=NOW + timedelta(hours=1), models=[{"manifest": other}])
-
-
-# -- times ----------------------------------------------------------------------------------------
-
-def test_rfc3339_is_utc_with_z_and_round_trips() -> None:
-    berlin = NOW.astimezone(timezone(timedelta(hours=1)))
-    assert rfc3339(berlin) == "2026-11-28T04:00:00Z"
-    assert parse_rfc3339("2026-11-28T04:00:00Z") == NOW.replace(microsecond=0)
-    assert parse_rfc3339("2026-11-28T04:00:00.5Z").microsecond == 500000
-
-
-@pytest.mark.parametrize("text", ["2026-11-28T04:00:00+00:00", "2026-11-28 04:00:00Z", "yesterday"])
-def test_parse_rfc3339_refuses_anything_but_utc_z(text: str) -> None:
-    with pytest.raises(ValueError, match="RFC 3339"):
-        parse_rfc3339(text)

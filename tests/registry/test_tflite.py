@@ -18,12 +18,10 @@ from controlplane.registry.tflite import (
     RUNTIME_FLOOR,
     RUNTIME_UNKNOWN_OP,
     ModelInfo,
-    Quantization,
-    TensorInfo,
     inspect_model,
-    tensor_to_dict,
-    version_tuple,
 )
+from protos.contract.documents import Quantization, TensorSpec
+from protos.contract.versions import version_key
 from tests.registry import quantize
 
 CNN = modelgen.build_cnn(seed=11)
@@ -47,8 +45,8 @@ def test_cnn_signature_operators_and_runtime() -> None:
     info = inspect_model(CNN)
 
     assert info == ModelInfo(
-        inputs=(TensorInfo("image", (1, 28, 28, 1), "float32", None),),
-        outputs=(TensorInfo("scores", (1, 10), "float32", None),),
+        inputs=(TensorSpec("image", (1, 28, 28, 1), "float32", None),),
+        outputs=(TensorSpec("scores", (1, 10), "float32", None),),
         operators=("CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RESHAPE", "SOFTMAX"),
         schema_version=3,
         min_runtime=RUNTIME_FLOOR,
@@ -63,7 +61,7 @@ def test_static_int8_model_reports_quantized_tensors_in_trust_md_shape() -> None
     assert image.dtype == "int8"
     assert isinstance(image.quantization, Quantization)
     assert image.quantization.zero_point == (-128,)
-    as_json = tensor_to_dict(info.outputs[0])
+    as_json = info.outputs[0].to_json()
     assert as_json["name"] == "scores"
     assert as_json["shape"] == [1, 10]
     assert as_json["dtype"] == "int8"
@@ -71,7 +69,7 @@ def test_static_int8_model_reports_quantized_tensors_in_trust_md_shape() -> None
     assert set(q) == {"scale", "zero_point", "quantized_dimension"}
     assert isinstance(q["scale"][0], float) and q["scale"][0] > 0
     assert isinstance(q["zero_point"][0], int)
-    assert tensor_to_dict(inspect_model(CNN).inputs[0]) == {
+    assert inspect_model(CNN).inputs[0].to_json() == {
         "name": "image", "shape": [1, 28, 28, 1], "dtype": "float32", "quantization": None}
 
 
@@ -105,7 +103,7 @@ def test_dynamic_int8_is_kept_from_tflite_runtime_2_14_which_computes_it_wrongly
     reference = run(LiteRtInterpreter, MLP)
     assert np.abs(run(LiteRtInterpreter, dynamic) - reference).max() < 0.02
     assert np.abs(run(TfliteRuntimeInterpreter, dynamic) - reference).max() > 0.1
-    assert version_tuple(inspect_model(dynamic).min_runtime) > (2, 14, 0)
+    assert version_key(inspect_model(dynamic).min_runtime) > version_key("2.14.0")
 
 
 def test_min_runtime_honours_the_converters_metadata() -> None:
@@ -137,12 +135,6 @@ def test_min_runtime_is_conservative_for_a_custom_operator() -> None:
     info = inspect_model(edited(custom))
     assert "CUSTOM:MyKernel" in info.operators
     assert info.min_runtime == RUNTIME_UNKNOWN_OP
-
-
-def test_version_tuple_orders_releases_numerically() -> None:
-    assert version_tuple("2.14.0") > version_tuple("2.3.0")
-    with pytest.raises(ValueError, match="not a runtime version"):
-        version_tuple("2.x")
 
 
 # -- what is refused --------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""Crash-safe file writes for the control plane's data dir (keys, tokens, artifacts).
+"""Crash-safe file writes, for the agent's data dir and the control plane's alike.
 
-Invariant: a reader of ``path`` sees the old content or the new, never a mix or a torn file,
-and a change that returned survives a power cut: data is fsynced before the rename and the
-directory after it. A file is never visible with a wider mode than asked for: the temp file is
-created 0600 (``mkstemp``) and only then given ``mode``.
+Invariant: a reader of ``path`` sees the old content or the new, never a mix or a torn file, and
+a write that returned survives a power cut: data is fsynced before the rename and the directory
+after it. A file is never visible with a wider mode than asked for: the temp file is created
+0600 (``mkstemp``) and only then given ``mode``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a rename or new entry in directory ``path`` durable (POSIX needs the dir fsynced)."""
+    """Make a rename, a new entry or an unlink in directory ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -38,8 +38,9 @@ def write_temp_beside(path: Path, data: bytes, *, mode: int) -> Path:
     return Path(name)
 
 
-def replace_atomically(path: Path, data: bytes, *, mode: int) -> None:
+def replace_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` (see the module invariant). Raises OSError."""
+    path = Path(path)
     temp = write_temp_beside(path, data, mode=mode)
     try:
         os.replace(temp, path)

@@ -1,0 +1,1 @@
+"""Tests of protos.contract: what both sides of the wire agree on."""
