@@ -1,6 +1,6 @@
 """What this device is: a hardware profile detected from the OS, overridable field by field.
 
-The profile is a JSON-shaped dict with the ``pb.HardwareProfile`` field names (see DESIGN.md);
+The profile is a JSON-shaped dict with the ``pb.HardwareProfile`` field names (docs/cli.md);
 fields given in ``--hardware-profile FILE.json`` win over detection. Detection never fails: a
 field it cannot read is left empty rather than guessed.
 """

@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
 from agent.refs import ModelRef
 from agent.trust import Signed, check_artifact, nested_signed
-from protos.contract.files import fsync_dir, replace_atomically
+from protos.contract.files import move_into_place, replace_atomically
 from protos.contract.identifiers import is_enrollment_key
 
 log = logging.getLogger(__name__)
@@ -251,9 +250,7 @@ class AgentStore:
     def install_part(self, sha256: str) -> Path:
         """Move a verified part file into ``artifacts/`` (atomic rename, directory fsynced)."""
         target = self.artifact_path(sha256)
-        os.replace(self.part_path(sha256), target)
-        fsync_dir(self.artifacts_dir)
-        fsync_dir(self.downloads_dir)
+        move_into_place(self.part_path(sha256), target)
         return target
 
     def prune(self, keep: set[str]) -> list[str]:

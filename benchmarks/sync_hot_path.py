@@ -2,8 +2,8 @@
 
 The common case is a device that already holds its current desired state: it sends
 ``known_sequence`` equal to the server's and the model it runs, and gets back an empty
-``SyncResponse`` (just the poll interval). DESIGN.md wants that to cost at most one indexed read
-and no database write.
+``SyncResponse`` (just the poll interval). docs/architecture.md wants that to cost at most one
+indexed read and no database write.
 
 Setup (through the public API): an in-process control plane (embedded SQLite, or ``--db`` a
 private scratch database on a PostgreSQL server), one generated CNN pushed and measured, N

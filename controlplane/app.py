@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -19,6 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from controlplane.auth.cache import CredentialCache
+from controlplane.auth.policy import Principal
+from controlplane.auth.services import authenticate
 from controlplane.config import Settings
 from controlplane.db import (
     make_engine,
@@ -27,6 +30,7 @@ from controlplane.db import (
     transaction,
     utcnow,
 )
+from controlplane.fleet.services import device_secret_matches
 from controlplane.registry.signing import Signer
 from controlplane.registry.store import FilesystemArtifactStore
 
@@ -40,6 +44,7 @@ class ControlPlane:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
     store: FilesystemArtifactStore
     signer: Signer
     clock: Callable[[], dt.datetime] = utcnow
@@ -67,15 +72,26 @@ class ControlPlane:
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
+            read_sessions=make_session_factory(engine, read_only=True),
             store=FilesystemArtifactStore(settings.artifact_dir),
             signer=Signer.load_or_create(
                 settings.signing_key_path, settings.signing_public_key_path, create=create_key
             ),
         )
 
-    def tx(self) -> Any:
-        """A session in a transaction: commits on success, rolls back on error."""
+    def tx(self) -> AbstractContextManager[Session]:
+        """A session in a write transaction: commits on success, rolls back on error."""
         return transaction(self.sessions)
+
+    def read(self) -> AbstractContextManager[Session]:
+        """A session in a read-only transaction (on SQLite it does not take the write lock)."""
+        return transaction(self.read_sessions)
+
+    def authenticate(self, session: Session, token: str) -> Principal:
+        """The principal behind a bearer token (``auth.services.authenticate``, with the fleet's
+        device check). Raises UnauthenticatedError."""
+        return authenticate(session, token, now=self.clock(),
+                            device_secret_matches=device_secret_matches)
 
     async def run_db(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking ``fn`` on the bounded database pool.

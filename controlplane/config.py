@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controlplane.durations import parse_duration
+
 MiB = 1024 * 1024
 DB_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg", "sqlite"})
 REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket"})
@@ -31,8 +33,23 @@ class Settings:
     # Uploads and downloads
     max_model_bytes: int = 256 * MiB
     max_calibration_bytes: int = 64 * MiB
+    # What a calibration .npz may inflate to, and hold, judged from its headers before loading.
+    max_calibration_inflated_bytes: int = 256 * MiB
+    max_calibration_samples: int = 10_000
+    # A push stream that sends nothing for this long is cut (its temp files removed), and at
+    # most this many pushes are received at once: idle streams must not hold the disk.
+    push_idle_timeout_seconds: float = 60.0
+    max_concurrent_pushes: int = 16
     chunk_bytes: int = 1 * MiB
     grpc_max_message_bytes: int = 4 * MiB  # must exceed chunk_bytes plus framing
+
+    # What a model's signature may hold: it travels in lists, manifests and desired states, so
+    # it must fit their messages (grpc_max_message_bytes) many times over.
+    max_model_tensors: int = 64            # inputs plus outputs
+    max_tensor_name_chars: int = 256
+    max_tensor_rank: int = 8
+    max_channels: int = 4096               # per-channel quantization scales of one tensor
+    max_operator_kinds: int = 256
 
     # Device sync
     poll_interval_seconds: int = 30
@@ -67,6 +84,10 @@ class Settings:
 
     # Server lifecycle
     shutdown_grace_seconds: float = 5.0
+    # How long a server or worker waits at start for the database, Redis and `edgefleet init`
+    # (processes may start in any order), and how often it looks again meanwhile.
+    start_wait_seconds: float = 120.0
+    start_poll_seconds: float = 2.0
     db_pool_threads: int = 8
 
     @property
@@ -124,7 +145,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from ``EDGEFLEET_*`` variables, with non-None ``overrides`` winning."""
+        """Settings from ``EDGEFLEET_*`` variables, with non-None ``overrides`` winning.
+
+        Raises ValueError for a variable that cannot be read (a malformed duration).
+        """
         env: dict[str, object] = {}
         if v := os.environ.get("EDGEFLEET_DATA_DIR"):
             env["data_dir"] = Path(v)
@@ -134,6 +158,11 @@ class Settings:
             env["database_url"] = v
         if v := os.environ.get("EDGEFLEET_REDIS"):
             env["redis_url"] = v
+        if v := os.environ.get("EDGEFLEET_START_WAIT"):
+            try:
+                env["start_wait_seconds"] = float(parse_duration(v))
+            except ValueError as exc:
+                raise ValueError(f"EDGEFLEET_START_WAIT: {exc}") from exc
         env.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in env:
             env["data_dir"] = Path(str(env["data_dir"]))

@@ -3,8 +3,8 @@
 Invariants:
 - Every timestamp is stored and returned as an aware UTC ``datetime`` (``UTCDateTime``), on
   SQLite too.
-- SQLite runs in WAL mode with a busy timeout and foreign keys on; PostgreSQL is the multi-writer
-  store.
+- SQLite runs in WAL mode with a busy timeout and foreign keys on; a write transaction takes the
+  write lock at BEGIN (IMMEDIATE), a read-only one does not. PostgreSQL is the multi-writer store.
 - The schema is built only by Alembic (``upgrade``); tests never call ``create_all``.
 """
 
@@ -26,11 +26,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from controlplane.config import normalise_db_url
+from controlplane.config import normalise_db_url, redact_url
+from controlplane.errors import DependencyUnreachableError, SchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A transaction that lost to a concurrent one is run this many times in all.
 ATTEMPTS = 5
+#: Execution option marking a read-only session (SQLite then begins deferred, not IMMEDIATE).
+READ_ONLY = "edgefleet_read_only"
+FLEET_LOCK_KEY = 0x0EDF1EE7  # any constant; only lock_fleet takes it
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -117,7 +121,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # A write transaction takes SQLite's write lock up front and waits for it (busy
+            # timeout). A deferred one that reads first and writes later fails at once with
+            # "database is locked" when another writer committed in between, whatever the
+            # timeout: that is how measurement tasks lost to concurrent pushes.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -153,8 +162,19 @@ def retry_on_contention(fn: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on ``engine``. ``read_only`` sessions must not write: on SQLite they begin
+    deferred (readers never wait for the write lock); others take it at BEGIN."""
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
+
+
+def lock_fleet(session: Session) -> None:
+    """Serialise fleet-wide one-time steps (the first admin token) across processes: a
+    transaction-scoped advisory lock on PostgreSQL; on SQLite the write transaction already
+    holds the database's write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": FLEET_LOCK_KEY})
 
 
 @contextmanager
@@ -174,13 +194,32 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """Turn "the database does not answer" (SQLAlchemy's OperationalError while connecting) into
+    ``DependencyUnreachableError`` worded for the operator; other errors pass through."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        if is_contention(exc):
+            raise
+        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) else "?"
+        raise DependencyUnreachableError(
+            f"cannot use the database {redact_url(url)}: {reason}. Is it running, and are "
+            f"--db / EDGEFLEET_DB right?"
+        ) from exc
+
+
 def current_revision(url: str) -> str | None:
-    """The Alembic revision the database at ``url`` is at; None for an empty database."""
+    """The Alembic revision the database at ``url`` is at; None for an empty database.
+
+    Raises DependencyUnreachableError when the database does not answer.
+    """
     from alembic.runtime.migration import MigrationContext
 
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
+        with reaching(url), engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
@@ -196,15 +235,25 @@ def head_revision() -> str:
     return head
 
 
-def check_schema(url: str, who: str = "this server") -> None:
-    """Refuse to run on a database whose schema is not at the code's head revision (connecting
-    to it on the way: an unreachable database raises OperationalError here, at start)."""
+def schema_problem(url: str, who: str = "this server") -> str | None:
+    """Why the schema at ``url`` cannot serve this code, or None when it is at the head revision.
+
+    Raises DependencyUnreachableError when the database does not answer.
+    """
     current, head = current_revision(url), head_revision()
-    if current != head:
-        raise SystemExit(
-            f"database schema is at {current or 'nothing'}, {who} needs {head}: "
-            f"run `edgefleet db upgrade --db URL` first"
-        )
+    if current == head:
+        return None
+    return (f"database schema is at {current or 'nothing'}, {who} needs {head}: run "
+            f"`edgefleet init --db URL` (or `edgefleet db upgrade --db URL`) first")
+
+
+def check_schema(url: str, who: str = "this server") -> None:
+    """Refuse to run on a database whose schema is not at the code's head revision.
+
+    Raises SchemaError, DependencyUnreachableError.
+    """
+    if problem := schema_problem(url, who):
+        raise SchemaError(problem)
 
 
 def upgrade(url: str, revision: str = "head") -> dict[str, str | None]:
@@ -217,5 +266,6 @@ def upgrade(url: str, revision: str = "head") -> dict[str, str | None]:
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the parent directory
     before = current_revision(url)
-    command.upgrade(alembic_config(url), revision)
+    with reaching(url):
+        command.upgrade(alembic_config(url), revision)
     return {"from": before, "to": current_revision(url)}

@@ -1,48 +1,80 @@
-"""The control plane's error roots, by whose fault a failure is.
+"""The control plane's one error root, and its categories by whose fault a failure is.
 
-    EdgeFleetError                     base of every error a service raises on purpose
-    ├── InvalidArgumentError           the caller sent something malformed or unusable
-    ├── NotFoundError                  the thing named does not exist (or the caller may not see it)
-    ├── AlreadyExistsError             creating what exists (model name:version)
-    ├── FailedPreconditionError        the request is fine but the state is wrong (rollout paused)
-    ├── ResourceExhaustedError         a configured limit was reached (upload size, token uses)
-    ├── UnauthenticatedError           missing, malformed, unknown, revoked or expired credential
-    └── PermissionDeniedError          authenticated, but not allowed to do this
+    EdgeFleetError                        base of every error the control plane raises on purpose
+    ├── InvalidArgumentError              the caller sent something malformed or unusable
+    │   ├── InvalidModelError             bytes that are not a TFLite model we accept (registry)
+    │   │   └── ModelRunError             it parses, but an interpreter will not load/run it
+    │   └── ArtifactIntegrityError        bytes disagree with the size/sha256 they claim
+    ├── NotFoundError                     the thing named does not exist (or is not the caller's)
+    │   └── ArtifactNotFoundError         no artifact with that sha256 in the store
+    ├── AlreadyExistsError                creating what exists (model name:version)
+    ├── FailedPreconditionError           the request is fine but the state is wrong
+    ├── ResourceExhaustedError            a configured limit was reached (upload size, uses)
+    │   └── ModelTooLargeError            an upload past its size cap
+    ├── UnauthenticatedError              missing, malformed, unknown, revoked or expired credential
+    ├── PermissionDeniedError             authenticated, but not allowed to do this
+    ├── UnavailableError                  a dependency is not usable now; retry later
+    │   ├── StorageError                  the artifact store could not write or read (disk)
+    │   ├── InterpreterUnavailableError   the TFLite interpreter asked for is not installed here
+    │   └── DependencyUnreachableError    the database or Redis does not answer
+    └── ConfigurationError                the server or worker was set up wrong and cannot start
+        ├── SigningKeyError               the signing key files are missing or unusable
+        └── SchemaError                   the database schema is not at the code's migration head
 
-Each class names the gRPC status the API layer answers with, so servicers never guess. Anything
-else that escapes a service is a bug and becomes INTERNAL with a generic message.
+Domain errors live with their domain (``registry.errors``) and subclass a category here. The
+categories are mapped to gRPC status codes in one place (``api.errors``) and to exit codes in
+one place (``cli.errors``); nothing else raises ``SystemExit``. Anything else that escapes is a
+bug: INTERNAL with a generic message over gRPC, a traceback in the CLI. Misuse by calling code (a
+negative offset, a naive datetime) is a ``ValueError``/``RuntimeError``, as with any Python API.
 """
 
 from __future__ import annotations
 
 
 class EdgeFleetError(Exception):
-    status = "INTERNAL"
+    """Root of every error the control plane raises on purpose; the message is for a person."""
 
 
 class InvalidArgumentError(EdgeFleetError):
-    status = "INVALID_ARGUMENT"
+    """The caller sent something malformed or unusable."""
 
 
 class NotFoundError(EdgeFleetError):
-    status = "NOT_FOUND"
+    """The thing named does not exist, or the caller may not see it."""
 
 
 class AlreadyExistsError(EdgeFleetError):
-    status = "ALREADY_EXISTS"
+    """Creating something that exists already."""
 
 
 class FailedPreconditionError(EdgeFleetError):
-    status = "FAILED_PRECONDITION"
+    """The request is well-formed but the current state does not allow it."""
 
 
 class ResourceExhaustedError(EdgeFleetError):
-    status = "RESOURCE_EXHAUSTED"
+    """A configured limit was reached."""
 
 
 class UnauthenticatedError(EdgeFleetError):
-    status = "UNAUTHENTICATED"
+    """No valid credential: missing, malformed, unknown, revoked or expired."""
 
 
 class PermissionDeniedError(EdgeFleetError):
-    status = "PERMISSION_DENIED"
+    """Authenticated, but the caller's role or identity does not allow this."""
+
+
+class UnavailableError(EdgeFleetError):
+    """A dependency (disk, database, broker, interpreter) is not usable now; the caller did
+    nothing wrong and may retry."""
+
+
+class DependencyUnreachableError(UnavailableError):
+    """The database or Redis does not answer (at start, or for a background job)."""
+
+
+class ConfigurationError(EdgeFleetError):
+    """The server or worker was set up wrong (flags, files, keys, schema) and cannot start."""
+
+
+class SchemaError(ConfigurationError):
+    """The database's schema is not the one this code needs (run ``edgefleet db upgrade``)."""

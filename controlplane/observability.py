@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram, start_http_server
 
+from controlplane.errors import ConfigurationError
+
 RPCS = Counter(
     "edgefleet_rpcs_total", "gRPC calls answered, by method and status code", ["method", "code"]
 )
@@ -24,11 +26,11 @@ def record(method: str, code: str, seconds: float | None = None) -> None:
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """Start the /metrics endpoint in a daemon thread; SystemExit when the port is taken."""
+    """Start the /metrics endpoint in a daemon thread; ConfigurationError when the port is taken."""
     try:
         start_http_server(port, addr=host)
     except OSError as exc:
-        raise SystemExit(
+        raise ConfigurationError(
             f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}): choose another "
             f"--metrics-port"
         ) from exc

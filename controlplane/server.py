@@ -1,7 +1,8 @@
 """``edgefleet server``: the grpc.aio control plane, plus the embedded worker when no Redis.
 
-Start-up order: schema (embedded: migrate; external: refuse a stale schema), signing key, first
-admin token, Celery wiring, gRPC services (+ health, reflection), then serve until SIGTERM/SIGINT.
+Start-up order: schema (embedded: migrate; external: wait for ``edgefleet init``), signing key,
+first admin token (``startup``), Celery wiring, gRPC services (+ health, reflection), then serve
+until SIGTERM/SIGINT.
 Shutdown: health goes NOT_SERVING, in-flight calls get ``shutdown_grace_seconds``, buffered
 last-seen times are flushed, the embedded worker stops.
 """
@@ -12,27 +13,27 @@ import asyncio
 import contextlib
 import logging
 import signal
-from pathlib import Path
 
 import grpc
-import sqlalchemy as sa
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane import celery_app, logs
+from controlplane import logs
 from controlplane.api.admin import AdminServicer
 from controlplane.api.device import DeviceServicer, LastSeenBuffer
 from controlplane.app import ControlPlane
 from controlplane.auth.interceptor import AuthInterceptor
-from controlplane.auth.models import OperatorToken
-from controlplane.auth.services import ensure_admin_token
 from controlplane.config import Settings, redact_url
-from controlplane.db import check_schema, make_engine, upgrade
+from controlplane.db import check_schema
+from controlplane.errors import ConfigurationError
 from controlplane.events import announce
-from controlplane.registry.errors import SigningKeyError
+from controlplane.jobs import outbox
+from controlplane.jobs.app import configure
+from controlplane.jobs.embedded import EmbeddedWorker
+from controlplane.observability import serve_metrics
+from controlplane.startup import init_fleet, wait_until
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
-from protos.contract.files import replace_atomically
 
 log = logging.getLogger("edgefleet.server")
 
@@ -42,49 +43,28 @@ SERVICE_NAMES = (
 )
 
 
-def write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte, crash-safely."""
-    replace_atomically(path, (text + "\n").encode(), mode=0o600)
-
-
-def _fleet_exists(url: str) -> bool:
-    """Whether the database already serves a fleet (its first admin token was issued)."""
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return bool(conn.scalar(sa.select(sa.exists().where(OperatorToken.id.is_not(None)))))
-    finally:
-        engine.dispose()
-
-
 def prepare(settings: Settings, *, output: str = "table") -> ControlPlane:
     """Schema, key, first admin token; returns the wired plane.
 
-    Only the first start of a fleet (no admin token in the database yet) may create the signing
-    key; later starts, and other replicas, must find the fleet's key in the data dir.
+    Embedded default (no ``--db``): this server initialises the fleet itself (``init_fleet``).
+    Scaled out: it waits (``Settings.start_wait_seconds``) for the database and a schema at head
+    (``edgefleet init`` or ``db upgrade``), then makes the fleet's first start if nobody has: the
+    signing key and the first admin token, which later starts and other replicas find.
+
+    Raises DependencyUnreachableError, SchemaError, SigningKeyError (see ``startup``).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.database_url:
-        check_schema(settings.db_url)
+        wait_until(lambda: check_schema(settings.db_url), what="the database schema",
+                   settings=settings)
+        plane, result = wait_until(lambda: init_fleet(settings, migrate=False),
+                                   what="the fleet's signing key", settings=settings)
     else:
-        upgrade(settings.db_url)
-    try:
-        plane = ControlPlane.from_settings(settings, create_key=not _fleet_exists(settings.db_url))
-    except SigningKeyError as exc:
-        raise SystemExit(
-            f"{exc}. This database already serves a fleet whose agents trust its signing key: "
-            f"point --data-dir at the data dir holding signing-key (shared by every server and "
-            f"worker), or restore the key from backup"
-        ) from exc
-    with plane.tx() as s:
-        token = ensure_admin_token(s)
-        if token:
-            # Written before the transaction commits: if writing fails nothing is committed
-            # and the next start tries again, so the first admin token cannot be lost.
-            write_secret(settings.admin_token_path, token)
-    if token:
-        announce(output, f"admin token (also in {settings.admin_token_path}, mode 0600):\n{token}",
-                 "admin_token", token=token, path=str(settings.admin_token_path.resolve()))
+        plane, result = init_fleet(settings)
+    if result.admin_token:
+        announce(output, f"admin token (also in {result.admin_token_path}, mode 0600):\n"
+                 f"{result.admin_token}", "admin_token", token=result.admin_token,
+                 path=str(result.admin_token_path))
     return plane
 
 
@@ -97,12 +77,13 @@ def _listen(server: grpc.aio.Server, settings: Settings) -> int:
             try:
                 pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
             except OSError as exc:
-                raise SystemExit(f"cannot read the TLS certificate or key: {exc}") from exc
+                raise ConfigurationError(
+                    f"cannot read the TLS certificate or key: {exc}") from exc
             port = server.add_secure_port(settings.listen, grpc.ssl_server_credentials([pair]))
     except RuntimeError:  # grpc raises "Failed to bind" (older versions returned 0)
         port = 0
     if port == 0:
-        raise SystemExit(
+        raise ConfigurationError(
             f"cannot listen on {settings.listen}: the port is taken (another server?) or the host "
             f"is not this machine's; choose another with --listen"
         )
@@ -117,9 +98,9 @@ async def serve_async(
     output: str = "table",
 ) -> int:
     if problems := settings.problems():  # the CLI checked already; other callers get it here
-        raise SystemExit("; ".join(problems))
+        raise ConfigurationError("; ".join(problems))
     plane = prepare(settings, output=output)
-    celery = celery_app.configure(settings, plane)
+    celery = configure(settings, plane)
 
     opts = [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
@@ -140,15 +121,13 @@ async def serve_async(
     try:
         port = _listen(server, settings)
         if settings.metrics_port is not None:
-            from controlplane.observability import serve_metrics
-
             serve_metrics(settings.metrics_port, host=host)
     except BaseException:
         plane.close()
         raise
     worker = None
     if settings.embedded:
-        worker = celery_app.EmbeddedWorker(celery)
+        worker = EmbeddedWorker(celery)
         worker.start()
     await server.start()
     for name in (*SERVICE_NAMES, ""):
@@ -201,8 +180,8 @@ async def _resend_unsent(interval: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        if celery_app.unsent_count():
-            sent = await asyncio.to_thread(celery_app.resend_unsent)
+        if outbox.unsent_count():
+            sent = await asyncio.to_thread(outbox.resend_unsent)
             if sent:
                 log.info("the broker answers again: sent %d held-back task(s)", sent)
 

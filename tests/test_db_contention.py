@@ -7,7 +7,13 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from controlplane.db import ATTEMPTS, is_contention, make_engine, retry_on_contention
+from controlplane.db import (
+    ATTEMPTS,
+    READ_ONLY,
+    is_contention,
+    make_engine,
+    retry_on_contention,
+)
 
 
 def _scratch(url: str) -> sa.Engine:
@@ -19,18 +25,48 @@ def _scratch(url: str) -> sa.Engine:
     return engine
 
 
+def test_sqlite_write_transactions_take_the_write_lock_at_begin(sqlite_url: str) -> None:
+    """Input tried: two threads each doing 25 read-then-write increments, with no retry at all.
+
+    A write transaction begins IMMEDIATE, so the second writer waits for the lock (busy timeout)
+    instead of reading a snapshot that goes stale and failing with "database is locked"."""
+    engine = _scratch(sqlite_url)
+    errors: list[BaseException] = []
+
+    def increments() -> None:
+        try:
+            for _ in range(25):
+                with engine.connect() as conn, conn.begin():
+                    n = conn.execute(sa.text("SELECT n FROM scratch WHERE id = 1")).scalar_one()
+                    conn.execute(sa.text("UPDATE scratch SET n = :n WHERE id = 1"), {"n": n + 1})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=increments) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT n FROM scratch WHERE id = 1")).scalar_one() == 50
+    engine.dispose()
+
+
 def test_a_stale_sqlite_snapshot_is_retried_not_reported(sqlite_url: str) -> None:
-    """Input tried: a transaction reads, another commits a write, then the first writes.
+    """Input tried: a read-only (deferred) transaction reads, another commits a write, then the
+    first writes after all.
 
     SQLite refuses the first writer at once ("database is locked", whatever the busy timeout);
     the whole transaction runs again and both increments land."""
     engine = _scratch(sqlite_url)
+    deferred = engine.execution_options(**{READ_ONLY: True})
     attempts = 0
 
     def work() -> None:
         nonlocal attempts
         attempts += 1
-        with engine.connect() as a, a.begin():
+        with deferred.connect() as a, a.begin():
             a.execute(sa.text("SELECT n FROM scratch WHERE id = 1")).scalar_one()
             if attempts == 1:
                 with engine.connect() as b, b.begin():

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import io
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
-
-import numpy as np
 
 from controlplane.api import convert
 from controlplane.api.errors import rpc
 from controlplane.app import ControlPlane
 from controlplane.auth import services as auth
 from controlplane.auth.interceptor import current_principal
-from controlplane.celery_app import enqueue_after_commit
-from controlplane.errors import AlreadyExistsError, InvalidArgumentError
+from controlplane.errors import InvalidArgumentError, ResourceExhaustedError
 from controlplane.fleet import services as fleet
+from controlplane.registry import push
 from controlplane.registry import services as registry
-from controlplane.registry import tasks as registry_tasks
-from controlplane.registry.errors import InvalidModelError, ModelTooLargeError
 from controlplane.registry.models import ModelVersion
-from controlplane.registry.tflite import inspect_model
 from controlplane.rollouts import services as rollouts
-from controlplane.rollouts import tasks as rollout_tasks
 from controlplane.rollouts.models import Rollout
-from controlplane.selectors import parse_labels, parse_selector
+from controlplane.selectors import parse_selector
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
@@ -32,6 +27,7 @@ from protos import edgefleet_pb2_grpc as pb_grpc
 class AdminServicer(pb_grpc.AdminServiceServicer):
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
+        self._pushes = asyncio.Semaphore(plane.settings.max_concurrent_pushes)
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -55,7 +51,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.ListTokensRequest, context: Any
     ) -> pb.ListTokensResponse:
         def work() -> pb.ListTokensResponse:
-            with self.plane.tx() as s:
+            with self.plane.read() as s:
                 rows = auth.list_operator_tokens(s)
                 return pb.ListTokensResponse(tokens=[convert.operator_token(t) for t in rows])
 
@@ -88,36 +84,19 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.CreateEnrollmentTokenRequest, context: Any
     ) -> pb.CreateEnrollmentTokenResponse:
         who = current_principal().id
-        settings = self.plane.settings
-        uses = request.uses or settings.enrollment_token_default_uses
-        ttl = request.expires_in_seconds or settings.enrollment_token_default_ttl_seconds
-        if uses > settings.enrollment_token_max_uses:
-            raise InvalidArgumentError(
-                f"an enrollment token allows at most {settings.enrollment_token_max_uses} uses "
-                f"(asked for {uses}): create several tokens")
-        if ttl > settings.enrollment_token_max_ttl_seconds:
-            raise InvalidArgumentError(
-                f"an enrollment token lives at most {settings.enrollment_token_max_ttl_seconds}s "
-                f"(asked for {ttl}s): create a new token when it expires")
-        labels = parse_labels(",".join(f"{k}={v}" for k, v in request.labels.items()))
 
         def work() -> pb.CreateEnrollmentTokenResponse:
             with self.plane.tx() as s:
                 row, token = auth.create_enrollment_token(
                     s,
-                    labels=labels,
-                    uses=uses,
-                    expires_in=dt.timedelta(seconds=ttl),
+                    labels=dict(request.labels),
+                    uses=request.uses or None,
+                    expires_in_seconds=request.expires_in_seconds or None,
+                    settings=self.plane.settings,
                     now=self.plane.clock(),
                     created_by=who,
                 )
-                return pb.CreateEnrollmentTokenResponse(
-                    id=row.id,
-                    token=token,
-                    uses=row.uses_total,
-                    expires_at=convert.timestamp(row.expires_at),
-                    labels=row.labels,
-                )
+                return convert.enrollment_token(row, token)
 
         return await self.plane.run_db(work)
 
@@ -125,124 +104,70 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     @rpc
     async def PushModel(self, request_iterator: Any, context: Any) -> pb.ModelVersion:
-        """Stream the upload into the store, validate it, and register a pending version.
+        """The upload protocol and its checks are ``registry.push``'s; this moves the messages.
 
-        Nothing is written to the database before the bytes are complete, of the announced size,
-        hash-checked and accepted by ``inspect_model``; a refused upload leaves no file.
+        Each message must arrive within ``push_idle_timeout_seconds``, and at most
+        ``max_concurrent_pushes`` pushes are received at once (RESOURCE_EXHAUSTED beyond).
         """
-        settings = self.plane.settings
+        settings, run = self.plane.settings, self.plane.run_db
         who = current_principal().id
-        first = await anext(aiter(request_iterator), None)
+        messages = aiter(request_iterator)
+        first = await self._next_part(messages)
         if first is None or first.WhichOneof("part") != "header":
             raise InvalidArgumentError("the first PushModel message must be the header")
-        h = first.header
-        registry.check_name_version(h.name, h.version)
-        if h.size == 0:
-            raise InvalidModelError("the model file is empty: nothing to push")
-        if h.size > settings.max_model_bytes:
-            raise _too_large(h.size, settings.max_model_bytes, "model", "max_model_bytes")
-        if h.calibration_size > settings.max_calibration_bytes:
-            raise _too_large(
-                h.calibration_size,
-                settings.max_calibration_bytes,
-                "calibration file",
-                "max_calibration_bytes",
-            )
-        if await self.plane.run_db(self._exists, h.name, h.version):
-            raise AlreadyExistsError(
-                f"{h.name}:{h.version} already exists: push a new version number"
-            )
-
-        stored = await self._receive(h, request_iterator)
-        model, calibration = stored["model"], stored.get("calibration")
+        header = convert.push_header(first.header)
+        await run(self._check_new, header)
+        async with self._push_slot():
+            receiver = push.PushReceiver(header, store=self.plane.store, settings=settings)
+            try:
+                while (msg := await self._next_part(messages)) is not None:
+                    kind = msg.WhichOneof("part")
+                    if kind not in _PUSH_PARTS:
+                        raise InvalidArgumentError(f"unexpected {kind} message in a model push")
+                    await run(receiver.add, _PUSH_PARTS[kind], getattr(msg, kind))
+                received = await run(receiver.finish)
+            except BaseException:
+                await asyncio.shield(run(receiver.abort))
+                raise
 
         def work() -> pb.ModelVersion:
             with self.plane.tx() as s:
-                mv = registry.register_version(
-                    s,
-                    name=h.name,
-                    version=h.version,
-                    model=registry.Upload(sha256=model.sha256, size=model.size),
-                    info=stored["info"],
-                    calibration=(
-                        registry.Upload(sha256=calibration.sha256, size=calibration.size)
-                        if calibration
-                        else None
-                    ),
-                    created_by=who,
-                )
-                enqueue_after_commit(s, registry_tasks.measure_version, mv.id)
-                s.flush()
-                return convert.model_version(registry.find_version(s, h.name, h.version))
+                return convert.model_version(push.register(s, received, created_by=who))
 
         # Should registration fail now (a concurrent push of the same name:version won), the
         # committed blobs stay: they are valid, content-addressed, and may already be another
         # version's, so deleting them here could race with that version.
-        return await self.plane.run_db(work)
+        return await run(work)
 
-    async def _receive(self, h: pb.PushModelHeader, stream: Any) -> dict[str, Any]:
-        """Receive calibration chunks, then model chunks, into store uploads; validate the bytes
-        while they are still uploads; then commit them.
+    def _check_new(self, header: push.PushHeader) -> None:
+        with self.plane.read() as s:
+            push.check_new(s, header, settings=self.plane.settings)
 
-        Returns {"model": StoredArtifact, "info": ModelInfo, "calibration": StoredArtifact (if
-        any)}. On any error both uploads are aborted: nothing of a refused push is stored.
-        """
-        store, run = self.plane.store, self.plane.run_db
-        parts = {
-            "calibration": (h.calibration_size, h.calibration_sha256),
-            "model": (h.size, h.sha256),
-        }
-        uploads = {
-            part: store.begin_upload(max_bytes=size) for part, (size, _) in parts.items() if size
-        }
-        received = dict.fromkeys(uploads, 0)
+    async def _next_part(self, messages: Any) -> Any:
+        """The next push message, or None at the end; an idle stream is cut."""
+        timeout = self.plane.settings.push_idle_timeout_seconds
         try:
-            async for msg in stream:
-                kind = msg.WhichOneof("part")
-                part = {"calibration_chunk": "calibration", "chunk": "model"}.get(kind or "")
-                if part is None or part not in uploads:
-                    raise InvalidArgumentError(f"unexpected {kind} message in a model push")
-                if part == "calibration" and received.get("model"):
-                    raise InvalidArgumentError("calibration chunks must come before model chunks")
-                data = msg.calibration_chunk if part == "calibration" else msg.chunk
-                received[part] += len(data)
-                if received[part] > parts[part][0]:
-                    raise InvalidArgumentError(
-                        f"{part} upload is longer than the announced {parts[part][0]} bytes"
-                    )
-                await run(uploads[part].write, data)
-            for part in uploads:
-                if received[part] != parts[part][0]:
-                    raise InvalidArgumentError(
-                        f"truncated upload: received {received[part]} of {parts[part][0]} {part} "
-                        f"bytes; push again"
-                    )
-            info = await run(lambda: inspect_model(uploads["model"].read_back()))
-            if "calibration" in uploads:
-                await run(lambda: _check_calibration(uploads["calibration"].read_back(), info))
-            stored: dict[str, Any] = {"info": info}
-            for part, upload in uploads.items():
-                size, digest = parts[part]
-                stored[part] = await run(
-                    upload.commit, expected_sha256=digest or None, expected_size=size
-                )
-            return stored
-        except BaseException:
-            for upload in uploads.values():
-                upload.abort()
-            raise
+            return await asyncio.wait_for(anext(messages, None), timeout=timeout)
+        except TimeoutError:
+            raise InvalidArgumentError(
+                f"the push sent nothing for {timeout:.0f} s (setting push_idle_timeout_seconds); "
+                f"nothing was stored: push again") from None
 
-    def _exists(self, name: str, version: str) -> bool:
-        with self.plane.tx() as s:
-            return registry.version_exists(s, name, version)
-
+    @contextlib.asynccontextmanager
+    async def _push_slot(self) -> AsyncIterator[None]:
+        if self._pushes.locked():
+            raise ResourceExhaustedError(
+                f"{self.plane.settings.max_concurrent_pushes} pushes are being received already "
+                f"(setting max_concurrent_pushes): push again shortly")
+        async with self._pushes:
+            yield
 
     @rpc
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Any
     ) -> pb.ListModelsResponse:
         def work() -> pb.ListModelsResponse:
-            with self.plane.tx() as s:
+            with self.plane.read() as s:
                 return pb.ListModelsResponse(
                     models=[convert.model_version(mv) for mv in registry.list_versions(s)]
                 )
@@ -252,7 +177,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     @rpc
     async def GetModel(self, request: pb.GetModelRequest, context: Any) -> pb.ModelVersion:
         def work() -> pb.ModelVersion:
-            with self.plane.tx() as s:
+            with self.plane.read() as s:
                 return convert.model_version(
                     registry.find_version(s, request.name, request.version)
                 )
@@ -268,7 +193,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         selector = parse_selector(request.selector)
 
         def work() -> pb.ListDevicesResponse:
-            with self.plane.tx() as s:
+            with self.plane.read() as s:
                 return pb.ListDevicesResponse(
                     devices=[convert.device(d) for d in fleet.list_devices(s, selector)]
                 )
@@ -278,7 +203,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     @rpc
     async def GetDevice(self, request: pb.GetDeviceRequest, context: Any) -> pb.Device:
         def work() -> pb.Device:
-            with self.plane.tx() as s:
+            with self.plane.read() as s:
                 return convert.device(fleet.get_device(s, request.id))
 
         return await self.plane.run_db(work)
@@ -324,7 +249,6 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                     created_by=who,
                     now=self.plane.clock(),
                 )
-                enqueue_after_commit(s, rollout_tasks.start, r.id)
                 return self._rollout_proto(s, r)
 
         return await self.plane.run_db(work)
@@ -334,7 +258,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.ListRolloutsRequest, context: Any
     ) -> pb.ListRolloutsResponse:
         def work() -> pb.ListRolloutsResponse:
-            with self.plane.tx() as s:
+            with self.plane.read() as s:
                 return pb.ListRolloutsResponse(
                     rollouts=[self._rollout_proto(s, r) for r in rollouts.list_rollouts(s)]
                 )
@@ -344,7 +268,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     @rpc
     async def GetRollout(self, request: pb.GetRolloutRequest, context: Any) -> pb.Rollout:
         def work() -> pb.Rollout:
-            with self.plane.tx() as s:
+            with self.plane.read() as s:
                 return self._rollout_proto(s, rollouts.get_rollout(s, request.id))
 
         return await self.plane.run_db(work)
@@ -361,36 +285,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                     settings=self.plane.settings,
                     now=self.plane.clock(),
                 )
-                if r.state == "pending":
-                    enqueue_after_commit(s, rollout_tasks.start, r.id)
                 return self._rollout_proto(s, r)
 
         return await self.plane.run_db(work)
 
 
-def _too_large(size: int, limit: int, what: str, setting: str) -> Exception:
-    return ModelTooLargeError(
-        f"{what} is {size} bytes; this server accepts at most {limit} bytes (setting {setting})",
-        limit=limit,
-    )
-
-
-def _check_calibration(data: bytes, info: Any) -> None:
-    """A calibration .npz must hold one float array per model input: (N, *input_shape)."""
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
-        raise InvalidArgumentError(f"calibration file is not a readable .npz: {exc}") from exc
-    for t in info.inputs:
-        if t.name not in arrays:
-            raise InvalidArgumentError(
-                f"calibration file has no array {t.name!r}; it needs one per model input "
-                f"(found {sorted(arrays)})"
-            )
-        arr = arrays[t.name]
-        if tuple(arr.shape[1:]) != tuple(t.shape) or arr.shape[0] < 1:
-            raise InvalidArgumentError(
-                f"calibration array {t.name!r} has shape {arr.shape}; expected (N, "
-                f"{', '.join(map(str, t.shape))})"
-            )
+#: PushModelRequest's oneof fields and the parts of a push they carry.
+_PUSH_PARTS: dict[str, push.Part] = {"calibration_chunk": "calibration", "chunk": "model"}

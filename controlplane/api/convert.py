@@ -8,9 +8,10 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controlplane.auth.models import OperatorToken
+from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.fleet.models import Device, DeviceModel
 from controlplane.registry.models import ModelVersion, Variant
+from controlplane.registry.push import PushHeader
 from controlplane.rollouts.models import Rollout
 from controlplane.rollouts.services import wave_counts
 from protos import edgefleet_pb2 as pb
@@ -157,4 +158,20 @@ def rollout(r: Rollout, model: str, version: str) -> pb.Rollout:
         created_at=timestamp(r.created_at),
         updated_at=timestamp(r.updated_at),
         created_by=r.created_by or "",
+    )
+
+
+def push_header(h: pb.PushModelHeader) -> PushHeader:
+    return PushHeader(name=h.name, version=h.version, size=h.size, sha256=h.sha256,
+                      calibration_size=h.calibration_size,
+                      calibration_sha256=h.calibration_sha256)
+
+
+def enrollment_token(row: EnrollmentToken, token: str) -> pb.CreateEnrollmentTokenResponse:
+    return pb.CreateEnrollmentTokenResponse(
+        id=row.id,
+        token=token,
+        uses=row.uses_total,
+        expires_at=timestamp(row.expires_at),
+        labels=row.labels,
     )

@@ -18,12 +18,11 @@ from controlplane.api import convert
 from controlplane.api.errors import rpc, stream_rpc
 from controlplane.app import ControlPlane
 from controlplane.auth.interceptor import current_principal
-from controlplane.errors import InvalidArgumentError, NotFoundError
+from controlplane.errors import InvalidArgumentError
 from controlplane.fleet import services as fleet
 from controlplane.telemetry import services as telemetry
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
-from protos.contract.identifiers import is_sha256
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,9 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         plane = self.plane
 
         def work() -> pb.SyncResponse:
-            with plane.tx() as s:
+            # A plain poll only reads (on SQLite it must not queue for the write lock); the rare
+            # re-sign of an expiring document writes in it all the same.
+            with plane.tx() if hardware is not None else plane.read() as s:
                 if hardware is not None:
                     fleet.set_hardware(s, device_id, hardware, now=now)
                 state = fleet.desired_for_sync(
@@ -132,34 +133,26 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
     @stream_rpc
     async def DownloadArtifact(self, request: pb.DownloadRequest, context: Any) -> Any:
         device_id = current_principal().id
-        sha = request.sha256
-        if not is_sha256(sha):
-            raise InvalidArgumentError("sha256 must be 64 lowercase hex characters")
+        plane = self.plane
 
-        def allowed() -> bool:
-            with self.plane.tx() as s:
-                return fleet.may_download(s, device_id, sha)
+        def open_download() -> fleet.Download:
+            with plane.read() as s:
+                return fleet.open_download(s, plane.store, device_id, request.sha256,
+                                           offset=request.offset,
+                                           chunk_bytes=plane.settings.chunk_bytes)
 
-        # Not-assigned and not-existing look the same, so a device cannot probe for artifacts.
-        if not await self.plane.run_db(allowed) or not self.plane.store.exists(sha):
-            raise NotFoundError(f"artifact {sha} is not assigned to this device")
-        total = self.plane.store.size(sha)
-        if request.offset > total:
-            raise InvalidArgumentError(f"offset {request.offset} is past the end ({total} bytes)")
+        download = await plane.run_db(open_download)
         loop = asyncio.get_running_loop()
-        chunks = self.plane.store.open_range(sha, request.offset, self.plane.settings.chunk_bytes)
         offset = request.offset
         try:
             while True:
-                data = await loop.run_in_executor(self.plane.executor, next, chunks, None)
+                data = await loop.run_in_executor(plane.executor, next, download.chunks, None)
                 if data is None:
                     break
-                yield pb.ArtifactChunk(offset=offset, data=data, total_size=total)
+                yield pb.ArtifactChunk(offset=offset, data=data, total_size=download.size)
                 offset += len(data)
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            await loop.run_in_executor(plane.executor, download.close)
 
     @rpc
     async def ReportStatus(self, request: pb.StatusReport, context: Any) -> pb.ReportAck:

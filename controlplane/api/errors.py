@@ -1,7 +1,8 @@
 """Turning service errors into gRPC statuses, in one place.
 
-An ``EdgeFleetError`` answers with the status its class names and its own message; any other
-exception is a bug: it is logged with its traceback and the caller gets INTERNAL with no detail.
+An ``EdgeFleetError`` answers with the status of its category (``STATUS``) and its own message;
+any other exception is a bug: it is logged with its traceback and the caller gets INTERNAL with no
+detail.
 Every call is counted in ``observability`` by method and outcome.
 """
 
@@ -16,32 +17,33 @@ from typing import Any
 
 import grpc
 
+from controlplane import errors
 from controlplane.db import is_contention
-from controlplane.errors import EdgeFleetError
 from controlplane.observability import record
-from controlplane.registry import errors as registry_errors
 
 log = logging.getLogger(__name__)
 
-# Registry errors predate the common roots; map them by class.
-_REGISTRY_STATUS: dict[type[Exception], grpc.StatusCode] = {
-    registry_errors.InvalidModelError: grpc.StatusCode.INVALID_ARGUMENT,
-    registry_errors.ModelTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    registry_errors.ArtifactIntegrityError: grpc.StatusCode.INVALID_ARGUMENT,
-    registry_errors.DuplicateVersionError: grpc.StatusCode.ALREADY_EXISTS,
-    registry_errors.ModelNotFoundError: grpc.StatusCode.NOT_FOUND,
-    registry_errors.ArtifactNotFoundError: grpc.StatusCode.NOT_FOUND,
-    # disk full or unreadable: the caller did nothing wrong and may retry later
-    registry_errors.StorageError: grpc.StatusCode.UNAVAILABLE,
+#: Every category of ``controlplane.errors`` and the status it answers with (the one place).
+STATUS: dict[type[errors.EdgeFleetError], grpc.StatusCode] = {
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    # disk full, database busy, interpreter missing: the caller did nothing wrong; retry later
+    errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    # the server's own setup is wrong; nothing the caller can change
+    errors.ConfigurationError: grpc.StatusCode.INTERNAL,
 }
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
-    if isinstance(exc, EdgeFleetError):
-        return grpc.StatusCode[exc.status]
-    for cls, code in _REGISTRY_STATUS.items():
-        if isinstance(exc, cls):
-            return code
+    """The status ``exc`` answers with; None for an exception nobody raised on purpose (a bug)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
     if is_contention(exc):  # still losing after run_db's retries: busy, not broken
         return grpc.StatusCode.UNAVAILABLE
     return None

@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
+from controlplane.app import ControlPlane
 from controlplane.auth.policy import Principal, allowed, is_public
-from controlplane.auth.services import authenticate
 from controlplane.errors import EdgeFleetError
 from controlplane.observability import record
 
@@ -43,7 +43,7 @@ def _bearer(metadata: Any) -> str | None:
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates the bearer token, checks ``POLICY``, and exposes the principal."""
 
-    def __init__(self, plane: Any) -> None:
+    def __init__(self, plane: ControlPlane) -> None:
         self._plane = plane
 
     async def _principal_for(self, token: str) -> Principal:
@@ -52,8 +52,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return cached
 
         def lookup() -> Principal:
-            with self._plane.tx() as session:
-                return authenticate(session, token, now=self._plane.clock())
+            with self._plane.read() as session:
+                return self._plane.authenticate(session, token)
 
         principal: Principal = await self._plane.run_db(lookup)
         self._plane.credentials.put(token, principal)

@@ -9,6 +9,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,12 +18,15 @@ from sqlalchemy.orm import Session
 from controlplane.auth import tokens
 from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.auth.policy import ROLES, Principal
+from controlplane.config import Settings
+from controlplane.db import lock_fleet
 from controlplane.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnauthenticatedError,
 )
+from controlplane.selectors import validate_labels
 
 
 def create_operator_token(
@@ -44,9 +48,15 @@ def create_operator_token(
     return row, token
 
 
+def fleet_initialized(session: Session) -> bool:
+    """Whether this database serves a fleet already: its first admin token was issued."""
+    return bool(session.scalar(sa.select(sa.exists().where(OperatorToken.id.is_not(None)))))
+
+
 def ensure_admin_token(session: Session) -> str | None:
     """On an empty database, create the first admin token and return it; otherwise None."""
-    if session.scalar(sa.select(sa.func.count()).select_from(OperatorToken)):
+    lock_fleet(session)
+    if fleet_initialized(session):
         return None
     _, token = create_operator_token(session, role="admin", description="created at first start")
     return token
@@ -104,16 +114,35 @@ def revoke_enrollment_token(
 def create_enrollment_token(
     session: Session,
     *,
-    labels: dict[str, str],
-    uses: int,
-    expires_in: dt.timedelta,
+    labels: Mapping[str, str],
+    uses: int | None,
+    expires_in_seconds: int | None,
+    settings: Settings,
     now: dt.datetime,
     created_by: str | None = None,
 ) -> tuple[EnrollmentToken, str]:
+    """A new enrollment token and its secret (shown once). ``uses`` and ``expires_in_seconds``
+    None take the settings' defaults; both are capped by the settings (a token good for a
+    million devices or for years is a leaked fleet, not a convenience).
+
+    Raises InvalidArgumentError (bad labels, no use, no lifetime, over a cap).
+    """
+    labels = validate_labels(labels)
+    uses = settings.enrollment_token_default_uses if uses is None else uses
+    ttl = (settings.enrollment_token_default_ttl_seconds if expires_in_seconds is None
+           else expires_in_seconds)
     if uses < 1:
         raise InvalidArgumentError("an enrollment token needs at least one use")
-    if expires_in <= dt.timedelta(0):
+    if ttl <= 0:
         raise InvalidArgumentError("an enrollment token's lifetime must be positive")
+    if uses > settings.enrollment_token_max_uses:
+        raise InvalidArgumentError(
+            f"an enrollment token allows at most {settings.enrollment_token_max_uses} uses "
+            f"(asked for {uses}): create several tokens")
+    if ttl > settings.enrollment_token_max_ttl_seconds:
+        raise InvalidArgumentError(
+            f"an enrollment token lives at most {settings.enrollment_token_max_ttl_seconds}s "
+            f"(asked for {ttl}s): create a new token when it expires")
     token_id, secret, token = tokens.mint("enrollment")
     row = EnrollmentToken(
         id=token_id,
@@ -121,7 +150,7 @@ def create_enrollment_token(
         labels=dict(labels),
         uses_left=uses,
         uses_total=uses,
-        expires_at=now + expires_in,
+        expires_at=now + dt.timedelta(seconds=ttl),
         created_by=created_by,
     )
     session.add(row)
@@ -129,7 +158,14 @@ def create_enrollment_token(
     return row, token
 
 
-def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal:
+#: Whether a device that may connect (enrolled, not revoked) has this id and secret. The fleet
+#: domain owns devices; it hands this in (``ControlPlane.authenticate``), so auth never imports it.
+DeviceSecretCheck = Callable[[Session, str, str], bool]
+
+
+def authenticate(
+    session: Session, token: str, *, now: dt.datetime, device_secret_matches: DeviceSecretCheck
+) -> Principal:
     """The principal behind a bearer token.
 
     Raises UnauthenticatedError for a malformed, unknown, revoked or expired token; the message
@@ -150,12 +186,8 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
             # Uses are not checked here: they are taken atomically when spent, and an agent
             # repeating an Enroll whose answer it lost may present a token it used up itself.
             return Principal(kind="enrollment", id=en.id)
-    elif parsed.kind == "device":
-        from controlplane.fleet.models import Device  # fleet depends on auth, not the reverse
-
-        dev = session.get(Device, parsed.id)
-        if dev and dev.revoked_at is None and tokens.secret_matches(parsed.secret, dev.secret_hash):
-            return Principal(kind="device", id=dev.id)
+    elif parsed.kind == "device" and device_secret_matches(session, parsed.id, parsed.secret):
+        return Principal(kind="device", id=parsed.id)
     raise UnauthenticatedError("unknown or invalid token")
 
 

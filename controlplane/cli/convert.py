@@ -1,4 +1,4 @@
-"""Proto messages -> the JSON documents of the CLI contract (DESIGN.md, "CLI contract").
+"""Proto messages -> the JSON documents of the CLI contract (docs/cli.md).
 
 Invariants: every key the contract names is always present; an absent value is an explicit
 ``null`` (proto3 cannot tell unset from empty, so empty strings, unset messages and zero

@@ -1,13 +1,17 @@
-"""Exit codes of the ``edgefleet`` CLI and the one exception that carries them.
+"""Exit codes of the ``edgefleet`` CLI, and how the control plane's errors map to them.
 
-Invariant: every expected failure (bad input, server unreachable, rejected token, missing object)
-reaches ``main`` as a ``CliError`` whose message a person can act on; ``main`` prints it to stderr
-and returns its code. Anything else is a bug and keeps its traceback.
+Invariant: every expected failure reaches ``main`` as an ``EdgeFleetError`` with a message a
+person can act on: a ``CliError`` (the CLI's own, carrying its exit code) or a control-plane
+error from a local command (``server``, ``worker``, ``init`` ...), whose exit code comes from
+its category in ``EXIT_CODES`` (the one place). ``main`` prints it to stderr and returns the
+code. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+from controlplane import errors
 
 
 class ExitCode(IntEnum):
@@ -22,10 +26,34 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130     # Ctrl-C
 
 
-class CliError(Exception):
-    """An expected failure: ``message`` goes to stderr and ``code`` becomes the exit status."""
+class CliError(errors.EdgeFleetError):
+    """An expected failure of the CLI itself: ``message`` goes to stderr and ``code`` becomes
+    the exit status."""
 
     def __init__(self, message: str, code: ExitCode = ExitCode.GENERIC) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+#: Each category of ``controlplane.errors`` and the exit code it ends a local command with.
+EXIT_CODES: dict[type[errors.EdgeFleetError], ExitCode] = {
+    errors.InvalidArgumentError: ExitCode.INVALID,
+    errors.NotFoundError: ExitCode.NOT_FOUND,
+    errors.AlreadyExistsError: ExitCode.INVALID,
+    errors.FailedPreconditionError: ExitCode.INVALID,
+    errors.ResourceExhaustedError: ExitCode.INVALID,
+    errors.UnauthenticatedError: ExitCode.AUTH,
+    errors.PermissionDeniedError: ExitCode.AUTH,
+    errors.UnavailableError: ExitCode.UNREACHABLE,
+    errors.ConfigurationError: ExitCode.GENERIC,
+}
+
+
+def exit_code_for(exc: errors.EdgeFleetError) -> ExitCode:
+    if isinstance(exc, CliError):
+        return exc.code
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return ExitCode.GENERIC

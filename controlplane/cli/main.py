@@ -33,10 +33,11 @@ from typing import TypeVar
 
 from controlplane.cli.connection import DEFAULT_SERVER, ClientSettings
 from controlplane.cli.context import Invocation
-from controlplane.cli.durations import parse_duration
-from controlplane.cli.errors import CliError, ExitCode
+from controlplane.cli.errors import ExitCode, exit_code_for
 from controlplane.cli.output import Output
 from controlplane.cli.parsing import parse_label, parse_label_list, parse_model_ref, parse_waves
+from controlplane.durations import parse_duration
+from controlplane.errors import EdgeFleetError
 
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ Handler = Callable[[argparse.Namespace, Invocation], int]
 
 _DESCRIPTION = """\
 Operate an EdgeFleet control plane: push models, create tokens, inspect devices, run rollouts.
-Local commands (server, worker, db upgrade, demo) run the control plane itself."""
+Local commands (init, server, worker, db upgrade, demo) run the control plane itself."""
 
 _EPILOG = f"""\
 connection:
@@ -183,6 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_local_commands(top: _Tree) -> None:
+    init = top.command("init", "create or check a fleet: migrate the database, make the signing "
+                       "key and the first admin token (idempotent)", handler="local:init")
+    init.add_argument("--data-dir", type=Path, metavar="DIR",
+                      help="where the signing key and admin-token go (env EDGEFLEET_DATA_DIR; "
+                           "default ./edgefleet-data); shared by every server and worker")
+    init.add_argument("--db", metavar="URL", help="database URL (env EDGEFLEET_DB; "
+                                                  "default SQLite in the data dir)")
+
     server = top.command("server", "run the control plane API server (and, embedded, its worker)",
                          handler="local:server")
     server.add_argument("--data-dir", type=Path, metavar="DIR",
@@ -196,11 +205,13 @@ def _add_local_commands(top: _Tree) -> None:
                         help="PEM certificate chain: serve TLS (with --tls-key) instead of "
                              "plaintext")
     server.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key for it")
+    _add_wait_option(server)
 
     worker = top.command("worker", "run a Celery worker for background jobs (scaled-out mode)",
                          handler="local:worker")
     _add_store_options(worker)
     worker.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory")
+    _add_wait_option(worker)
 
     db = _Tree(top.command("db", "database maintenance"), "verb")
     upgrade = db.command("upgrade", "apply database migrations", handler="local:db_upgrade",
@@ -217,6 +228,12 @@ def _add_local_commands(top: _Tree) -> None:
                       help="number of agents to run (default 3)")
     demo.add_argument("--keep", action="store_true",
                       help="keep the data dir and processes' logs afterwards")
+
+
+def _add_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", type=duration, metavar="DURATION",
+                        help="how long to wait at start for the database, Redis and `edgefleet "
+                             "init` before giving up (env EDGEFLEET_START_WAIT; default 2m)")
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -334,9 +351,9 @@ def main(argv: Sequence[str] | None = None, *, settings: ClientSettings | None =
     invocation = Invocation(args=args, output=output, settings=settings or ClientSettings())
     try:
         return int(_load_handler(args.handler)(args, invocation))
-    except CliError as exc:
-        output.error(exc.message)
-        return int(exc.code)
+    except EdgeFleetError as exc:
+        output.error(str(exc))
+        return int(exit_code_for(exc))
     except KeyboardInterrupt:
         output.error("interrupted")
         return int(ExitCode.INTERRUPTED)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,11 +26,13 @@ from controlplane.config import Settings
 from controlplane.db import new_id
 from controlplane.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
 from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
+from controlplane.registry.errors import ArtifactNotFoundError
 from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.services import manifest_json
 from controlplane.registry.signing import Signer, build_desired_state
+from controlplane.registry.store import FilesystemArtifactStore
 from controlplane.selectors import matches, validate_labels
-from protos.contract.identifiers import is_enrollment_key
+from protos.contract.identifiers import is_enrollment_key, is_sha256
 
 MAX_PROFILE_BYTES = 16 * 1024
 # Sequences live in a signed BIGINT; leave head-room so ``after + 1`` can never overflow.
@@ -93,6 +97,13 @@ def enroll(
     session.flush()
     set_hardware(session, device.id, hardware, now=now)
     return device, credential
+
+
+def device_secret_matches(session: Session, device_id: str, secret: str) -> bool:
+    """Whether ``device_id`` names a device that may connect (not revoked) with this secret."""
+    device = session.get(Device, device_id)
+    return bool(device and device.revoked_at is None
+                and tokens.secret_matches(secret, device.secret_hash))
 
 
 def _enrollment_key_hash(key: str) -> str | None:
@@ -331,3 +342,45 @@ def may_download(session: Session, device_id: str, sha256: str) -> bool:
             )
         )
     )
+
+
+@dataclass
+class Download:
+    """An artifact a device may fetch, opened at its offset: ``size`` bytes in all, ``chunks``
+    from the offset on (one chunk in memory at a time). ``close`` releases the file."""
+
+    size: int
+    chunks: Iterator[bytes]
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def open_download(
+    session: Session,
+    store: FilesystemArtifactStore,
+    device_id: str,
+    sha256: str,
+    *,
+    offset: int,
+    chunk_bytes: int,
+) -> Download:
+    """Open an artifact assigned to ``device_id`` for streaming from ``offset``. Blocking.
+
+    Raises InvalidArgumentError (not a sha256, offset past the end), NotFoundError: not assigned
+    and not stored look the same, so a device cannot probe for other devices' artifacts.
+    """
+    if not is_sha256(sha256):
+        raise InvalidArgumentError("sha256 must be 64 lowercase hex characters")
+    not_assigned = NotFoundError(f"artifact {sha256} is not assigned to this device")
+    if not may_download(session, device_id, sha256):
+        raise not_assigned
+    try:
+        size = store.size(sha256)
+    except ArtifactNotFoundError:
+        raise not_assigned from None
+    if offset > size:
+        raise InvalidArgumentError(f"offset {offset} is past the end ({size} bytes)")
+    return Download(size=size, chunks=store.open_range(sha256, offset, chunk_bytes))

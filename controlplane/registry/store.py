@@ -35,7 +35,7 @@ from controlplane.registry.errors import (
     ModelTooLargeError,
     StorageError,
 )
-from protos.contract.files import fsync_dir
+from protos.contract.files import fsync_dir, move_into_place
 from protos.contract.identifiers import check_sha256
 
 _UPLOADS_DIR = ".uploads"
@@ -205,8 +205,7 @@ class FilesystemArtifactStore:
         shard = final.parent
         new_shard = not shard.exists()
         shard.mkdir(exist_ok=True)
-        os.replace(temp, final)
-        fsync_dir(shard)
+        move_into_place(temp, final)
         if new_shard:
             fsync_dir(self.root)
 

@@ -11,8 +11,10 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from controlplane.celery_app import TRANSIENT, PlaneTask, app, enqueue_after_commit
-from controlplane.registry import services
+from controlplane.jobs.app import app
+from controlplane.jobs.base import TRANSIENT, PlaneTask
+from controlplane.jobs.outbox import enqueue_after_commit
+from controlplane.registry import push, services
 from controlplane.registry.errors import (
     ArtifactNotFoundError,
     InterpreterUnavailableError,
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 HOST_TROUBLE = (*TRANSIENT, ArtifactNotFoundError, InterpreterUnavailableError)
 
 
-@app.task(base=PlaneTask, bind=True, name="registry.measure_version", autoretry_for=HOST_TROUBLE)
+@app.task(base=PlaneTask, bind=True, name=push.MEASURE_TASK, autoretry_for=HOST_TROUBLE)
 def measure_version(self: PlaneTask, version_id: str) -> None:
     plane = self.plane
     with plane.tx() as session:

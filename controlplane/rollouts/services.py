@@ -20,12 +20,16 @@ from controlplane.errors import FailedPreconditionError, InvalidArgumentError, N
 from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DeviceModel
 from controlplane.fleet.selection import choose_variant
+from controlplane.jobs.outbox import enqueue_after_commit
 from controlplane.registry.models import ModelVersion
 from controlplane.registry.services import find_version
 from controlplane.registry.signing import Signer
 from controlplane.rollouts.models import TERMINAL, TRANSITIONS, Rollout, RolloutDevice, Wave
 from controlplane.selectors import parse_target
 
+#: The task that assigns a rollout's devices, sent after the commit that created (or resumed
+#: into ``pending``) the rollout; the periodic tick starts any whose message was lost.
+START_TASK = "rollouts.start"
 ACTIONS = {"pause": "paused", "resume": "running", "abort": "aborted", "rollback": "rolled_back"}
 
 
@@ -76,6 +80,7 @@ def create_rollout(
     rollout.waves.append(Wave(index=0, percent=100.0, state="pending"))
     session.add(rollout)
     session.flush()
+    enqueue_after_commit(session, START_TASK, rollout.id)
     return rollout
 
 
@@ -108,14 +113,11 @@ def list_rollouts(session: Session) -> list[Rollout]:
 
 
 def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
-    from controlplane.registry.models import ModelVersion as MV
-
-    mv = session.scalars(
-        sa.select(MV)
-        .where(MV.id == rollout.model_version_id)
-        .options(selectinload(MV.variants), selectinload(MV.model))
+    return session.scalars(
+        sa.select(ModelVersion)
+        .where(ModelVersion.id == rollout.model_version_id)
+        .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model))
     ).one()
-    return mv
 
 
 def start(
@@ -249,6 +251,8 @@ def change(
     rollout.state = target_state
     rollout.updated_at = now
     session.flush()
+    if target_state == "pending":
+        enqueue_after_commit(session, START_TASK, rollout.id)
     return rollout
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from controlplane.celery_app import PlaneTask, app
+from controlplane.jobs.app import app
+from controlplane.jobs.base import PlaneTask
 from controlplane.rollouts import services
 
 log = logging.getLogger(__name__)
 
 
-@app.task(base=PlaneTask, bind=True, name="rollouts.start")
+@app.task(base=PlaneTask, bind=True, name=services.START_TASK)
 def start(self: PlaneTask, rollout_id: str) -> None:
     plane = self.plane
     with plane.tx() as session:

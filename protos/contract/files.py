@@ -48,3 +48,14 @@ def replace_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def move_into_place(source: Path, target: Path) -> None:
+    """Rename a complete, fsynced file ``source`` onto ``target`` (same filesystem) and make the
+    rename durable: ``target``'s directory is fsynced, and ``source``'s too when it differs.
+    Raises OSError."""
+    source, target = Path(source), Path(target)
+    os.replace(source, target)
+    fsync_dir(target.parent)
+    if source.parent.resolve() != target.parent.resolve():
+        fsync_dir(source.parent)

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controlplane.auth import services
 from controlplane.auth.models import EnrollmentToken
+from controlplane.auth.policy import Principal
+from controlplane.config import Settings
 from controlplane.db import make_engine, make_session_factory, transaction
 from controlplane.errors import (
     FailedPreconditionError,
@@ -17,8 +19,16 @@ from controlplane.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
+from controlplane.fleet import services as fleet_services
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+
+
+def authenticate(s: Session, token: str, *, now: dt.datetime) -> Principal:
+    """``auth.services.authenticate`` wired as the plane wires it (with the fleet's devices)."""
+    return services.authenticate(s, token, now=now,
+                                 device_secret_matches=fleet_services.device_secret_matches)
+
 
 
 def test_first_admin_token_is_created_once(session_factory: sessionmaker[Session]) -> None:
@@ -27,7 +37,7 @@ def test_first_admin_token_is_created_once(session_factory: sessionmaker[Session
     assert token is not None
     with transaction(session_factory) as s:
         assert services.ensure_admin_token(s) is None
-        p = services.authenticate(s, token, now=NOW)
+        p = authenticate(s, token, now=NOW)
     assert (p.kind, p.role) == ("operator", "admin")
 
 
@@ -44,7 +54,7 @@ def test_unknown_or_malformed_tokens_are_refused(
 ) -> None:
     """Input tried: empty string, a well-formed token for an id that does not exist, garbage."""
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
-        services.authenticate(s, bad, now=NOW)
+        authenticate(s, bad, now=NOW)
 
 
 def test_wrong_secret_for_a_real_id_is_refused(session_factory: sessionmaker[Session]) -> None:
@@ -53,7 +63,7 @@ def test_wrong_secret_for_a_real_id_is_refused(session_factory: sessionmaker[Ses
         _row, token = services.create_operator_token(s, role="admin")
     forged = token[: token.rindex("_") + 1] + "A" * 43
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
-        services.authenticate(s, forged, now=NOW)
+        authenticate(s, forged, now=NOW)
 
 
 def test_unknown_role_is_invalid(session_factory: sessionmaker[Session]) -> None:
@@ -65,11 +75,11 @@ def test_expired_enrollment_token_is_refused(session_factory: sessionmaker[Sessi
     """Input tried: an enrollment token one second past its expiry."""
     with transaction(session_factory) as s:
         _, token = services.create_enrollment_token(
-            s, labels={}, uses=1, expires_in=dt.timedelta(hours=1), now=NOW
+            s, labels={}, uses=1, expires_in_seconds=3600, settings=Settings(), now=NOW
         )
     later = NOW + dt.timedelta(hours=1, seconds=1)
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError, match="expired"):
-        services.authenticate(s, token, now=later)
+        authenticate(s, token, now=later)
 
 
 def test_enrollment_token_cannot_be_used_past_its_uses(
@@ -78,7 +88,8 @@ def test_enrollment_token_cannot_be_used_past_its_uses(
     """Input tried: a two-use token spent a third time."""
     with transaction(session_factory) as s:
         row, token = services.create_enrollment_token(
-            s, labels={"site": "berlin"}, uses=2, expires_in=dt.timedelta(hours=1), now=NOW
+            s, labels={"site": "berlin"}, uses=2, expires_in_seconds=3600, settings=Settings(),
+            now=NOW,
         )
     for _ in range(2):
         with transaction(session_factory) as s:
@@ -88,7 +99,7 @@ def test_enrollment_token_cannot_be_used_past_its_uses(
     # The token still authenticates (for Enroll only): an agent repeating an Enroll whose answer
     # it lost presents a token it used up itself; uses are checked when one is spent.
     with transaction(session_factory) as s:
-        assert services.authenticate(s, token, now=NOW).kind == "enrollment"
+        assert authenticate(s, token, now=NOW).kind == "enrollment"
 
 
 def test_two_workers_race_for_the_last_use_on_postgres(pg_clean_url: str) -> None:
@@ -97,7 +108,7 @@ def test_two_workers_race_for_the_last_use_on_postgres(pg_clean_url: str) -> Non
     factory = make_session_factory(engine)
     with transaction(factory) as s:
         row, _ = services.create_enrollment_token(
-            s, labels={}, uses=3, expires_in=dt.timedelta(hours=1), now=NOW
+            s, labels={}, uses=3, expires_in_seconds=3600, settings=Settings(), now=NOW
         )
     barrier = threading.Barrier(8)
     wins: list[bool] = []
@@ -138,7 +149,7 @@ def test_revoked_operator_token_no_longer_authenticates(
         again = services.revoke_operator_token(s, row.id, now=NOW + dt.timedelta(hours=1))
         assert again.revoked_at == NOW  # idempotent: the first revocation time stands
         with pytest.raises(UnauthenticatedError):
-            services.authenticate(s, token, now=NOW)
+            authenticate(s, token, now=NOW)
 
 
 def test_the_last_admin_token_cannot_be_revoked(session_factory: sessionmaker[Session]) -> None:
@@ -167,11 +178,11 @@ def test_revoked_enrollment_token_enrolls_nobody(session_factory: sessionmaker[S
     """Input tried: a token with uses left, revoked, then presented and spent."""
     with transaction(session_factory) as s:
         row, token = services.create_enrollment_token(
-            s, labels={}, uses=5, expires_in=dt.timedelta(hours=1), now=NOW
+            s, labels={}, uses=5, expires_in_seconds=3600, settings=Settings(), now=NOW
         )
     with transaction(session_factory) as s:
         assert services.revoke_enrollment_token(s, row.id, now=NOW).uses_left == 5
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError):
-        services.authenticate(s, token, now=NOW)
+        authenticate(s, token, now=NOW)
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError, match="revoked"):
         services.spend_enrollment_token(s, row.id, now=NOW)

@@ -18,6 +18,7 @@ import pytest
 from controlplane.cli.commands.local import load_entry_point
 from controlplane.cli.errors import CliError
 from controlplane.config import Settings
+from controlplane.errors import ConfigurationError
 
 Runner = Callable[..., Any]
 
@@ -148,7 +149,7 @@ def test_launcher_stopping_with_a_message_is_reported_as_an_error(
     run: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def run_worker(settings: Settings, *, output: str) -> int:
-        raise SystemExit("edgefleet worker needs --redis URL")
+        raise ConfigurationError("edgefleet worker needs --redis URL")
 
     _install(monkeypatch, "controlplane.worker", "run_worker", run_worker)
     result = run("worker")
@@ -161,8 +162,9 @@ def test_a_database_nobody_answers_is_exit_3_with_what_to_check(
     run: Runner, free_address: str, tmp_path: Path, command: list[str]
 ) -> None:
     """Input tried: --db pointing at a port where no PostgreSQL listens (the real launchers run)."""
+    wait = ["--wait", "0s"] if command == ["server"] else []
     result = run(*command, "--db", f"postgresql://postgres@{free_address}/edgefleet",
-                 "--data-dir", str(tmp_path / "data"))
+                 "--data-dir", str(tmp_path / "data"), *wait)
     assert result.code == 3
     assert "cannot use the database" in result.err and "--db" in result.err
     assert "Traceback" not in result.err
@@ -214,12 +216,12 @@ def test_a_port_in_use_ends_the_server_with_what_to_do(run: Runner, tmp_path: Pa
 def test_a_worker_whose_redis_nobody_answers_is_exit_3(
     run: Runner, free_address: str, tmp_path: Path
 ) -> None:
-    """Input tried: a migrated database and --redis on a port where nothing listens (the real
+    """Input tried: an initialised fleet and --redis on a port where nothing listens (the real
     worker launcher runs: it must not report ready and retry forever)."""
     db = f"sqlite:///{tmp_path}/fleet.db"
-    assert run("db", "upgrade", "--db", db).code == 0
+    assert run("init", "--db", db, "--data-dir", str(tmp_path / "data")).code == 0
     result = run("worker", "--db", db, "--redis", f"redis://{free_address}/0",
-                 "--data-dir", str(tmp_path / "data"))
+                 "--data-dir", str(tmp_path / "data"), "--wait", "0s")
     assert result.code == 3
     assert "cannot reach Redis" in result.err and "--redis" in result.err
     assert "Traceback" not in result.err

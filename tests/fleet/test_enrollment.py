@@ -11,12 +11,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controlplane.auth import services as auth
 from controlplane.auth.models import EnrollmentToken
+from controlplane.auth.policy import Principal
+from controlplane.config import Settings
 from controlplane.db import transaction
 from controlplane.errors import InvalidArgumentError, UnauthenticatedError
 from controlplane.fleet import services as fleet
+from controlplane.fleet import services as fleet_services
 from controlplane.fleet.models import Device
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+
+
+def authenticate(s: Session, token: str, *, now: dt.datetime) -> Principal:
+    """``auth.services.authenticate`` wired as the plane wires it (with the fleet's devices)."""
+    return auth.authenticate(s, token, now=now,
+                              device_secret_matches=fleet_services.device_secret_matches)
+
 KEY = "k" * 43
 HW = {"arch": "x86_64", "cpu_cores": 2}
 
@@ -24,7 +34,8 @@ HW = {"arch": "x86_64", "cpu_cores": 2}
 def _token(factory: sessionmaker[Session], uses: int = 1) -> str:
     with transaction(factory) as s:
         row, _ = auth.create_enrollment_token(
-            s, labels={"site": "lab"}, uses=uses, expires_in=dt.timedelta(hours=1), now=NOW
+            s, labels={"site": "lab"}, uses=uses, expires_in_seconds=3600, settings=Settings(),
+            now=NOW,
         )
         return row.id
 
@@ -48,9 +59,9 @@ def test_enroll_repeated_with_the_same_key_returns_the_same_device_and_spends_on
         assert s.get(EnrollmentToken, token_id).uses_left == 0
         assert s.scalar(sa.select(sa.func.count()).select_from(Device)) == 1
         # Only the newest credential works: the lost one can never be used.
-        assert auth.authenticate(s, again_credential, now=NOW).id == first_id
+        assert authenticate(s, again_credential, now=NOW).id == first_id
         with pytest.raises(UnauthenticatedError):
-            auth.authenticate(s, first_credential, now=NOW)
+            authenticate(s, first_credential, now=NOW)
 
 
 def test_another_key_on_a_used_up_token_is_refused_and_creates_nothing(
@@ -112,7 +123,7 @@ def test_a_revoked_device_cannot_come_back_with_its_enrollment_key(
         _enroll(session_factory, token_id)
     with transaction(session_factory) as s:
         with pytest.raises(UnauthenticatedError):
-            auth.authenticate(s, credential, now=NOW)
+            authenticate(s, credential, now=NOW)
         assert s.get(EnrollmentToken, token_id).uses_left == 2  # nothing spent by the refusal
         assert [d.id for d in fleet.list_devices(s, {}, include_revoked=False)] == []
         assert [d.id for d in fleet.list_devices(s, {})] == [device_id]  # kept for the record

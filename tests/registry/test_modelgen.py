@@ -183,7 +183,7 @@ def test_command_line_writes_model_and_calibration_in_design_layout(tmp_path: Pa
     with np.load(calibration) as npz:
         assert npz.files == ["image"]
         samples = npz["image"]
-    # DESIGN.md: one array per input, samples stacked on a new first axis: (N, *input_shape).
+    # docs/cli.md: one array per input, samples stacked on a new first axis: (N, *input_shape).
     assert samples.shape == (5, 1, 28, 28, 1)
     assert samples.dtype == np.float32
     assert samples.min() >= 0.0 and samples.max() < 1.0

@@ -56,7 +56,7 @@ def _ready_version(s: Session, version: str, seed: int) -> str:
 
 def _devices(s: Session, n: int, labels: dict[str, str]) -> list[str]:
     token, _ = create_enrollment_token(
-        s, labels=labels, uses=n, expires_in=dt.timedelta(hours=1), now=NOW
+        s, labels=labels, uses=n, expires_in_seconds=3600, settings=Settings(), now=NOW
     )
     return [
         fleet.enroll(

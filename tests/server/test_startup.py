@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from controlplane import celery_app
 from controlplane.config import Settings
-from controlplane.server import prepare, write_secret
+from controlplane.registry.errors import SigningKeyError
+from controlplane.server import prepare
+from controlplane.startup import init_fleet, require_fleet_key, write_secret
 
 
 def test_first_start_creates_key_and_admin_token_once(
@@ -48,17 +49,20 @@ def test_a_fleet_whose_signing_key_went_missing_does_not_get_a_new_one(tmp_path:
     settings = Settings(data_dir=tmp_path)
     prepare(settings).close()
     settings.signing_key_path.unlink()
-    with pytest.raises(SystemExit, match="already serves a fleet"):
+    with pytest.raises(SigningKeyError, match="already serves a fleet"):
         prepare(settings)
     assert not settings.signing_key_path.exists()
 
 
 def test_worker_without_the_shared_data_dir_refuses_to_start(tmp_path: Path) -> None:
     """Input tried: ``edgefleet worker`` pointed at an empty data dir (no signing key)."""
+    plane, _ = init_fleet(Settings(data_dir=tmp_path / "fleet",
+                                   database_url=f"sqlite:///{tmp_path}/x.db"))
+    plane.close()
     settings = Settings(data_dir=tmp_path / "empty", database_url=f"sqlite:///{tmp_path}/x.db",
                         redis_url="redis://127.0.0.1:1/0")
-    with pytest.raises(SystemExit, match="--data-dir"):
-        celery_app.configure(settings)
+    with pytest.raises(SigningKeyError, match="--data-dir"):
+        require_fleet_key(settings, "a worker")
     assert not (tmp_path / "empty" / "signing-key").exists()
 
 

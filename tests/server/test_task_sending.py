@@ -18,9 +18,9 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from controlplane import celery_app
-from controlplane.celery_app import enqueue_after_commit
 from controlplane.db import make_engine
+from controlplane.jobs import outbox
+from controlplane.jobs.outbox import enqueue_after_commit
 from tests.support.net import free_port
 
 DOWN_PORT = free_port()
@@ -36,9 +36,9 @@ def noop(x: int) -> int:
 @pytest.fixture(autouse=True)
 def empty_outbox() -> Iterator[None]:
     """Each test starts and ends with no held-back send (the outbox is process-wide)."""
-    celery_app._outbox.clear()
+    outbox._outbox.clear()
     yield
-    celery_app._outbox.clear()
+    outbox._outbox.clear()
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_a_broker_nobody_answers_leaves_the_commit_and_logs_one_line(
 ) -> None:
     """Input tried: a broker that refuses connections."""
     with (
-        caplog.at_level(logging.ERROR, logger="controlplane.celery_app"),
+        caplog.at_level(logging.ERROR, logger="controlplane.jobs.outbox"),
         Session(engine) as session,
         session.begin(),
     ):
@@ -70,7 +70,7 @@ def test_a_broker_nobody_answers_leaves_the_commit_and_logs_one_line(
     (record,) = _attempted(caplog)
     assert "tests.noop(1,)" in record.getMessage()
     assert "sent again when the broker answers" in record.getMessage()
-    assert celery_app.unsent_count() == 1  # held back for resend_unsent
+    assert outbox.unsent_count() == 1  # held back for resend_unsent
     assert record.exc_info is None  # an expected outage: no traceback in the log
 
 
@@ -79,7 +79,7 @@ def test_nothing_is_sent_when_the_transaction_rolls_back(
 ) -> None:
     """Input tried: the transaction fails after asking for a task: the task must never be sent
     (a worker would look for rows that do not exist)."""
-    with caplog.at_level(logging.ERROR, logger="controlplane.celery_app"):
+    with caplog.at_level(logging.ERROR, logger="controlplane.jobs.outbox"):
         with pytest.raises(RuntimeError), Session(engine) as session, session.begin():
             session.connection().exec_driver_sql("INSERT INTO t VALUES (7)")
             enqueue_after_commit(session, noop, 7)
@@ -103,17 +103,17 @@ def test_a_send_the_broker_refused_goes_out_when_it_answers_again(
 
     with Session(engine) as session, session.begin():
         enqueue_after_commit(session, noop, 42)
-    assert celery_app.unsent_count() == 1
-    assert celery_app.resend_unsent() == 0  # still down: kept, in order
-    assert celery_app.unsent_count() == 1
+    assert outbox.unsent_count() == 1
+    assert outbox.resend_unsent() == 0  # still down: kept, in order
+    assert outbox.unsent_count() == 1
     proc = subprocess.Popen(
         [redis_executable or "redis-server", "--port", str(DOWN_PORT), "--bind", "127.0.0.1",
          "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port("127.0.0.1", DOWN_PORT)
-        assert celery_app.resend_unsent() == 1
-        assert celery_app.unsent_count() == 0
+        assert outbox.resend_unsent() == 1
+        assert outbox.unsent_count() == 0
         queued = redis.Redis(port=DOWN_PORT).lrange("celery", 0, -1)
         assert len(queued) == 1 and b"tests.noop" in queued[0]
     finally:

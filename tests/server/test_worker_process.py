@@ -10,17 +10,15 @@ import subprocess
 from pathlib import Path
 
 from controlplane.config import Settings
-from controlplane.db import upgrade
-from controlplane.registry.signing import Signer
+from controlplane.startup import init_fleet
 from tests.e2e.processes import command
 
 
 def test_worker_json_events_on_stdout_and_a_clean_stop(redis_db_url: str, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
-    settings.data_dir.mkdir()
-    Signer.load_or_create(settings.signing_key_path, settings.signing_public_key_path)
     db = f"sqlite:///{tmp_path}/fleet.db"
-    upgrade(db)
+    settings = Settings(data_dir=tmp_path / "data", database_url=db)
+    plane, _ = init_fleet(settings)   # what `edgefleet init` does
+    plane.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
     proc = subprocess.Popen(
         [command("edgefleet"), "worker", "--db", db, "--redis", redis_db_url,

@@ -1,4 +1,4 @@
-"""``server``, ``worker``, ``db upgrade``, ``demo``: run parts of the control plane here.
+"""``init``, ``server``, ``worker``, ``db upgrade``, ``demo``: run parts of the control plane here.
 
 Their implementations live elsewhere in ``controlplane`` and pull in the server extras, so they
 are imported only when the command runs; a missing piece becomes a clear ``CliError``.
@@ -42,38 +42,12 @@ def load_entry_point(module: str, attribute: str, command: str) -> Any:
 def _launch(launcher: Any, *args: Any, **kwargs: Any) -> int:
     """Run a launcher and return its exit code (``None``, a plain return, counts as success).
 
-    A launcher may stop with ``SystemExit("message")`` for a setup mistake; that message is
-    reported like every other CLI error.
+    A launcher stops with a control-plane error for a setup mistake (``ConfigurationError``), a
+    database or Redis that does not answer (``DependencyUnreachableError``, exit 3) ...; ``main``
+    reports it like every other error.
     """
-    try:
-        result = _call(launcher, *args, **kwargs)
-    except SystemExit as exc:
-        return int(exc.code or 0)  # _call turned a message into a CliError: this is a code
+    result = launcher(*args, **kwargs)
     return result if isinstance(result, int) else 0
-
-
-def _call(launcher: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a launcher and return what it returns; ``SystemExit("message")`` becomes a CliError,
-    and so does a database or Redis that cannot be reached (exit code UNREACHABLE)."""
-    from kombu.exceptions import OperationalError as BrokerError
-    from sqlalchemy.exc import OperationalError
-
-    try:
-        return launcher(*args, **kwargs)
-    except SystemExit as exc:
-        if isinstance(exc.code, str):
-            raise CliError(exc.code) from exc
-        raise
-    except BrokerError as exc:  # raised at start only, worded for the operator
-        raise CliError(str(exc), ExitCode.UNREACHABLE) from exc
-    except OperationalError as exc:
-        # Raised before anything was served or written: the database refused the connection.
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise CliError(
-            f"cannot use the database: {reason}. Is it running, and are --db / EDGEFLEET_DB "
-            f"right?",
-            ExitCode.UNREACHABLE,
-        ) from exc
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -85,15 +59,20 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _raw_settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        data_dir=getattr(args, "data_dir", None),
-        listen=getattr(args, "listen", None),
-        database_url=getattr(args, "db", None),
-        redis_url=getattr(args, "redis", None),
-        metrics_port=getattr(args, "metrics_port", None),
-        tls_cert=getattr(args, "tls_cert", None),
-        tls_key=getattr(args, "tls_key", None),
-    )
+    wait = getattr(args, "wait", None)
+    try:
+        return Settings.from_env(
+            data_dir=getattr(args, "data_dir", None),
+            listen=getattr(args, "listen", None),
+            database_url=getattr(args, "db", None),
+            redis_url=getattr(args, "redis", None),
+            metrics_port=getattr(args, "metrics_port", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
+            start_wait_seconds=float(wait) if wait is not None else None,
+        )
+    except ValueError as exc:  # a malformed environment variable
+        raise CliError(str(exc), ExitCode.USAGE) from exc
 
 
 def server(args: argparse.Namespace, inv: Invocation) -> int:
@@ -109,7 +88,7 @@ def worker(args: argparse.Namespace, inv: Invocation) -> int:
 def db_upgrade(args: argparse.Namespace, inv: Invocation) -> int:
     upgrade = load_entry_point("controlplane.db", "upgrade", inv.command)
     settings = _settings(args)
-    revisions = _call(upgrade, settings.db_url)
+    revisions = upgrade(settings.db_url)
     doc = {"database": redact_url(settings.db_url), **revisions}
     inv.output.result(doc, _upgrade_text)
     return 0
@@ -120,6 +99,36 @@ def _upgrade_text(doc: dict[str, Any]) -> str:
     if doc["from"] == doc["to"]:
         return f"database already at the newest schema ({doc['to']}): {where}"
     return f"database upgraded from {doc['from'] or 'empty'} to {doc['to']}: {where}"
+
+
+def init(args: argparse.Namespace, inv: Invocation) -> int:
+    init_fleet = load_entry_point("controlplane.startup", "init_fleet", inv.command)
+    settings = _settings(args)
+    plane, result = init_fleet(settings)
+    plane.close()
+    doc = {
+        "database": redact_url(settings.db_url),
+        "schema": {"from": result.schema_from, "to": result.schema_to},
+        "signing_key": {"key_id": result.key_id, "public_key": str(result.public_key_path)},
+        "admin_token": result.admin_token,
+        "admin_token_path": str(result.admin_token_path),
+    }
+    inv.output.result(doc, _init_text)
+    return 0
+
+
+def _init_text(doc: dict[str, Any]) -> str:
+    schema = doc["schema"]
+    lines = [_upgrade_text({"database": doc["database"], **schema}),
+             f"signing key {doc['signing_key']['key_id']}: agents take "
+             f"{doc['signing_key']['public_key']} as --trust-key"]
+    if doc["admin_token"]:
+        lines.append(f"admin token (also in {doc['admin_token_path']}, mode 0600; shown once):")
+        lines.append(doc["admin_token"])
+    else:
+        lines.append(f"the fleet's first admin token was issued before (see "
+                     f"{doc['admin_token_path']} where it was written)")
+    return "\n".join(lines)
 
 
 def demo(args: argparse.Namespace, inv: Invocation) -> int:

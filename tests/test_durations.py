@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.cli.durations import format_duration, parse_duration
+from controlplane.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
