@@ -73,3 +73,93 @@ def test_write_secret_is_0600_and_leaves_no_temp_files(tmp_path: Path) -> None:
     assert target.read_text() == "second\n"
     assert target.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["admin-token"]
+
+
+def test_init_is_idempotent_and_shows_the_admin_token_once(tmp_path: Path) -> None:
+    """Input tried: `edgefleet init` twice on the same data dir and database."""
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/fleet.db")
+    plane, first = init_fleet(settings)
+    plane.close()
+    assert first.schema_from is None and first.schema_to is not None
+    assert first.admin_token and settings.admin_token_path.read_text().strip() == first.admin_token
+    key = settings.signing_key_path.read_bytes()
+    plane, again = init_fleet(settings)
+    plane.close()
+    assert again.admin_token is None
+    assert again.schema_from == again.schema_to == first.schema_to
+    assert again.key_id == first.key_id and settings.signing_key_path.read_bytes() == key
+
+
+@pytest.mark.postgres
+def test_concurrent_inits_on_postgres_issue_one_admin_token(
+        pg_clean_url: str, tmp_path: Path) -> None:
+    """Input tried: four `init`s at once on one new fleet (a job started twice, replicas racing
+    at their first start): one signing key, exactly one admin token."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from controlplane.auth.models import OperatorToken
+    from controlplane.db import make_engine
+
+    settings = Settings(data_dir=tmp_path, database_url=pg_clean_url)
+    barrier = threading.Barrier(4)
+    tokens: list[str | None] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        barrier.wait()
+        try:
+            plane, result = init_fleet(settings, migrate=False)
+            plane.close()
+            tokens.append(result.admin_token)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len([t for t in tokens if t]) == 1
+    engine = make_engine(pg_clean_url)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(OperatorToken)) == 1
+    engine.dispose()
+
+
+def test_a_server_waits_for_the_schema_then_starts(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Input tried: a server on an external database that nobody migrated yet; `init` (here the
+    migration) runs two seconds later. The server logs what it waits for, then starts."""
+    import logging
+    import threading
+    import time
+
+    from controlplane.db import upgrade
+
+    db = f"sqlite:///{tmp_path}/fleet.db"
+    settings = Settings(data_dir=tmp_path / "data", database_url=db, start_wait_seconds=30,
+                        start_poll_seconds=0.2)
+    migrate = threading.Timer(1.0, upgrade, args=(db,))
+    started = time.monotonic()
+    migrate.start()
+    with caplog.at_level(logging.WARNING, logger="edgefleet.startup"):
+        plane = prepare(settings)
+    plane.close()
+    migrate.join()
+    assert time.monotonic() - started >= 1.0
+    waited = [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
+    assert waited and "the database schema" in waited[0] and "edgefleet init" in waited[0]
+    assert settings.admin_token_path.exists()   # the fleet's first start, made by this server
+
+
+def test_a_server_that_waited_long_enough_says_why_it_gives_up(tmp_path: Path) -> None:
+    """Input tried: an external database that stays unmigrated, with --wait 0s."""
+    from controlplane.errors import SchemaError
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/x.db",
+                        start_wait_seconds=0)
+    with pytest.raises(SchemaError, match="edgefleet init"):
+        prepare(settings)
