@@ -89,11 +89,15 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                 return pb.EnrollResponse(device_id=device.id, device_token=credential)
 
         try:
-            return await self.plane.run_db(work)
+            enrolled = await self.plane.run_db(work)
         except sa.exc.IntegrityError:
             # Two Enrolls with one key raced (the agent retried while its first call still
             # ran): the unique index let one device in, and a second run finds that one.
-            return await self.plane.run_db(work)
+            enrolled = await self.plane.run_db(work)
+        # A repeated Enroll replaced the device's credential: the old one must stop working
+        # here at once, not when its cache entry expires (other servers: auth_cache_seconds).
+        self.plane.credentials.forget(enrolled.device_id)
+        return enrolled
 
     @rpc
     async def Sync(self, request: pb.SyncRequest, context: Any) -> pb.SyncResponse:

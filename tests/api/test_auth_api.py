@@ -376,3 +376,22 @@ def test_an_admin_token_revoked_elsewhere_is_refused_here_at_once(server: Runnin
     assert (_code(lambda: server.admin().CreateToken(pb.CreateTokenRequest(role="admin"),
                                                      metadata=bearer(second.token)))
             == grpc.StatusCode.UNAUTHENTICATED)
+
+
+def test_a_repeated_enroll_revokes_the_cached_old_credential_at_once(
+        server: RunningServer) -> None:
+    """Input tried (L1): a device syncs with its credential (so this server caches it), then
+    the same enrollment token and key enroll again; the old credential is refused at the next
+    call on this server, not when the 120 s cache entry expires."""
+    et = server.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(uses=1),
+                                              metadata=bearer(server.admin_token))
+    request = pb.EnrollRequest(name="cam", enrollment_key="L" * 43)
+    first = server.device().Enroll(request, metadata=bearer(et.token))
+    server.device().Sync(pb.SyncRequest(), metadata=bearer(first.device_token))  # now cached
+    second = server.device().Enroll(request, metadata=bearer(et.token))
+    assert second.device_id == first.device_id
+    assert (_code(lambda: server.device().Sync(pb.SyncRequest(),
+                                               metadata=bearer(first.device_token)))
+            == grpc.StatusCode.UNAUTHENTICATED)
+    assert server.device().Sync(pb.SyncRequest(),
+                                metadata=bearer(second.device_token)).poll_interval_seconds > 0
