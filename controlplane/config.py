@@ -57,6 +57,10 @@ class Settings:
     # Re-sign a desired state when less than this much of its life is left.
     desired_state_refresh_seconds: int = 24 * 3600
     last_seen_flush_seconds: float = 5.0
+    # A desired state must fit every device's message limit (agents default to 4 MiB), with
+    # room to spare: past these a rollout refuses the device instead of breaking its Sync.
+    max_desired_state_bytes: int = 1 * MiB
+    max_models_per_device: int = 32
 
     # Tokens
     enrollment_token_default_uses: int = 1

@@ -24,7 +24,13 @@ from controlplane.auth import tokens
 from controlplane.auth.services import spend_enrollment_token
 from controlplane.config import Settings
 from controlplane.db import new_id
-from controlplane.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
+from controlplane.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
 from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
 from controlplane.registry.errors import ArtifactNotFoundError
 from controlplane.registry.models import ModelVersion, Variant
@@ -221,6 +227,14 @@ def touch_last_seen(session: Session, seen: dict[str, dt.datetime]) -> None:
         )
 
 
+def sequence_floor(now: dt.datetime) -> int:
+    """The smallest sequence a desired state signed at ``now`` may carry: microseconds since the
+    epoch. Sequences are ``max(last + 1, floor)``, so every new document outnumbers any the
+    device could hold, even one issued before the database was restored from a backup, and a
+    device can never be legitimately ahead of the server."""
+    return int(now.timestamp() * 1_000_000)
+
+
 def publish_desired_state(
     session: Session,
     device_id: str,
@@ -228,17 +242,19 @@ def publish_desired_state(
     signer: Signer,
     settings: Settings,
     now: dt.datetime,
-    after: int = 0,
 ) -> DesiredState:
     """Sign and store a new desired state for the device from its ``DeviceModel`` rows.
 
-    Its sequence is one more than both the device's last one and ``after``.
+    Its sequence is ``max(the device's last + 1, sequence_floor(now))``, taken with one atomic
+    update. Raises ResourceExhaustedError when the document would not fit a device's messages
+    (``max_desired_state_bytes``, ``max_models_per_device``); nothing is stored then.
     """
-    last = sa.case((Device.desired_sequence > after, Device.desired_sequence), else_=after)
+    floor = sequence_floor(now)
     seq = session.execute(
         sa.update(Device)
         .where(Device.id == device_id)
-        .values(desired_sequence=last + 1)
+        .values(desired_sequence=sa.case((Device.desired_sequence >= floor,
+                                          Device.desired_sequence + 1), else_=floor))
         .returning(Device.desired_sequence)
     ).scalar_one()
     rows = session.scalars(
@@ -271,6 +287,10 @@ def publish_desired_state(
                 "manifest": manifest,
             }
         )
+    if len(entries) > settings.max_models_per_device:
+        raise ResourceExhaustedError(
+            f"device {device_id} would run {len(entries)} models; at most "
+            f"{settings.max_models_per_device} (setting max_models_per_device)")
     expires = now + dt.timedelta(seconds=settings.desired_state_ttl_seconds)
     doc = build_desired_state(
         device_id=device_id,
@@ -280,6 +300,11 @@ def publish_desired_state(
         models=entries,
     )
     signed = signer.sign_document(doc)
+    if len(signed.payload) > settings.max_desired_state_bytes:
+        # Sent as is, it would exceed the device's message limit on every Sync, for good.
+        raise ResourceExhaustedError(
+            f"the desired state of device {device_id} would be {len(signed.payload)} bytes; at "
+            f"most {settings.max_desired_state_bytes} (setting max_desired_state_bytes)")
     state = session.get(DesiredState, device_id)
     if state is None:
         state = DesiredState(device_id=device_id)
@@ -306,24 +331,26 @@ def desired_for_sync(
 ) -> DesiredState | None:
     """The desired state to send, or None when the device already holds the current one.
 
-    Raises InvalidArgumentError for a ``known_sequence`` no server could have issued.
+    One primary-key read and no write, unless the stored document is close to expiry (it is
+    re-signed under a new sequence). Raises InvalidArgumentError for a ``known_sequence`` no
+    server could have issued, FailedPreconditionError for one above this device's latest
+    (a device cannot be ahead of the server; nothing is changed for it).
     """
     if known_sequence > MAX_SEQUENCE:
         raise InvalidArgumentError(f"known_sequence {known_sequence} is out of range")
     state = session.get(DesiredState, device_id)
+    latest = state.sequence if state is not None else 0
+    if known_sequence > latest:
+        # Trusting the claim would let one Sync move the device's counter anywhere (2^62 once
+        # made every later Sync fail). After a database restore the device keeps serving what it
+        # holds and accepts the next change: new sequences are time-based (sequence_floor).
+        raise FailedPreconditionError(
+            f"this device claims desired state {known_sequence}, but the newest the server "
+            f"issued it is {latest or 'none'}; nothing was changed. If the control plane's "
+            f"database was restored from a backup, the device accepts its next change")
     if state is None:
         return None
-    if state.sequence < known_sequence:
-        # The device holds a newer document than the database: it was restored from a backup.
-        # The agent refuses anything older than what it holds, so publish past its number or
-        # it would ignore every change until the counter caught up. (A device lying here only
-        # moves its own counter.)
-        log.warning("device %s holds desired state %d but the database's latest is %d: "
-                    "republishing past it (was the database restored?)",
-                    device_id, known_sequence, state.sequence)
-        state = publish_desired_state(session, device_id, signer=signer, settings=settings,
-                                      now=now, after=known_sequence)
-    elif state.expires_at - now < dt.timedelta(seconds=settings.desired_state_refresh_seconds):
+    if state.expires_at - now < dt.timedelta(seconds=settings.desired_state_refresh_seconds):
         state = publish_desired_state(session, device_id, signer=signer, settings=settings, now=now)
     return state if state.sequence > known_sequence else None
 

@@ -16,7 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from controlplane.config import Settings
-from controlplane.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from controlplane.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DeviceModel
 from controlplane.fleet.selection import choose_variant
@@ -120,6 +125,22 @@ def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
     ).one()
 
 
+def _assign(session: Session, dm: DeviceModel | None, device_id: str, model: str,
+            variant_id: str, rollout_id: str, reason: str, *, now: dt.datetime) -> bool:
+    """Make ``variant_id`` the device's desired variant of ``model``; True if it runs it."""
+    if dm is None:
+        dm = DeviceModel(device_id=device_id, model_name=model)
+        session.add(dm)
+    dm.desired_variant_id = variant_id
+    dm.rollout_id = rollout_id
+    already = dm.active_variant_id == variant_id
+    dm.state = "active" if already else "pending"
+    dm.message = reason
+    dm.updated_at = now
+    session.flush()
+    return already
+
+
 def start(
     session: Session, rollout_id: str, *, signer: Signer, settings: Settings, now: dt.datetime
 ) -> Rollout:
@@ -135,43 +156,30 @@ def start(
         choice = choose_variant(mv.variants, hardware, mv.min_runtime)
         dm = session.get(DeviceModel, (device.id, mv.model.name))
         previous = dm.active_variant_id if dm else None
-        if choice.variant is None:
-            rollout.targets.append(
-                RolloutDevice(
-                    rollout_id=rollout.id,
-                    device_id=device.id,
-                    wave_index=0,
-                    variant_id=mv.variants[0].id,
-                    previous_variant_id=previous,
-                    state="failed",
-                    message=choice.reason,
-                    updated_at=now,
-                )
-            )
-            continue
-        if dm is None:
-            dm = DeviceModel(device_id=device.id, model_name=mv.model.name)
-            session.add(dm)
-        dm.desired_variant_id = choice.variant.id
-        dm.rollout_id = rollout.id
-        already = dm.active_variant_id == choice.variant.id
-        dm.state = "active" if already else "pending"
-        dm.message = choice.reason
-        dm.updated_at = now
+        already = False
+        failure = choice.reason if choice.variant is None else None
+        if choice.variant is not None:
+            try:
+                with session.begin_nested():
+                    already = _assign(session, dm, device.id, mv.model.name, choice.variant.id,
+                                      rollout.id, choice.reason, now=now)
+                    fleet.publish_desired_state(session, device.id, signer=signer,
+                                                settings=settings, now=now)
+            except ResourceExhaustedError as exc:   # the device's desired state cannot grow
+                failure = str(exc)
         rollout.targets.append(
             RolloutDevice(
                 rollout_id=rollout.id,
                 device_id=device.id,
                 wave_index=0,
-                variant_id=choice.variant.id,
+                variant_id=(choice.variant or mv.variants[0]).id,
                 previous_variant_id=previous,
-                state="succeeded" if already else "pending",
-                message=choice.reason,
+                state="failed" if failure else ("succeeded" if already else "pending"),
+                message=failure or choice.reason,
                 updated_at=now,
             )
         )
         session.flush()
-        fleet.publish_desired_state(session, device.id, signer=signer, settings=settings, now=now)
     rollout.state = "running"
     rollout.updated_at = now
     wave.state = "running"

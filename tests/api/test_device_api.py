@@ -89,33 +89,43 @@ def test_device_labels_and_selector(server: RunningServer) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_a_device_ahead_of_a_restored_database_gets_a_state_past_its_sequence(
+def test_a_claimed_sequence_above_the_servers_is_refused_and_changes_nothing(
     server: RunningServer,
 ) -> None:
-    """Input tried: a device that holds desired state 500 while the database's latest is lower
-    (as after restoring a backup). The agent refuses older documents, so the server must sign
-    a new one numbered past 500 rather than stay silent."""
-    model = modelgen.build_cnn(seed=11)
-    push(server, "cnn", "1.0.0", model)
+    """Input tried (L2): a Sync claiming known_sequence 2^62, and one claiming a little more than
+    the device's real sequence (as a device would after the database was restored from a backup).
+    Both are refused and change nothing: the device's own sequence still syncs, and the next
+    change outnumbers anything it could hold (sequences are time-based)."""
+    push(server, "cnn", "1.0.0", modelgen.build_cnn(seed=11))
     wait_ready(server, "cnn", "1.0.0")
+    push(server, "cnn", "2.0.0", modelgen.build_cnn(seed=12))
+    wait_ready(server, "cnn", "2.0.0")
     device_id, token = enroll(server, labels={"site": "restored"})
     server.admin().CreateRollout(
         pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector="site=restored"),
         metadata=bearer(server.admin_token))
 
-    def current() -> pb.SyncResponse | None:
-        r = server.device().Sync(pb.SyncRequest(known_sequence=0), metadata=bearer(token))
+    def newer(than: int) -> pb.SyncResponse | None:
+        r = server.device().Sync(pb.SyncRequest(known_sequence=than), metadata=bearer(token))
         return r if r.HasField("desired_state") else None
 
-    first = json.loads(wait_for("the first desired state", current).desired_state.payload)
-    assert first["sequence"] < 500
-    ahead = server.device().Sync(pb.SyncRequest(known_sequence=500), metadata=bearer(token))
-    doc = json.loads(ahead.desired_state.payload)
-    assert doc["sequence"] == 501 and doc["device_id"] == device_id
-    assert doc["models"] == first["models"]
-    # Caught up: the next sync with the new number sends nothing.
-    again = server.device().Sync(pb.SyncRequest(known_sequence=501), metadata=bearer(token))
-    assert not again.HasField("desired_state")
+    first = json.loads(wait_for("the first desired state", lambda: newer(0)).desired_state.payload)
+    for claim in (2**62, first["sequence"] + 10):
+        with pytest.raises(grpc.RpcError) as err:
+            server.device().Sync(pb.SyncRequest(known_sequence=claim), metadata=bearer(token))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "restored from a backup" in (err.value.details() or "")
+    assert newer(first["sequence"]) is None    # nothing moved
+    shown = server.admin().GetDevice(pb.GetDeviceRequest(id=device_id),
+                                     metadata=bearer(server.admin_token))
+    assert shown.desired_sequence == first["sequence"]
+    server.admin().CreateRollout(
+        pb.CreateRolloutRequest(model="cnn", version="2.0.0", selector="site=restored"),
+        metadata=bearer(server.admin_token))
+    second = json.loads(wait_for("the next desired state",
+                                 lambda: newer(first["sequence"])).desired_state.payload)
+    assert second["sequence"] > first["sequence"] + 10
+    assert second["models"][0]["version"] == "2.0.0"
 
 
 def test_an_impossible_known_sequence_is_invalid_argument(server: RunningServer) -> None:

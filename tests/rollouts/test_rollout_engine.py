@@ -19,6 +19,7 @@ from controlplane.db import make_engine, make_session_factory, transaction
 from controlplane.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DesiredState, Device, DeviceModel
+from controlplane.fleet.services import sequence_floor
 from controlplane.registry import services as registry
 from controlplane.registry.signing import Signer
 from controlplane.registry.tflite import inspect_model
@@ -32,14 +33,14 @@ SIGNER = Signer.generate()
 HW = {"arch": "x86_64", "interpreter": {"name": "tflite-runtime", "version": "2.14.0"}}
 
 
-def _ready_version(s: Session, version: str, seed: int) -> str:
+def _ready_version(s: Session, version: str, seed: int, name: str = "m") -> str:
     import hashlib
 
     data = modelgen.build_mlp(seed=seed)
     sha = hashlib.sha256(data).hexdigest()
     mv = registry.register_version(
         s,
-        name="m",
+        name=name,
         version=version,
         model=registry.Upload(sha256=sha, size=len(data)),
         info=inspect_model(data),
@@ -107,7 +108,7 @@ def test_single_wave_rollout_assigns_signs_and_succeeds(
     with transaction(session_factory) as s:
         for d in berlin:
             doc = _payload(s, d)
-            assert doc["device_id"] == d and doc["sequence"] == 1
+            assert doc["device_id"] == d and doc["sequence"] == sequence_floor(NOW)
             assert [e["model"] for e in doc["models"]] == ["m"]
         assert s.get(DesiredState, other[0]) is None
         assert rollouts.progress(s, r.id, now=NOW).state == "running"
@@ -177,12 +178,12 @@ def test_newer_rollout_supersedes_and_rollback_restores(
         )
         rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         doc = _payload(s, device)
-        assert doc["sequence"] == 2 and doc["models"][0]["version"] == "2"
+        assert doc["sequence"] == sequence_floor(NOW) + 1 and doc["models"][0]["version"] == "2"
         # rollback of r2 puts the device back on v1 with a newer sequence
         rolled = rollouts.change(s, r2.id, "rollback", signer=SIGNER, settings=SETTINGS, now=NOW)
         assert rolled.state == "rolled_back"
         doc = _payload(s, device)
-        assert doc["sequence"] == 3 and doc["models"][0]["version"] == "1"
+        assert doc["sequence"] == sequence_floor(NOW) + 2 and doc["models"][0]["version"] == "1"
         assert s.get(DeviceModel, (device, "m")).desired_variant_id == v1
         assert v2 != v1
         with pytest.raises(FailedPreconditionError):
@@ -288,7 +289,53 @@ def test_two_workers_start_the_same_rollout_at_once_on_postgres(pg_clean_url: st
         t.join()
     assert errors == []
     with transaction(factory) as s:
-        assert {s.get(Device, d).desired_sequence for d in devices} == {1}
+        assert {s.get(Device, d).desired_sequence for d in devices} == {sequence_floor(NOW)}
         got = rollouts.get_rollout(s, r.id)
         assert got.state == "running" and len(got.targets) == 5
     engine.dispose()
+
+
+def test_a_device_whose_desired_state_would_outgrow_its_messages_fails_alone(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried (M2): a fleet capped at one model per device; a rollout of a second model to
+    two devices, one of which already runs the first. That device's target fails with the
+    setting named and keeps its desired state; the other device gets the model."""
+    capped = SETTINGS.replace(max_models_per_device=1)
+    with transaction(session_factory) as s:
+        _ready_version(s, "1", seed=1, name="m")
+        _ready_version(s, "1", seed=2, name="n")
+        (busy,) = _devices(s, 1, {"site": "x"})
+        first = rollouts.create_rollout(s, model="m", version="1", selector="site=x",
+                                        created_by=None, now=NOW)
+        rollouts.start(s, first.id, signer=SIGNER, settings=capped, now=NOW)
+        (free,) = _devices(s, 1, {"site": "x"})
+        before = _payload(s, busy)
+        second = rollouts.create_rollout(s, model="n", version="1", selector="site=x",
+                                         created_by=None, now=NOW)
+        started = rollouts.start(s, second.id, signer=SIGNER, settings=capped, now=NOW)
+        by_device = {t.device_id: t for t in started.targets}
+        assert by_device[busy].state == "failed"
+        assert "max_models_per_device" in by_device[busy].message
+        assert _payload(s, busy) == before
+        assert by_device[free].state == "pending"
+        assert [e["model"] for e in _payload(s, free)["models"]] == ["n"]
+
+
+def test_a_desired_state_past_its_byte_limit_is_refused_before_it_is_stored(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried (M2): max_desired_state_bytes smaller than one signed entry: publishing
+    refuses with the setting named and stores no document the device could never receive."""
+    tiny = SETTINGS.replace(max_desired_state_bytes=200)
+    with transaction(session_factory) as s:
+        _ready_version(s, "1", seed=1)
+        (device,) = _devices(s, 1, {"site": "y"})
+        r = rollouts.create_rollout(s, model="m", version="1", selector="site=y",
+                                    created_by=None, now=NOW)
+        started = rollouts.start(s, r.id, signer=SIGNER, settings=tiny, now=NOW)
+        (target,) = started.targets
+        assert target.state == "failed" and "max_desired_state_bytes" in target.message
+        assert s.get(DesiredState, device) is None
+        dm = s.get(DeviceModel, (device, "m"))
+        assert dm is None or dm.desired_variant_id is None   # the assignment was undone too
