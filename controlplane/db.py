@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -167,6 +168,20 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
     deferred (readers never wait for the write lock); others take it at BEGIN."""
     bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
     return sessionmaker(bind, expire_on_commit=False)
+
+
+def insert_ignoring_conflicts(
+    session: Session, table: type[Base], rows: list[dict[str, Any]], *, key: list[str],
+    returning: Any = None,
+) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` on PostgreSQL and SQLite: a row whose key
+    exists already (perhaps inserted by a concurrent transaction a moment ago) is skipped, never
+    an IntegrityError. Returns the result (rows of ``returning``, when given, for those
+    inserted)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=key)
+    return session.execute(stmt if returning is None else stmt.returning(returning), rows)
 
 
 def lock_fleet(session: Session) -> None:

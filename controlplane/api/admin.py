@@ -155,12 +155,20 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     @contextlib.asynccontextmanager
     async def _push_slot(self) -> AsyncIterator[None]:
-        if self._pushes.locked():
+        """One of ``max_concurrent_pushes`` receiving slots, waited for as long as a message may
+        take (a push holds no temp file while it waits)."""
+        settings = self.plane.settings
+        try:
+            await asyncio.wait_for(self._pushes.acquire(),
+                                   timeout=settings.push_idle_timeout_seconds)
+        except TimeoutError:
             raise ResourceExhaustedError(
-                f"{self.plane.settings.max_concurrent_pushes} pushes are being received already "
-                f"(setting max_concurrent_pushes): push again shortly")
-        async with self._pushes:
+                f"{settings.max_concurrent_pushes} pushes are being received already (setting "
+                f"max_concurrent_pushes): push again shortly") from None
+        try:
             yield
+        finally:
+            self._pushes.release()
 
     @rpc
     async def ListModels(

@@ -36,8 +36,16 @@ app.conf.update(
 
 
 def configure(settings: Settings, plane: ControlPlane) -> Celery:
-    """Point the Celery app at the broker for ``settings`` and the plane its tasks run against."""
+    """Point the Celery app at the broker for ``settings`` and the plane its tasks run against.
+
+    It also becomes the process's default app: a task's class binds lazily to the *current*
+    app of the thread that first asks (Celery's ``Task._get_app``), and in a worker's pool
+    thread that was Celery's own default app, on its default broker, so every retry was sent
+    where no worker listens (or to whatever AMQP broker answered on localhost).
+    """
     bind_plane(plane)
+    app.set_default()
+    app.set_current()
     app.conf.update(
         broker_url=settings.redis_url or "memory://",
         beat_schedule={

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from controlplane.db import insert_ignoring_conflicts, new_id
 from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
 from controlplane.registry.signing import Signer, build_manifest
@@ -95,9 +96,16 @@ def list_versions(session: Session) -> list[ModelVersion]:
 
 
 def _ensure_artifact(session: Session, sha256: str, size: int) -> None:
-    if session.get(Artifact, sha256) is None:
-        session.add(Artifact(sha256=sha256, size=size))
-        session.flush()
+    # Concurrent pushes of the same bytes (or of a version's calibration file) may race here.
+    insert_ignoring_conflicts(session, Artifact, [{"sha256": sha256, "size": size}],
+                              key=["sha256"])
+
+
+def _model_id(session: Session, name: str) -> str:
+    """The id of model ``name``, created if it does not exist: concurrent first pushes of two
+    versions of a new name both get the one row, neither an IntegrityError."""
+    insert_ignoring_conflicts(session, Model, [{"id": new_id(), "name": name}], key=["name"])
+    return session.scalars(sa.select(Model.id).where(Model.name == name)).one()
 
 
 def uploaded_kind(info: ModelInfo) -> str:
@@ -136,17 +144,15 @@ def register_version(
     _ensure_artifact(session, model.sha256, model.size)
     if calibration is not None:
         _ensure_artifact(session, calibration.sha256, calibration.size)
+    model_id = _model_id(session, name)
+    inputs = [t.to_json() for t in info.inputs]
+    outputs = [t.to_json() for t in info.outputs]
     try:
+        # The one unique key left to race on is (model, version): exactly one push of a
+        # name:version wins, the others learn it exists.
         with session.begin_nested():
-            m = session.scalars(sa.select(Model).where(Model.name == name)).first()
-            if m is None:
-                m = Model(name=name)
-                session.add(m)
-                session.flush()
-            inputs = [t.to_json() for t in info.inputs]
-            outputs = [t.to_json() for t in info.outputs]
             mv = ModelVersion(
-                model=m,
+                model_id=model_id,
                 version=version,
                 source_sha256=model.sha256,
                 size=model.size,

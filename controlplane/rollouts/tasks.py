@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from controlplane.db import is_contention
 from controlplane.jobs.app import app
 from controlplane.jobs.base import PlaneTask
 from controlplane.rollouts import services
@@ -41,5 +42,9 @@ def tick(self: PlaneTask) -> None:
                     now=plane.clock(),
                 )
                 services.progress(session, rollout_id, now=plane.clock())
-        except Exception:
-            log.exception("rollout %s: tick failed; will retry on the next tick", rollout_id)
+        except Exception as exc:
+            if is_contention(exc):   # another worker held the row: routine, no traceback
+                log.info("rollout %s: busy (%s); the next tick steps it", rollout_id,
+                         type(exc).__name__)
+            else:
+                log.exception("rollout %s: tick failed; will retry on the next tick", rollout_id)
