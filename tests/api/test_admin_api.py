@@ -202,6 +202,40 @@ def test_calibration_must_match_the_inputs(server: RunningServer) -> None:
     assert _blobs(server) == [] and _no_models(server)
 
 
+def test_a_calibration_zip_bomb_is_refused_without_inflating_it(server: RunningServer) -> None:
+    """Input tried (M1): a calibration .npz of a few hundred KB whose one entry inflates to
+    320 MiB of zeros (over max_calibration_inflated_bytes, 256 MiB): RESOURCE_EXHAUSTED,
+    nothing stored, and the server never holds the inflated bytes."""
+    import io
+    import tracemalloc
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    rows = 320 * 1024 * 1024 // (28 * 28 * 4)
+    header = {"descr": "<f4", "fortran_order": False, "shape": (rows, 1, 28, 28, 1)}
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, \
+            zf.open("image.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        zeros = bytes(28 * 28 * 4 * 4096)
+        for _ in range(rows // 4096):
+            f.write(zeros)
+    bomb = buf.getvalue()
+    assert len(bomb) < server.settings.max_calibration_bytes
+    tracemalloc.start()
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            push(server, "cnn", "1.0.0", MODEL, calibration=bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert _code(err) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "max_calibration_inflated_bytes" in (err.value.details() or "")
+    assert peak < 64 * 1024 * 1024
+    assert _blobs(server) == [] and _no_models(server)
+
+
 def test_calibration_larger_than_one_grpc_message_streams_in_chunks(server: RunningServer) -> None:
     """A 5 MiB calibration file (over the 4 MiB message limit) arrives whole and is recorded."""
     import io
