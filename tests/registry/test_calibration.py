@@ -92,7 +92,7 @@ def test_more_samples_than_the_setting_allows_are_refused() -> None:
                                   np.lib.format.magic(1, 0) + bytes(100)])
 def test_bytes_that_are_not_an_npz_are_refused(data: bytes) -> None:
     """Input tried: nothing, text, a truncated zip header, a bare .npy (not an .npz)."""
-    with pytest.raises(InvalidArgumentError, match="not a readable .npz"):
+    with pytest.raises(InvalidArgumentError, match=r"not a readable \.npz"):
         check_calibration(data, (IMAGE,), **LIMITS)
 
 
