@@ -236,6 +236,27 @@ def test_a_calibration_zip_bomb_is_refused_without_inflating_it(server: RunningS
     assert _blobs(server) == [] and _no_models(server)
 
 
+def test_a_tensor_name_too_long_for_any_message_is_refused_and_lists_keep_working(
+        server: RunningServer) -> None:
+    """Input tried (M2): the CNN with its input tensor renamed to 1.6 MB of 'x' (such a push once
+    made `model list` fail for every operator): INVALID_ARGUMENT naming the setting, nothing
+    stored, and the model list still answers with the other models."""
+    push(server, "ok", "1.0.0", MODEL)
+
+    def rename(model: object) -> None:
+        subgraph = model.subgraphs[0]  # type: ignore[attr-defined]
+        subgraph.tensors[subgraph.inputs[0]].name = "x" * 1_600_000
+
+    huge = modelgen.edit_model(MODEL, rename)
+    with pytest.raises(grpc.RpcError) as err:
+        server.admin().PushModel(push_requests("big", "1.0.0", huge, chunk=1024 * 1024),
+                                 metadata=bearer(server.admin_token), timeout=60)
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "max_tensor_name_chars" in (err.value.details() or "")
+    listed = server.admin().ListModels(pb.ListModelsRequest(), metadata=bearer(server.admin_token))
+    assert [m.name for m in listed.models] == ["ok"]
+
+
 def test_calibration_larger_than_one_grpc_message_streams_in_chunks(server: RunningServer) -> None:
     """A 5 MiB calibration file (over the 4 MiB message limit) arrives whole and is recorded."""
     import io
