@@ -72,6 +72,8 @@ class Settings:
     # Upper bounds an operator may ask for: a token good for a million devices or for years is
     # a leaked fleet, not a convenience. Ask for several tokens instead.
     enrollment_token_max_uses: int = 100_000
+    operator_token_max_ttl_seconds: int = 5 * 366 * 24 * 3600
+    max_description_chars: int = 200
     enrollment_token_max_ttl_seconds: int = 366 * 24 * 3600
 
     # Background work

@@ -40,9 +40,12 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         def work() -> pb.CreateTokenResponse:
             with self.plane.tx() as s:
                 row, token = auth.create_operator_token(
-                    s, role=request.role, description=request.description, created_by=who
+                    s, role=request.role, description=request.description, created_by=who,
+                    expires_in_seconds=request.expires_in_seconds or None,
+                    now=self.plane.clock(), settings=self.plane.settings,
                 )
-                return pb.CreateTokenResponse(id=row.id, token=token, role=row.role)
+                return pb.CreateTokenResponse(id=row.id, token=token, role=row.role,
+                                              expires_at=convert.timestamp(row.expires_at))
 
         return await self.plane.run_db(work)
 

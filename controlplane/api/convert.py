@@ -134,6 +134,7 @@ def operator_token(t: OperatorToken) -> pb.OperatorToken:
         created_at=timestamp(t.created_at),
         created_by=t.created_by or "",
         revoked_at=timestamp(t.revoked_at),
+        expires_at=timestamp(t.expires_at),
     )
 
 

@@ -26,8 +26,13 @@ class OperatorToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
     revoked_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]   # None: never expires
 
     __table_args__ = (sa.CheckConstraint("role in ('admin','operator','viewer')", name="role"),)
+
+    def works_at(self, now: dt.datetime) -> bool:
+        """Not revoked and not expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 class EnrollmentToken(Base):

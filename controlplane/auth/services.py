@@ -30,18 +30,44 @@ from controlplane.selectors import validate_labels
 
 
 def create_operator_token(
-    session: Session, *, role: str, description: str = "", created_by: str | None = None
+    session: Session,
+    *,
+    role: str,
+    description: str = "",
+    created_by: str | None = None,
+    expires_in_seconds: int | None = None,
+    now: dt.datetime | None = None,
+    settings: Settings | None = None,
 ) -> tuple[OperatorToken, str]:
-    """A new operator token row and its secret string (shown once)."""
+    """A new operator token row and its secret string (shown once). ``expires_in_seconds``
+    None: it never expires; otherwise it must be positive and at most the settings'
+    ``operator_token_max_ttl_seconds``.
+
+    Raises InvalidArgumentError (unknown role, a description or lifetime out of bounds).
+    """
+    settings = settings or Settings()
     if role not in ROLES:
         raise InvalidArgumentError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    if len(description) > settings.max_description_chars or "\x00" in description:
+        raise InvalidArgumentError(
+            f"a token description is at most {settings.max_description_chars} characters of "
+            f"text (setting max_description_chars)")
+    expires_at = None
+    if expires_in_seconds is not None:
+        if not 0 < expires_in_seconds <= settings.operator_token_max_ttl_seconds:
+            raise InvalidArgumentError(
+                f"a token's lifetime must be between 1 s and "
+                f"{settings.operator_token_max_ttl_seconds} s (setting "
+                f"operator_token_max_ttl_seconds), got {expires_in_seconds} s")
+        expires_at = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=expires_in_seconds)
     token_id, secret, token = tokens.mint("operator")
     row = OperatorToken(
         id=token_id,
         secret_hash=tokens.hash_secret(secret),
         role=role,
-        description=description[:200],
+        description=description,
         created_by=created_by,
+        expires_at=expires_at,
     )
     session.add(row)
     session.flush()
@@ -83,11 +109,11 @@ def revoke_operator_token(session: Session, token_id: str, *, now: dt.datetime) 
     if row.role == "admin":
         # Lock every live admin row so two admins revoking each other cannot both succeed.
         admins = session.scalars(
-            sa.select(OperatorToken.id)
+            sa.select(OperatorToken)
             .where(OperatorToken.role == "admin", OperatorToken.revoked_at.is_(None))
             .with_for_update()
         ).all()
-        if list(admins) == [row.id]:
+        if [a.id for a in admins if a.works_at(now)] == [row.id]:
             raise FailedPreconditionError(
                 f"{token_id} is the last admin token: create another with "
                 f"`edgefleet token create --role admin` first"
@@ -177,6 +203,11 @@ def authenticate(
     if parsed.kind == "operator":
         op = session.get(OperatorToken, parsed.id)
         if op and op.revoked_at is None and tokens.secret_matches(parsed.secret, op.secret_hash):
+            if op.expires_at is not None and op.expires_at <= now:
+                # Only the holder of the secret gets this far, so saying why leaks nothing.
+                raise UnauthenticatedError(
+                    f"token {op.id} expired at {op.expires_at:%Y-%m-%dT%H:%M:%SZ}: ask an admin "
+                    f"for a new one (`edgefleet token create --role {op.role} --expires 30d`)")
             return Principal(kind="operator", id=op.id, role=op.role)
     elif parsed.kind == "enrollment":
         en = session.get(EnrollmentToken, parsed.id)

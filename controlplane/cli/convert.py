@@ -185,7 +185,8 @@ def rollout(r: pb.Rollout) -> Doc:
 
 
 def created_token(t: pb.CreateTokenResponse) -> Doc:
-    return {"id": t.id, "token": t.token, "role": t.role}
+    return {"id": t.id, "token": t.token, "role": t.role,
+            "expires_at": time_field(t, "expires_at")}
 
 
 def enrollment_token(t: pb.CreateEnrollmentTokenResponse) -> Doc:
@@ -206,6 +207,7 @@ def operator_token(t: pb.OperatorToken) -> Doc:
         "created_at": time_field(t, "created_at"),
         "created_by": _text(t.created_by),
         "revoked_at": time_field(t, "revoked_at"),
+        "expires_at": time_field(t, "expires_at"),
     }
 
 

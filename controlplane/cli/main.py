@@ -253,6 +253,8 @@ def _add_token_commands(top: _Tree) -> None:
                         help="viewer reads; operator also pushes and rolls out; admin also "
                              "creates tokens")
     create.add_argument("--description", default="", metavar="TEXT", help="who or what it is for")
+    create.add_argument("--expires", type=positive_duration, metavar="DURATION",
+                        help="lifetime, e.g. 30d, 12h (default: never expires)")
     token.command("list", "list API tokens (never their secrets)", handler="tokens:list_tokens",
                   words="token list")
     revoke = token.command("revoke", "revoke an API token (not the last admin one)",

@@ -395,3 +395,22 @@ def test_a_repeated_enroll_revokes_the_cached_old_credential_at_once(
             == grpc.StatusCode.UNAUTHENTICATED)
     assert server.device().Sync(pb.SyncRequest(),
                                 metadata=bearer(second.device_token)).poll_interval_seconds > 0
+
+
+def test_an_operator_token_past_its_expiry_is_refused_saying_so(server: RunningServer) -> None:
+    """Input tried: `token create --role viewer --expires 1s`, used at once and 1.5 s later."""
+    import time
+
+    made = server.admin().CreateToken(
+        pb.CreateTokenRequest(role="viewer", expires_in_seconds=1),
+        metadata=bearer(server.admin_token))
+    assert made.HasField("expires_at")
+    server.admin().ListModels(pb.ListModelsRequest(), metadata=bearer(made.token))
+    time.sleep(1.5)
+    with pytest.raises(grpc.RpcError) as err:
+        server.admin().ListModels(pb.ListModelsRequest(), metadata=bearer(made.token))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "expired at" in (err.value.details() or "")
+    listed = server.admin().ListTokens(pb.ListTokensRequest(),
+                                       metadata=bearer(server.admin_token)).tokens
+    assert [t.HasField("expires_at") for t in listed if t.id == made.id] == [True]

@@ -186,3 +186,35 @@ def test_revoked_enrollment_token_enrolls_nobody(session_factory: sessionmaker[S
         authenticate(s, token, now=NOW)
     with transaction(session_factory) as s, pytest.raises(UnauthenticatedError, match="revoked"):
         services.spend_enrollment_token(s, row.id, now=NOW)
+
+
+def test_an_expired_operator_token_is_unauthenticated_and_says_so(
+        session_factory: sessionmaker[Session]) -> None:
+    """Input tried: a viewer token created with a one-hour lifetime, used an hour and a second
+    later; and lifetimes of 0 s and of ten years."""
+    with transaction(session_factory) as s:
+        row, token = services.create_operator_token(s, role="viewer", expires_in_seconds=3600,
+                                                    now=NOW)
+        assert row.expires_at == NOW + dt.timedelta(hours=1)
+    with transaction(session_factory) as s:
+        assert authenticate(s, token, now=NOW + dt.timedelta(minutes=59)).role == "viewer"
+    with transaction(session_factory) as s, pytest.raises(UnauthenticatedError,
+                                                          match=r"expired at .*token create"):
+        authenticate(s, token, now=NOW + dt.timedelta(hours=1, seconds=1))
+    for seconds in (0, 10 * 366 * 86400):
+        with transaction(session_factory) as s, pytest.raises(InvalidArgumentError,
+                                                              match="lifetime"):
+            services.create_operator_token(s, role="viewer", expires_in_seconds=seconds, now=NOW)
+
+
+def test_an_expired_admin_token_does_not_count_as_the_last_working_one(
+        session_factory: sessionmaker[Session]) -> None:
+    """Input tried: revoking the first admin token while the only other admin token has
+    expired: refused, since nobody could create tokens afterwards."""
+    with transaction(session_factory) as s:
+        services.ensure_admin_token(s)
+        first = services.list_operator_tokens(s)[0]
+        services.create_operator_token(s, role="admin", expires_in_seconds=60, now=NOW)
+    with transaction(session_factory) as s, pytest.raises(FailedPreconditionError,
+                                                          match="last admin token"):
+        services.revoke_operator_token(s, first.id, now=NOW + dt.timedelta(minutes=2))

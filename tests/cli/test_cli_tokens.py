@@ -18,17 +18,29 @@ def test_token_create_json_is_id_token_role(cli: Runner, admin_server: Any) -> N
                                pb.CreateTokenResponse(id="t1", token="s3cret", role="operator"))
     result = cli("token", "create", "--role", "operator", "--description", "ci", "-o", "json")
     assert result.code == 0
-    assert result.json() == {"id": "t1", "token": "s3cret", "role": "operator"}
+    assert result.json() == {"id": "t1", "token": "s3cret", "role": "operator",
+                             "expires_at": None}
     request = admin_server.service.requests["CreateToken"][0]
-    assert (request.role, request.description) == ("operator", "ci")
+    assert (request.role, request.description, request.expires_in_seconds) == ("operator", "ci", 0)
     assert "shown only once" in result.err
+
+
+def test_token_create_expires_sends_the_lifetime_and_shows_the_expiry(
+        cli: Runner, admin_server: Any) -> None:
+    admin_server.service.reply("CreateToken", pb.CreateTokenResponse(
+        id="t1", token="s3cret", role="viewer", expires_at=Timestamp(seconds=1714564800)))
+    result = cli("token", "create", "--role", "viewer", "--expires", "30d", "-o", "json")
+    assert result.code == 0
+    assert admin_server.service.requests["CreateToken"][0].expires_in_seconds == 30 * 86400
+    assert result.json()["expires_at"] == "2024-05-01T12:00:00Z"
 
 
 def test_token_create_table_shows_the_token(cli: Runner, admin_server: Any) -> None:
     admin_server.service.reply("CreateToken",
                                pb.CreateTokenResponse(id="t1", token="s3cret", role="admin"))
     result = cli("token", "create", "--role", "admin")
-    assert result.out.splitlines() == ["id:    t1", "role:  admin", "token: s3cret"]
+    assert result.out.splitlines() == ["id:         t1", "role:       admin",
+                                       "token:      s3cret", "expires_at: never"]
 
 
 def test_enroll_token_create_sends_labels_uses_and_lifetime(
@@ -72,14 +84,16 @@ def test_token_list_json_and_table_never_show_secrets(cli: Runner, admin_server:
     doc = cli("token", "list", "-o", "json").json()
     assert doc == {"tokens": [
         {"id": "a1", "role": "admin", "description": "created at first start",
-         "created_at": "2024-05-01T12:00:00Z", "created_by": None, "revoked_at": None},
+         "created_at": "2024-05-01T12:00:00Z", "created_by": None, "revoked_at": None,
+         "expires_at": None},
         {"id": "o1", "role": "operator", "description": "ci",
          "created_at": "2024-05-01T12:01:40Z", "created_by": "a1",
-         "revoked_at": "2024-05-01T12:03:20Z"},
+         "revoked_at": "2024-05-01T12:03:20Z", "expires_at": None},
     ]}
     table = cli("token", "list").out.splitlines()
     assert table[0].split() == ["ID", "ROLE", "DESCRIPTION", "CREATED", "CREATED", "BY",
-                                "REVOKED"]
+                                "EXPIRES", "REVOKED"]
+    assert "never" in table[1]
     assert "2024-05-01T12:03:20Z" in table[2]
 
 

@@ -12,10 +12,13 @@ from protos import edgefleet_pb2 as pb
 
 
 def create_token(args: argparse.Namespace, inv: Invocation) -> int:
-    request = pb.CreateTokenRequest(role=args.role, description=args.description)
+    request = pb.CreateTokenRequest(role=args.role, description=args.description,
+                                    expires_in_seconds=args.expires or 0)   # 0: never
     with inv.admin("admin") as admin:
         doc = convert.created_token(admin.call("CreateToken", request))
-    inv.output.result(doc, lambda d: render_fields([(k, d[k]) for k in ("id", "role", "token")]))
+    inv.output.result(doc, lambda d: render_fields(
+        [(k, d[k] or "never" if k == "expires_at" else d[k])
+         for k in ("id", "role", "token", "expires_at")]))
     inv.output.note("store the token now: it is shown only once")
     return 0
 
@@ -42,9 +45,9 @@ def list_tokens(args: argparse.Namespace, inv: Invocation) -> int:
         response = admin.call("ListTokens", pb.ListTokensRequest())
     docs = [convert.operator_token(t) for t in response.tokens]
     inv.output.result({"tokens": docs}, lambda d: render_table(
-        ("id", "role", "description", "created", "created by", "revoked"),
+        ("id", "role", "description", "created", "created by", "expires", "revoked"),
         [(t["id"], t["role"], t["description"], t["created_at"], t["created_by"],
-          t["revoked_at"]) for t in d["tokens"]],
+          t["expires_at"] or "never", t["revoked_at"]) for t in d["tokens"]],
     ))
     return 0
 
