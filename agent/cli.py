@@ -41,7 +41,6 @@ from agent.errors import (
     AgentError,
     AgentTransportError,
     ConfigurationError,
-    EnrollmentRefusedError,
     InvalidInputError,
     PredictRequestError,
 )
@@ -67,7 +66,8 @@ def exit_code(exc: AgentError) -> int:
     """The documented exit code for an agent error."""
     if isinstance(exc, ConfigurationError):
         return EXIT_USAGE
-    if isinstance(exc, EnrollmentRefusedError | AgentDataError | PredictRequestError):
+    # AgentDataError includes EnrollmentRefusedError: a refused token exits "refused", 4.
+    if isinstance(exc, AgentDataError | PredictRequestError):
         return EXIT_REFUSED
     if isinstance(exc, AgentTransportError):
         return EXIT_UNREACHABLE

@@ -121,6 +121,19 @@ def test_first_run_without_trust_key_exits_2_naming_the_flag(control_plane, data
     assert result.returncode == 2 and "--trust-key" in result.stderr
 
 
+def test_a_refused_enrollment_token_exits_4_refused(control_plane, trust_pem, data_dir,
+                                                    tmp_path):
+    """Input tried: ``run`` with an enrollment token the server does not know (UNAUTHENTICATED):
+    a refusal, exit 4, not "unreachable" (3), and the process ends by itself."""
+    key_file = tmp_path / "signing-key.pub"
+    key_file.write_bytes(trust_pem)
+    result = cli("run", "--server", control_plane.address, "--data-dir", str(data_dir),
+                 "--enroll-token", "not-the-token", "--trust-key", str(key_file))
+    assert result.returncode == 4, result.stderr
+    assert "refused the enrollment" in result.stderr
+    assert not (data_dir / "credential.json").exists()
+
+
 def test_malformed_labels_are_a_usage_error():
     result = cli("run", "--data-dir", "/tmp/x", "--labels", "site")
     assert result.returncode == 2 and "k=v" in result.stderr

@@ -17,7 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import InferenceClient, NoModelLoadedError
 from agent.daemon import Agent
-from agent.errors import ConfigurationError, EnrollmentRefusedError
+from agent.errors import (
+    AgentDataError,
+    AgentTransportError,
+    ConfigurationError,
+    EnrollmentRefusedError,
+)
 from tests.agent.support import (
     MLP_INPUT,
     MLP_OUTPUT,
@@ -333,10 +338,15 @@ def test_first_run_without_enrollment_token_is_a_configuration_error(start_agent
         start_agent(enroll_token=None)
 
 
-def test_refused_enrollment_token_stops_the_agent_with_a_fatal_error(start_agent, data_dir):
+def test_refused_enrollment_token_stops_the_agent_with_a_data_error(start_agent, data_dir):
+    """Input tried: an enrollment token the server answers UNAUTHENTICATED. A refusal is the
+    token's fault (a data error), not the network's: the agent asks once and stops."""
     agent = start_agent(enroll_token="not-the-token")
     assert agent.wait(timeout=20)
     assert isinstance(agent.fatal_error, EnrollmentRefusedError)
+    assert isinstance(agent.fatal_error, AgentDataError)
+    assert not isinstance(agent.fatal_error, AgentTransportError)
+    assert agent.fatal_error.code == "UNAUTHENTICATED"
     assert "enroll-token create" in str(agent.fatal_error)
     assert not (data_dir / "credential.json").exists()
 
