@@ -47,7 +47,6 @@ from agent.errors import (
     AgentTransportError,
     ArtifactMismatchError,
     ConfigurationError,
-    DocumentError,
     EnrollmentRefusedError,
 )
 from agent.hardware import hardware_profile
@@ -59,14 +58,8 @@ from agent.serving import LiveModel, ModelTable, Prediction
 from agent.settings import AgentSettings
 from agent.store import ActiveModel, AgentStore, Credential, StoredState
 from agent.transport import bearer, is_transient, open_channel, rpc_code, transport_error
-from agent.trust import (
-    DesiredEntry,
-    DesiredState,
-    load_public_key,
-    verify_desired_state,
-    verify_manifest,
-    verify_stored_desired_state,
-)
+from agent.trust import DesiredEntry, load_public_key
+from agent.trust_state import TrustState
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
@@ -118,7 +111,7 @@ class Agent:
 
         self._stop = threading.Event()
         self._status_lock = threading.Lock()
-        self._key: Ed25519PublicKey | None = None
+        self._trust: TrustState | None = None
         self._credential: Credential | None = None
         self._server: str = ""
         self._channel: grpc.Channel | None = None
@@ -126,8 +119,6 @@ class Agent:
         self._local: LocalInferenceServer | None = None
         self._thread: threading.Thread | None = None
 
-        self._desired: DesiredState | None = None
-        self._held_sequence = 0
         self._previous: dict[str, str] = {}
         self._install: dict[str, _InstallStatus] = {}
         self._failed: set[str] = set()      # sha256s refused for this desired state
@@ -152,8 +143,10 @@ class Agent:
         token, socket in use, no interpreter installed).
         """
         self.store.ensure()
-        self._key = self._load_trust_key()
+        self._trust = TrustState(self._load_trust_key())
         self._credential = self.store.read_credential()
+        if self._credential is not None:
+            self._trust.bind(self._credential.device_id)
         self._server = self._server_arg or (self._credential.server if self._credential else "")
         if not self._server:
             raise ConfigurationError("no control plane address: pass --server or set "
@@ -243,7 +236,7 @@ class Agent:
         status = pb.AgentStatus(
             device_id=self._credential.device_id if self._credential else "",
             server=self._server,
-            desired_sequence=self._held_sequence,
+            desired_sequence=self._trust.sequence if self._trust else 0,
             models=models,
             last_error=last_error,
         )
@@ -279,14 +272,11 @@ class Agent:
 
     def _restore(self) -> None:
         """Reload what the data dir says was active, trusting nothing that does not re-verify."""
-        assert self._credential is not None and self._key is not None
+        assert self._trust is not None
         try:
             stored = self.store.read_state()
             if stored.desired_state is not None:
-                self._desired = verify_stored_desired_state(
-                    stored.desired_state, self._key, device_id=self._credential.device_id
-                )
-                self._held_sequence = self._desired.sequence
+                self._trust.restore(stored.desired_state)
         except AgentDataError as exc:
             log.error("stored state does not verify (%s); starting with no model", exc)
             return
@@ -306,11 +296,8 @@ class Agent:
             log.info("serving %s again", active.ref)
 
     def _load_stored(self, active: ActiveModel) -> ModelRunner:
-        assert self._key is not None
-        manifest = verify_manifest(active.signed_manifest, self._key)
-        if ModelRef(manifest["model"], manifest["version"], manifest["variant"],
-                    manifest["sha256"]) != active.ref:
-            raise DocumentError(f"stored manifest does not describe {active.ref}")
+        assert self._trust is not None
+        manifest = self._trust.manifest(active.signed_manifest, active.ref)
         path = self.store.verified_artifact(manifest)
         if path is None:
             raise ArtifactMismatchError(f"artifact {active.ref.sha256[:12]} is missing from disk")
@@ -391,12 +378,13 @@ class Agent:
                 code=code.name if code else None,
             ) from exc
         self._credential = Credential(response.device_id, response.device_token, self._server)
+        self._trust_state().bind(response.device_id)
         self.store.write_credential(self._credential)
         log.info("enrolled as device %s", response.device_id)
 
     def _sync_once(self) -> None:
         request = pb.SyncRequest(
-            known_sequence=self._held_sequence,
+            known_sequence=self._trust_state().sequence,
             active=[live.ref.to_proto() for live in self.models.snapshot().values()],
         )
         if not self._hardware_sent:
@@ -412,12 +400,8 @@ class Agent:
         self._reconcile()
 
     def _accept(self, signed: pb.SignedDocument) -> None:
-        assert self._credential is not None and self._key is not None
         try:
-            desired = verify_desired_state(
-                signed, self._key, device_id=self._credential.device_id,
-                held_sequence=self._held_sequence, now=datetime.now(UTC),
-            )
+            desired = self._trust_state().accept(signed, datetime.now(UTC))
         except AgentDataError as exc:
             fingerprint = hashlib.sha256(signed.payload + signed.signature).hexdigest()
             if fingerprint != self._refused_fingerprint:   # report a refusal once, not every poll
@@ -431,14 +415,13 @@ class Agent:
             return
         log.info("accepted desired state %d (%s)", desired.sequence,
                  ", ".join(str(e.ref) for e in desired.entries) or "no model")
-        self._desired, self._held_sequence = desired, desired.sequence
         self._failed.clear()
         self._set_data_error("")
         self._persist()
 
     def _reconcile(self) -> None:
         """Install what the accepted desired state wants and unload what it no longer lists."""
-        desired = self._desired
+        desired = self._trust_state().desired
         if desired is None:
             return
         for entry in desired.entries:
@@ -495,7 +478,7 @@ class Agent:
 
     def _persist(self) -> None:
         live = self.models.snapshot()
-        desired = self._desired
+        desired = self._trust_state().desired
         self.store.write_state(
             StoredState(
                 desired_state=desired.signed if desired else None,
@@ -570,6 +553,10 @@ class Agent:
             log.debug("report deferred: %s", exc)
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _trust_state(self) -> TrustState:
+        assert self._trust is not None
+        return self._trust
 
     def _device_stub(self) -> pb_grpc.DeviceServiceStub:
         assert self._stub is not None
