@@ -30,7 +30,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +55,7 @@ from agent.runtime import ModelRunner, interpreter_factory
 from agent.server import LocalInferenceServer
 from agent.serving import LiveModel, ModelTable, Prediction
 from agent.settings import AgentSettings
+from agent.status import StatusBoard, status_message
 from agent.store import ActiveModel, AgentStore, Credential, StoredState
 from agent.transport import bearer, is_transient, open_channel, rpc_code, transport_error
 from agent.trust import DesiredEntry, load_public_key
@@ -65,15 +65,6 @@ from protos import edgefleet_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 Response = TypeVar("Response")
-
-
-@dataclass(frozen=True)
-class _InstallStatus:
-    """The last install step for a model name, as ``status`` shows and the server hears."""
-
-    ref: ModelRef
-    state: str          # downloading | verified | active | failed (events also: removed)
-    message: str
 
 
 class Agent:
@@ -95,6 +86,7 @@ class Agent:
         self.store = AgentStore(data_dir)
         self.metrics = MetricsRecorder(self.settings)
         self.models = ModelTable(self.metrics)
+        self._board = StatusBoard(self.models)
         self.endpoint: str | None = None
         #: Set when the sync thread stopped for good (enrollment refused).
         self.fatal_error: AgentError | None = None
@@ -110,7 +102,6 @@ class Agent:
         self._hardware_overrides = hardware_overrides
 
         self._stop = threading.Event()
-        self._status_lock = threading.Lock()
         self._trust: TrustState | None = None
         self._credential: Credential | None = None
         self._server: str = ""
@@ -119,8 +110,6 @@ class Agent:
         self._local: LocalInferenceServer | None = None
         self._thread: threading.Thread | None = None
 
-        self._previous: dict[str, str] = {}
-        self._install: dict[str, _InstallStatus] = {}
         self._failed: set[str] = set()      # sha256s refused for this desired state
         self._refused_fingerprint: str | None = None
         self._events: collections.deque[pb.InstallEvent] = collections.deque(
@@ -128,11 +117,6 @@ class Agent:
         )
         self._server_poll_seconds: float | None = None
         self._hardware_sent = False
-        self._last_sync: datetime | None = None
-        # Two kinds of trouble, shown as one last_error: a transport error lasts until the next
-        # successful sync; a refused document or a failed install until a new desired state.
-        self._transport_error = ""
-        self._data_error = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -148,6 +132,9 @@ class Agent:
         if self._credential is not None:
             self._trust.bind(self._credential.device_id)
         self._server = self._server_arg or (self._credential.server if self._credential else "")
+        self._board.set_server(self._server)
+        if self._credential is not None:
+            self._board.set_device(self._credential.device_id)
         if not self._server:
             raise ConfigurationError("no control plane address: pass --server or set "
                                      "EDGEFLEET_SERVER")
@@ -209,40 +196,7 @@ class Agent:
         return self.models.predict(model, inputs)
 
     def status(self) -> pb.AgentStatus:
-        live = self.models.snapshot()
-        with self._status_lock:
-            install = dict(self._install)
-            last_sync = self._last_sync
-            last_error = self._transport_error or self._data_error
-        models = []
-        for name in sorted(set(live) | set(install)):
-            ref, state, message = _model_state(live.get(name), install.get(name))
-            stats = self.metrics.stats(ref)
-            models.append(
-                pb.AgentModelStatus(
-                    model=ref.model,
-                    version=ref.version,
-                    variant=ref.variant,
-                    sha256=ref.sha256,
-                    state=state,
-                    message=message,
-                    inferences=stats.inferences,
-                    errors=stats.errors,
-                    latency_p50_ms=stats.latency_p50_ms,
-                    latency_p95_ms=stats.latency_p95_ms,
-                    previous_sha256=self._previous.get(name, ""),
-                )
-            )
-        status = pb.AgentStatus(
-            device_id=self._credential.device_id if self._credential else "",
-            server=self._server,
-            desired_sequence=self._trust.sequence if self._trust else 0,
-            models=models,
-            last_error=last_error,
-        )
-        if last_sync is not None:
-            status.last_sync.FromDatetime(last_sync)
-        return status
+        return status_message(self._board.snapshot(), self.metrics)
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -276,11 +230,11 @@ class Agent:
         try:
             stored = self.store.read_state()
             if stored.desired_state is not None:
-                self._trust.restore(stored.desired_state)
+                self._board.accepted(self._trust.restore(stored.desired_state).sequence)
         except AgentDataError as exc:
             log.error("stored state does not verify (%s); starting with no model", exc)
             return
-        self._previous = dict(stored.previous)
+        self._board.restore_previous(stored.previous)
         for active in stored.active:
             try:
                 runner = self._load_stored(active)
@@ -291,8 +245,8 @@ class Agent:
                           "sync downloads it again if it is still desired", active.ref, exc)
                 self._progress(active.ref, "failed", f"could not reload at start: {exc}")
                 continue
-            self.models.activate(LiveModel(active.ref, runner, active.signed_manifest))
-            self._set_install(active.ref, "active", "reloaded at start")
+            self._board.activate(LiveModel(active.ref, runner, active.signed_manifest),
+                                "reloaded at start")
             log.info("serving %s again", active.ref)
 
     def _load_stored(self, active: ActiveModel) -> ModelRunner:
@@ -322,7 +276,7 @@ class Agent:
             except EnrollmentRefusedError as exc:
                 log.error("%s", exc)
                 self.fatal_error = exc
-                self._set_transport_error(str(exc))
+                self._board.set_transport_error(str(exc))
                 break
             except AgentTransportError as exc:
                 if self._stop.is_set():
@@ -333,7 +287,7 @@ class Agent:
                     # A TLS server drops a plaintext client with nothing but a closed socket.
                     message += " (if the server was started with --tls-cert, run the agent " \
                                "with --tls-ca)"
-                self._set_transport_error(message)
+                self._board.set_transport_error(message)
                 log.warning("%s; retrying in %.1fs", message, delay)
             except Exception:
                 if self._stop.is_set():
@@ -379,6 +333,7 @@ class Agent:
             ) from exc
         self._credential = Credential(response.device_id, response.device_token, self._server)
         self._trust_state().bind(response.device_id)
+        self._board.set_device(response.device_id)
         self.store.write_credential(self._credential)
         log.info("enrolled as device %s", response.device_id)
 
@@ -391,9 +346,7 @@ class Agent:
             request.hardware.CopyFrom(self._hardware())
         response = self._call("sync", self._device_stub().Sync, request)
         self._hardware_sent = True
-        with self._status_lock:
-            self._last_sync = datetime.now(UTC)
-            self._transport_error = ""
+        self._board.synced(datetime.now(UTC))
         self._server_poll_seconds = response.poll_interval_seconds or None
         if response.HasField("desired_state"):
             self._accept(response.desired_state)
@@ -408,7 +361,7 @@ class Agent:
                 self._refused_fingerprint = fingerprint
                 message = f"desired state refused: {exc}"
                 log.warning("%s; still serving what was active", message)
-                self._set_data_error(message)
+                self._board.set_data_error(message)
                 self._event(None, "failed", message)
             return
         if desired is None:
@@ -416,7 +369,7 @@ class Agent:
         log.info("accepted desired state %d (%s)", desired.sequence,
                  ", ".join(str(e.ref) for e in desired.entries) or "no model")
         self._failed.clear()
-        self._set_data_error("")
+        self._board.accepted(desired.sequence)
         self._persist()
 
     def _reconcile(self) -> None:
@@ -431,14 +384,11 @@ class Agent:
         wanted = {e.model for e in desired.entries}
         unwanted = set(self.models.snapshot()) - wanted
         for name in unwanted:
-            removed = self.models.remove(name)
+            removed = self._board.remove(name)
             if removed is not None:
-                self._previous[name] = removed.ref.sha256
                 self._event(removed.ref, "removed", "no longer in the desired state")
                 log.info("unloaded %s: no longer in the desired state", removed.ref)
-        with self._status_lock:
-            for name in set(self._install) - wanted:
-                del self._install[name]
+        self._board.forget_unwanted(wanted)
         if unwanted:
             self._persist()
 
@@ -459,44 +409,40 @@ class Agent:
             runner = ModelRunner(path, entry.manifest, settings=self.settings)
             report = runner.validate()
         except AgentTransportError as exc:
-            self._set_install(ref, "downloading", f"interrupted, will retry: {exc}")
+            self._board.set_install(ref, "downloading", f"interrupted, will retry: {exc}")
             raise
         except AgentError as exc:   # bad bytes, unloadable, failed validation, no interpreter
             self._failed.add(entry.sha256)
-            self._progress(ref, "failed", str(exc))
-            self._set_data_error(f"{ref}: {exc}")
+            self._board.install_failed(ref, str(exc))
+            self._event(ref, "failed", str(exc))
             log.error("install of %s failed: %s; still serving what was active", ref, exc)
             return
-        replaced = self.models.activate(LiveModel(ref, runner, entry.signed_manifest))
-        if replaced is not None and replaced.ref != ref:
-            self._previous[ref.model] = replaced.ref.sha256
+        message = f"validated, median latency {report.latency_ms:.2f} ms"
+        self._board.activate(LiveModel(ref, runner, entry.signed_manifest), message)
         self._persist()
-        self._progress(ref, "active", f"validated, median latency {report.latency_ms:.2f} ms")
+        self._event(ref, "active", message)
         log.info("now serving %s", ref)
 
     # -- persistence and reports -------------------------------------------------------------
 
     def _persist(self) -> None:
-        live = self.models.snapshot()
+        board = self._board.snapshot()
+        live = board.live
         desired = self._trust_state().desired
         self.store.write_state(
             StoredState(
                 desired_state=desired.signed if desired else None,
                 active=tuple(ActiveModel(m.ref, m.signed_manifest) for m in live.values()),
-                previous=dict(self._previous),
+                previous=dict(board.previous),
             )
         )
-        keep = {m.ref.sha256 for m in live.values()} | set(self._previous.values())
+        keep = {m.ref.sha256 for m in live.values()} | set(board.previous.values())
         keep |= {e.sha256 for e in desired.entries} if desired else set()
         self.store.prune(keep)
 
-    def _set_install(self, ref: ModelRef, state: str, message: str) -> None:
-        with self._status_lock:
-            self._install[ref.model] = _InstallStatus(ref, state, message)
-
     def _progress(self, ref: ModelRef, state: str, message: str) -> None:
         """Record an install step locally and tell the server (queued if unreachable)."""
-        self._set_install(ref, state, message)
+        self._board.set_install(ref, state, message)
         self._event(ref, state, message)
 
     def _event(self, ref: ModelRef | None, state: str, message: str) -> None:
@@ -589,24 +535,3 @@ class Agent:
     def _hardware(self) -> pb.HardwareProfile:
         _, info = interpreter_factory(self.settings.interpreter_choice)
         return hardware_profile(self.store.data_dir, info, self._hardware_overrides)
-
-    def _set_transport_error(self, message: str) -> None:
-        with self._status_lock:
-            self._transport_error = message
-
-    def _set_data_error(self, message: str) -> None:
-        with self._status_lock:
-            self._data_error = message
-
-
-def _model_state(
-    live: LiveModel | None, install: _InstallStatus | None
-) -> tuple[ModelRef, str, str]:
-    """What ``status`` shows for one model name: the live version first, news about another."""
-    if live is None:
-        assert install is not None
-        return install.ref, install.state, install.message
-    if install is None or install.ref == live.ref:
-        return live.ref, "active", install.message if install else ""
-    note = f"{install.ref.version} ({install.ref.variant}) {install.state}"
-    return live.ref, "active", f"{note}: {install.message}" if install.message else note

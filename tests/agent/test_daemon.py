@@ -216,6 +216,45 @@ def test_model_dropped_from_the_desired_state_is_unloaded(start_agent, control_p
     wait_until(lambda: [r.model for r in cp.syncs[-1].active] == ["face"])
 
 
+def test_status_read_while_models_come_and_go_is_never_torn(start_agent, control_plane,
+                                                           signing_key):
+    """Input tried: three rounds of desired states {face, voice} then {face}, while a thread
+    calls status() as fast as it can. A model status shows active was live just before or just
+    after that call; a model live both before and after is shown."""
+    cp = control_plane.servicer
+    face, voice = mlp_artifact(seed=0), mlp_artifact(seed=2)
+    agent = start_agent()
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            before = set(agent.models.snapshot())
+            status = agent.status()
+            after = set(agent.models.snapshot())
+            shown = {m.model for m in status.models}
+            active = {m.model for m in status.models if m.state == "active"}
+            problems.extend(f"{n} shown active, not live" for n in active - (before | after))
+            problems.extend(f"{n} live, not shown" for n in (before & after) - shown)
+            reads[0] += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):
+            cp.publish([entry(signing_key, face, model="face"),
+                        entry(signing_key, voice, model="voice")], (face, voice))
+            wait_until(lambda: set(agent.models.snapshot()) == {"face", "voice"})
+            cp.publish([entry(signing_key, face, model="face")])
+            wait_until(lambda: set(agent.models.snapshot()) == {"face"})
+    finally:
+        stop.set()
+        reader.join()
+    assert problems == [] and reads[0] > 100
+    assert len(cp.events_for("removed")) == 3
+
+
 def test_restart_serves_the_stored_model_without_the_server(start_agent, control_plane,
                                                             signing_key, data_dir, fast_settings):
     cp = control_plane.servicer
