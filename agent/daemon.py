@@ -22,20 +22,16 @@ Invariants:
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import itertools
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.backoff import Backoff, jittered
@@ -49,19 +45,18 @@ from agent.errors import (
     EnrollmentRefusedError,
 )
 from agent.hardware import hardware_profile
-from agent.metrics import MetricsRecorder, MetricWindowRecord
-from agent.refs import ModelRef
+from agent.link import ServerLink
+from agent.metrics import MetricsRecorder
+from agent.reporter import Reporter
 from agent.runtime import ModelRunner, interpreter_factory
 from agent.server import LocalInferenceServer
 from agent.serving import LiveModel, ModelTable, Prediction
 from agent.settings import AgentSettings
 from agent.status import StatusBoard, status_message
 from agent.store import ActiveModel, AgentStore, Credential, StoredState
-from agent.transport import bearer, is_transient, open_channel, rpc_code, transport_error
 from agent.trust import DesiredEntry, load_public_key
 from agent.trust_state import TrustState
 from protos import edgefleet_pb2 as pb
-from protos import edgefleet_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 Response = TypeVar("Response")
@@ -95,7 +90,6 @@ class Agent:
         self._enroll_token = enroll_token
         self._trust_key_pem = trust_key_pem
         self._tls_ca_pem = tls_ca_pem
-        self._plaintext = True  # until start() opens the channel
         self._labels = dict(labels or {})
         self._name = name
         self._serve = serve or f"unix://{self.store.socket_path}"
@@ -105,16 +99,13 @@ class Agent:
         self._trust: TrustState | None = None
         self._credential: Credential | None = None
         self._server: str = ""
-        self._channel: grpc.Channel | None = None
-        self._stub: pb_grpc.DeviceServiceStub | None = None
+        self._link: ServerLink | None = None
+        self._reporter: Reporter | None = None
         self._local: LocalInferenceServer | None = None
         self._thread: threading.Thread | None = None
 
         self._failed: set[str] = set()      # sha256s refused for this desired state
         self._refused_fingerprint: str | None = None
-        self._events: collections.deque[pb.InstallEvent] = collections.deque(
-            maxlen=self.settings.max_buffered_events
-        )
         self._server_poll_seconds: float | None = None
         self._hardware_sent = False
 
@@ -144,15 +135,15 @@ class Agent:
                 "--enroll-token (create one with `edgefleet enroll-token create`)"
             )
         interpreter_factory(self.settings.interpreter_choice)   # fail now if none installed
+        self._link = ServerLink(self._server, self.settings, self.store, self._credential)
+        self._reporter = Reporter(self._link, self.metrics, self._board, self.store,
+                                  self.settings)
         if self._credential is not None:
             self._restore()
-            self.metrics.restore(self._stored_windows())
+            self._reporter.restore_windows()
         self._local = LocalInferenceServer(self, self._serve, settings=self.settings)
         self.endpoint = self._local.start()
-        tls_ca = self._load_tls_ca()
-        self._plaintext = tls_ca is None
-        self._channel = open_channel(self._server, self.settings, tls_ca_pem=tls_ca)
-        self._stub = pb_grpc.DeviceServiceStub(self._channel)
+        self._link.connect(self._load_tls_ca())
         self._thread = threading.Thread(target=self._run, name="agent-sync", daemon=True)
         self._thread.start()
         return self.endpoint
@@ -160,16 +151,16 @@ class Agent:
     def stop(self) -> None:
         """Stop syncing (cancelling any call in flight), then stop serving after the grace."""
         self._stop.set()
-        if self._channel is not None:
-            self._channel.close()
+        if self._link is not None:
+            self._link.close()
         if self._thread is not None:
             self._thread.join()
         if self._local is not None:
             self._local.stop()
             self._local = None
             # What was counted since the last report survives the restart, sent next run.
-            if self.metrics.close_window() or self.metrics.pending(1):
-                self._keep_windows()
+            if self._reporter is not None:
+                self._reporter.keep_unsent()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the sync thread ended (stop() or a fatal error); True if it did."""
@@ -243,7 +234,8 @@ class Agent:
                 # server hears of it in the next status report, the log says it now.
                 log.error("not serving %s: it could not be reloaded at start (%s); the next "
                           "sync downloads it again if it is still desired", active.ref, exc)
-                self._progress(active.ref, "failed", f"could not reload at start: {exc}")
+                self._reporter_().progress(active.ref, "failed",
+                                           f"could not reload at start: {exc}")
                 continue
             self._board.activate(LiveModel(active.ref, runner, active.signed_manifest),
                                 "reloaded at start")
@@ -269,8 +261,7 @@ class Agent:
                 if self._credential is None:
                     self._enroll()
                 self._sync_once()
-                self._flush_events()
-                self._flush_metrics()
+                self._reporter_().flush()
                 backoff.reset()
                 delay = jittered(self._poll_seconds(), self.settings.sync_jitter)
             except EnrollmentRefusedError as exc:
@@ -283,7 +274,7 @@ class Agent:
                     break
                 delay = backoff.next_delay()
                 message = str(exc)
-                if exc.code == "UNAVAILABLE" and self._plaintext:
+                if exc.code == "UNAVAILABLE" and self._link_().plaintext:
                     # A TLS server drops a plaintext client with nothing but a closed socket.
                     message += " (if the server was started with --tls-cert, run the agent " \
                                "with --tls-ca)"
@@ -302,40 +293,25 @@ class Agent:
         while (remaining := deadline - time.monotonic()) > 0:
             if self._stop.wait(min(remaining, self.settings.metrics_window_seconds / 2)):
                 return
-            if self.metrics.close_due_window():
-                self._keep_windows()   # on disk before the send: a crash loses no window
-                if self._credential is not None:
-                    self._quietly(self._flush_metrics)
+            self._reporter_().tick()
 
     def _poll_seconds(self) -> float:
         return (self.settings.poll_interval_seconds or self._server_poll_seconds
                 or self.settings.default_poll_seconds)
 
     def _enroll(self) -> None:
-        assert self._stub is not None and self._enroll_token
+        assert self._enroll_token
         request = pb.EnrollRequest(
             name=self._name or socket.gethostname(),
             hardware=self._hardware(),
             labels=self._labels,
             enrollment_key=self.store.enrollment_key(),
         )
-        try:
-            response = self._stub.Enroll(request, timeout=self.settings.rpc_timeout_seconds,
-                                         metadata=bearer(self._enroll_token))
-        except grpc.RpcError as exc:
-            if is_transient(exc):
-                raise transport_error(exc, "enrollment") from exc
-            code = rpc_code(exc)
-            raise EnrollmentRefusedError(
-                f"the server refused the enrollment ({code.name if code else '?'}: "
-                f"{exc.details()}); create a new token with `edgefleet enroll-token create`",
-                code=code.name if code else None,
-            ) from exc
-        self._credential = Credential(response.device_id, response.device_token, self._server)
-        self._trust_state().bind(response.device_id)
-        self._board.set_device(response.device_id)
+        self._credential = self._link_().enroll(request, self._enroll_token)
         self.store.write_credential(self._credential)
-        log.info("enrolled as device %s", response.device_id)
+        self._trust_state().bind(self._credential.device_id)
+        self._board.set_device(self._credential.device_id)
+        log.info("enrolled as device %s", self._credential.device_id)
 
     def _sync_once(self) -> None:
         request = pb.SyncRequest(
@@ -344,7 +320,7 @@ class Agent:
         )
         if not self._hardware_sent:
             request.hardware.CopyFrom(self._hardware())
-        response = self._call("sync", self._device_stub().Sync, request)
+        response = self._link_().call("sync", "Sync", request)
         self._hardware_sent = True
         self._board.synced(datetime.now(UTC))
         self._server_poll_seconds = response.poll_interval_seconds or None
@@ -362,7 +338,7 @@ class Agent:
                 message = f"desired state refused: {exc}"
                 log.warning("%s; still serving what was active", message)
                 self._board.set_data_error(message)
-                self._event(None, "failed", message)
+                self._reporter_().event(None, "failed", message)
             return
         if desired is None:
             return
@@ -386,7 +362,7 @@ class Agent:
         for name in unwanted:
             removed = self._board.remove(name)
             if removed is not None:
-                self._event(removed.ref, "removed", "no longer in the desired state")
+                self._reporter_().event(removed.ref, "removed", "no longer in the desired state")
                 log.info("unloaded %s: no longer in the desired state", removed.ref)
         self._board.forget_unwanted(wanted)
         if unwanted:
@@ -399,13 +375,14 @@ class Agent:
         AgentTransportError propagates so the loop backs off and tries again.
         """
         ref = entry.ref
-        self._progress(ref, "downloading", f"{entry.size} bytes")
+        self._reporter_().progress(ref, "downloading", f"{entry.size} bytes")
         try:
             path = download_artifact(
-                self._device_stub(), self.store, entry.manifest, settings=self.settings,
-                metadata=self._metadata(), stop=self._stop,
+                self._link_().stub, self.store, entry.manifest, settings=self.settings,
+                metadata=self._link_().metadata(), stop=self._stop,
             )
-            self._progress(ref, "verified", "length and sha256 match the signed manifest")
+            self._reporter_().progress(ref, "verified",
+                                       "length and sha256 match the signed manifest")
             runner = ModelRunner(path, entry.manifest, settings=self.settings)
             report = runner.validate()
         except AgentTransportError as exc:
@@ -414,13 +391,13 @@ class Agent:
         except AgentError as exc:   # bad bytes, unloadable, failed validation, no interpreter
             self._failed.add(entry.sha256)
             self._board.install_failed(ref, str(exc))
-            self._event(ref, "failed", str(exc))
+            self._reporter_().event(ref, "failed", str(exc))
             log.error("install of %s failed: %s; still serving what was active", ref, exc)
             return
         message = f"validated, median latency {report.latency_ms:.2f} ms"
         self._board.activate(LiveModel(ref, runner, entry.signed_manifest), message)
         self._persist()
-        self._event(ref, "active", message)
+        self._reporter_().event(ref, "active", message)
         log.info("now serving %s", ref)
 
     # -- persistence and reports -------------------------------------------------------------
@@ -440,97 +417,19 @@ class Agent:
         keep |= {e.sha256 for e in desired.entries} if desired else set()
         self.store.prune(keep)
 
-    def _progress(self, ref: ModelRef, state: str, message: str) -> None:
-        """Record an install step locally and tell the server (queued if unreachable)."""
-        self._board.set_install(ref, state, message)
-        self._event(ref, state, message)
-
-    def _event(self, ref: ModelRef | None, state: str, message: str) -> None:
-        event = pb.InstallEvent(ref=ref.to_proto() if ref else pb.ModelRef(), state=state,
-                                message=message)
-        event.at.FromDatetime(datetime.now(UTC))
-        self._events.append(event)
-        if self._stub is not None and self._credential is not None:
-            self._quietly(self._flush_events)
-
-    def _flush_events(self) -> None:
-        while self._events:
-            batch = list(itertools.islice(self._events, self.settings.max_events_per_report))
-            active = [m.ref.to_proto() for m in self.models.snapshot().values()]
-            self._call("status report", self._device_stub().ReportStatus,
-                       pb.StatusReport(events=batch, active=active))
-            for _ in batch:
-                self._events.popleft()
-
-    def _flush_metrics(self) -> None:
-        sent = False
-        try:
-            while batch := self.metrics.pending(self.settings.max_windows_per_report):
-                self._call("metrics report", self._device_stub().ReportMetrics,
-                           pb.MetricsReport(windows=[w.to_proto() for w in batch]))
-                self.metrics.acknowledge(w.window_id for w in batch)
-                sent = True
-        finally:
-            if sent:
-                self._keep_windows()
-
-    def _keep_windows(self) -> None:
-        """Write the unacknowledged windows to the data dir (best effort: a full disk costs
-        metrics, never serving)."""
-        try:
-            self.store.write_pending_windows([w.to_dict() for w in self.metrics.pending()])
-        except OSError as exc:
-            log.warning("could not keep metric windows on disk: %s", exc)
-
-    def _stored_windows(self) -> list[MetricWindowRecord]:
-        records = []
-        for doc in self.store.read_pending_windows():
-            try:
-                records.append(MetricWindowRecord.from_dict(doc))
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("skipping an unreadable stored metric window: %s", exc)
-        return records
-
-    def _quietly(self, report: Callable[[], None]) -> None:
-        """Best effort now; what fails stays queued for the next successful sync."""
-        try:
-            report()
-        except AgentTransportError as exc:
-            log.debug("report deferred: %s", exc)
-
     # -- helpers -----------------------------------------------------------------------------
 
     def _trust_state(self) -> TrustState:
         assert self._trust is not None
         return self._trust
 
-    def _device_stub(self) -> pb_grpc.DeviceServiceStub:
-        assert self._stub is not None
-        return self._stub
+    def _link_(self) -> ServerLink:
+        assert self._link is not None
+        return self._link
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        assert self._credential is not None
-        return bearer(self._credential.device_token)
-
-    def _call(self, action: str, method: Callable[..., Response], request: Any) -> Response:
-        try:
-            return method(request, timeout=self.settings.rpc_timeout_seconds,
-                          metadata=self._metadata())
-        except grpc.RpcError as exc:
-            error = transport_error(exc, action)
-            if rpc_code(exc) == grpc.StatusCode.UNAUTHENTICATED:
-                error = AgentTransportError(
-                    f"{error}; the server no longer accepts this device's credential (was "
-                    f"device {self._device_id_or_unknown()} revoked? see `edgefleet device show`). "
-                    f"To enroll it as a new device: stop the agent, delete "
-                    f"{self.store.credential_path} and {self.store.enrollment_key_path}, and "
-                    f"run again with a new --enroll-token",
-                    code=error.code,
-                )
-            raise error from exc
-
-    def _device_id_or_unknown(self) -> str:
-        return self._credential.device_id if self._credential else "?"
+    def _reporter_(self) -> Reporter:
+        assert self._reporter is not None
+        return self._reporter
 
     def _hardware(self) -> pb.HardwareProfile:
         _, info = interpreter_factory(self.settings.interpreter_choice)
