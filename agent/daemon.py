@@ -35,20 +35,20 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.backoff import Backoff, jittered
-from agent.download import download_artifact
 from agent.errors import (
     AgentDataError,
     AgentError,
     AgentTransportError,
-    ArtifactMismatchError,
     ConfigurationError,
     EnrollmentRefusedError,
+    InstallStepError,
 )
 from agent.hardware import hardware_profile
+from agent.installer import InstallContext, Installer, install_steps, restore_steps
 from agent.link import ServerLink
 from agent.metrics import MetricsRecorder
 from agent.reporter import Reporter
-from agent.runtime import ModelRunner, interpreter_factory
+from agent.runtime import interpreter_factory
 from agent.server import LocalInferenceServer
 from agent.serving import LiveModel, ModelTable, Prediction
 from agent.settings import AgentSettings
@@ -101,6 +101,7 @@ class Agent:
         self._server: str = ""
         self._link: ServerLink | None = None
         self._reporter: Reporter | None = None
+        self._installer: Installer | None = None
         self._local: LocalInferenceServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -144,6 +145,9 @@ class Agent:
         self._local = LocalInferenceServer(self, self._serve, settings=self.settings)
         self.endpoint = self._local.start()
         self._link.connect(self._load_tls_ca())
+        self._installer = Installer(install_steps(
+            link=self._link, store=self.store, settings=self.settings, stop=self._stop,
+            board=self._board, persist=self._persist, announce=self._reporter.event))
         self._thread = threading.Thread(target=self._run, name="agent-sync", daemon=True)
         self._thread.start()
         return self.endpoint
@@ -226,10 +230,12 @@ class Agent:
             log.error("stored state does not verify (%s); starting with no model", exc)
             return
         self._board.restore_previous(stored.previous)
+        checks = Installer(restore_steps(store=self.store, settings=self.settings))
         for active in stored.active:
             try:
-                runner = self._load_stored(active)
-            except AgentError as exc:
+                manifest = self._trust.manifest(active.signed_manifest, active.ref)
+                ctx = checks.run(InstallContext(active.ref, manifest, active.signed_manifest))
+            except AgentDataError as exc:
                 # Nothing else would tell the person at the device why it serves nothing: the
                 # server hears of it in the next status report, the log says it now.
                 log.error("not serving %s: it could not be reloaded at start (%s); the next "
@@ -237,19 +243,11 @@ class Agent:
                 self._reporter_().progress(active.ref, "failed",
                                            f"could not reload at start: {exc}")
                 continue
+            runner = ctx.runner
+            assert runner is not None
             self._board.activate(LiveModel(active.ref, runner, active.signed_manifest),
                                 "reloaded at start")
             log.info("serving %s again", active.ref)
-
-    def _load_stored(self, active: ActiveModel) -> ModelRunner:
-        assert self._trust is not None
-        manifest = self._trust.manifest(active.signed_manifest, active.ref)
-        path = self.store.verified_artifact(manifest)
-        if path is None:
-            raise ArtifactMismatchError(f"artifact {active.ref.sha256[:12]} is missing from disk")
-        runner = ModelRunner(path, manifest, settings=self.settings)
-        runner.validate()
-        return runner
 
     # -- the sync thread ---------------------------------------------------------------------
 
@@ -369,38 +367,25 @@ class Agent:
             self._persist()
 
     def _install_entry(self, entry: DesiredEntry) -> None:
-        """Download, verify, load, validate and swap in one entry.
+        """Run one entry through the installer's steps.
 
-        Data failures are reported and remembered (not retried for this desired state);
+        A refused step is reported and remembered (not retried for this desired state);
         AgentTransportError propagates so the loop backs off and tries again.
         """
         ref = entry.ref
-        self._reporter_().progress(ref, "downloading", f"{entry.size} bytes")
         try:
-            path = download_artifact(
-                self._link_().stub, self.store, entry.manifest, settings=self.settings,
-                metadata=self._link_().metadata(), stop=self._stop,
-            )
-            self._reporter_().progress(ref, "verified",
-                                       "length and sha256 match the signed manifest")
-            runner = ModelRunner(path, entry.manifest, settings=self.settings)
-            report = runner.validate()
+            self._installer_().run(InstallContext.of(entry, self._reporter_().progress))
         except AgentTransportError as exc:
             self._board.set_install(ref, "downloading", f"interrupted, will retry: {exc}")
             raise
-        except AgentError as exc:   # bad bytes, unloadable, failed validation, no interpreter
+        except InstallStepError as exc:
             self._failed.add(entry.sha256)
             self._board.install_failed(ref, str(exc))
             self._reporter_().event(ref, "failed", str(exc))
-            log.error("install of %s failed: %s; still serving what was active", ref, exc)
+            log.error("install of %s failed at %s: %s; still serving what was active", ref,
+                      exc.step, exc.cause)
             return
-        message = f"validated, median latency {report.latency_ms:.2f} ms"
-        self._board.activate(LiveModel(ref, runner, entry.signed_manifest), message)
-        self._persist()
-        self._reporter_().event(ref, "active", message)
         log.info("now serving %s", ref)
-
-    # -- persistence and reports -------------------------------------------------------------
 
     def _persist(self) -> None:
         board = self._board.snapshot()
@@ -426,6 +411,10 @@ class Agent:
     def _link_(self) -> ServerLink:
         assert self._link is not None
         return self._link
+
+    def _installer_(self) -> Installer:
+        assert self._installer is not None
+        return self._installer
 
     def _reporter_(self) -> Reporter:
         assert self._reporter is not None

@@ -13,6 +13,8 @@
     │   ├── ModelLoadError          the interpreter refuses the artifact, or it contradicts
     │   │                           its manifest
     │   ├── ValidationError         a loaded model fails its smoke test before activation
+    │   ├── InstallStepError        a step of an install refused the model: ``step`` names it,
+    │   │                           ``__cause__`` is the step's error (one of the above)
     │   └── EnrollmentRefusedError  the server refused the enrollment token (unknown, used
     │                               up, expired, revoked): asking again cannot help
     ├── InferenceError              the interpreter failed on a request it had accepted
@@ -86,6 +88,16 @@ class EnrollmentRefusedError(AgentDataError):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class InstallStepError(AgentDataError):
+    """A step of an install (``agent.installer``) refused the model; ``step`` is its name and
+    ``cause`` (also ``__cause__``) the error it raised."""
+
+    def __init__(self, step: str, cause: AgentError) -> None:
+        super().__init__(f"{step}: {cause}")
+        self.step = step
+        self.cause = cause
 
 
 class InferenceError(AgentError):

@@ -179,7 +179,8 @@ def test_refused_desired_state_is_reported_once_and_the_old_model_keeps_serving(
 def test_altered_artifact_is_reported_failed_and_not_retried_while_old_serves(
         start_agent, control_plane, signing_key):
     """Input tried: v2's last four bytes replaced by b"evil" in transit (its signed manifest is
-    intact): the agent reports v2 failed once, does not fetch it again, and v1 keeps serving."""
+    intact): the agent reports v2 failed once, at the download step, does not fetch it again,
+    and v1 keeps serving."""
     cp = control_plane.servicer
     v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
     cp.publish([entry(signing_key, v1, model="face")], (v1,))
@@ -190,7 +191,7 @@ def test_altered_artifact_is_reported_failed_and_not_retried_while_old_serves(
     cp.publish([entry(signing_key, v2, model="face", version="2.0.0")], (v2,))
     failed = wait_until(lambda: [e for e in cp.events_for("failed")
                                  if e.ref.sha256 == v2.sha256])
-    assert "sha256" in failed[0].message
+    assert failed[0].message.startswith("download: ") and "sha256" in failed[0].message
     syncs = len(cp.syncs)
     wait_until(lambda: len(cp.syncs) >= syncs + 3)
     assert [sha for sha, _ in cp.download_requests].count(v2.sha256) == 1
