@@ -323,7 +323,7 @@ def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane,
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
 
     second = Agent(data_dir, settings=fast_settings)
-    with caplog.at_level(logging.ERROR, logger="agent.daemon"):
+    with caplog.at_level(logging.ERROR, logger="agent.restore"):
         second.start()
     try:
         (model,) = second.status().models
