@@ -29,7 +29,6 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 from pathlib import Path
@@ -54,10 +53,9 @@ from agent.status import StatusBoard, status_message
 from agent.store import AgentStore
 from agent.sync import Enrollment, SyncLoop
 from agent.trust import load_public_key
+from agent.trust_key import locate, read_trust_key, warn_about_legacy_key
 from agent.trust_state import TrustState
 from protos import edgefleet_pb2 as pb
-
-log = logging.getLogger(__name__)
 
 
 class Agent:
@@ -70,6 +68,7 @@ class Agent:
         server: str | None = None,
         enroll_token: str | None = None,
         trust_key_pem: bytes | None = None,
+        trust_key_path: Path | str | None = None,
         tls_ca_pem: bytes | None = None,
         labels: dict[str, str] | None = None,
         name: str | None = None,
@@ -77,6 +76,19 @@ class Agent:
         hardware_overrides: dict[str, Any] | None = None,
         settings: AgentSettings | None = None,
     ) -> None:
+        """An agent for ``data_dir``; nothing happens before ``start()``.
+
+        The trust key is read at every ``start()``: from ``trust_key_path`` (the CLI's
+        ``--trust-key``), else ``$EDGEFLEET_AGENT_TRUST_KEY``, else
+        ``/etc/edgefleet/trust-key.pub``, and refused inside the data dir or when group or others
+        may write it (``agent.trust_key``). A program that holds the key itself (a test, an
+        embedding application) may pass it as ``trust_key_pem`` instead; it is never written to
+        the data dir.
+
+        Raises ConfigurationError when both ``trust_key_pem`` and ``trust_key_path`` are given.
+        """
+        if trust_key_pem is not None and trust_key_path is not None:
+            raise ConfigurationError("give the trust key as a file or as bytes, not both")
         self.settings = settings or AgentSettings()
         self.store = AgentStore(data_dir)
         self.metrics = MetricsRecorder(self.settings)
@@ -86,6 +98,7 @@ class Agent:
         self._server_arg = server
         self._enroll_token = enroll_token
         self._trust_key_pem = trust_key_pem
+        self._trust_key_path = trust_key_path
         self._tls_ca_pem = tls_ca_pem
         self._labels = dict(labels or {})
         self._name = name
@@ -109,8 +122,9 @@ class Agent:
     def start(self) -> str:
         """Restore, serve locally and start syncing; returns the local endpoint.
 
-        Raises ConfigurationError (no trust key, no server, no credential and no enrollment
-        token, socket in use, no interpreter installed).
+        Raises ConfigurationError (no trust key, or one inside the data dir or writable by
+        group or others; no server; no credential and no enrollment token; socket in use; no
+        interpreter installed).
         """
         settings, store, board = self.settings, self.store, self._board
         store.ensure()
@@ -192,20 +206,11 @@ class Agent:
     # -- wiring helpers ----------------------------------------------------------------------
 
     def _load_trust_key(self) -> Ed25519PublicKey:
-        stored = self.store.read_trust_key()
+        """Raises ConfigurationError (see ``agent.trust_key.read_trust_key``)."""
+        warn_about_legacy_key(self.store.data_dir)
         if self._trust_key_pem is not None:
-            key = load_public_key(self._trust_key_pem)
-            if stored != self._trust_key_pem:
-                if stored is not None:
-                    log.warning("replacing the stored trust key with the one given")
-                self.store.write_trust_key(self._trust_key_pem)
-            return key
-        if stored is None:
-            raise ConfigurationError(
-                "no trust key: the first run needs --trust-key FILE (the control plane's "
-                "DATA_DIR/signing-key.pub)"
-            )
-        return load_public_key(stored)
+            return load_public_key(self._trust_key_pem)
+        return read_trust_key(locate(self._trust_key_path), self.store.data_dir)
 
     def _load_tls_ca(self) -> bytes | None:
         """The CA given now (kept for later runs), else the one kept; None: plaintext."""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import InferenceClient, NoModelLoadedError
+from agent import InferenceClient, NoModelLoadedError, trust_key
 from agent.daemon import Agent
 from agent.errors import (
     AgentDataError,
@@ -39,14 +39,14 @@ X = np.random.default_rng(0).uniform(-1, 1, MLP_SHAPE).astype(np.float32)
 
 
 @pytest.fixture
-def start_agent(data_dir, control_plane, trust_pem, fast_settings
+def start_agent(data_dir, control_plane, trust_key_file, fast_settings
                 ) -> Iterator[Callable[..., Agent]]:
     agents: list[Agent] = []
 
     def start(**overrides: Any) -> Agent:
         kwargs: dict[str, Any] = {
             "server": control_plane.address, "enroll_token": "enroll-secret",
-            "trust_key_pem": trust_pem, "settings": fast_settings,
+            "trust_key_path": trust_key_file, "settings": fast_settings,
             "labels": {"site": "lab"}, "name": "bench-1",
         }
         kwargs.update(overrides)
@@ -253,11 +253,12 @@ def test_status_read_while_models_come_and_go_is_never_torn(start_agent, control
         stop.set()
         reader.join()
     assert problems == [] and reads[0] > 100
-    assert len(cp.events_for("removed")) == 3
+    wait_until(lambda: len(cp.events_for("removed")) == 3, what="the three removals reported")
 
 
 def test_restart_serves_the_stored_model_without_the_server(start_agent, control_plane,
-                                                            signing_key, data_dir, fast_settings):
+                                                            signing_key, data_dir, fast_settings,
+                                                            trust_key_file):
     cp = control_plane.servicer
     v1 = mlp_artifact(seed=3)
     cp.publish([entry(signing_key, v1, model="face")], (v1,))
@@ -266,8 +267,9 @@ def test_restart_serves_the_stored_model_without_the_server(start_agent, control
     first.stop()
     control_plane.stop()
 
-    # No server answering, no enrollment token, no trust key: all of it comes from the data dir.
-    second = Agent(data_dir, settings=fast_settings)
+    # No server answering, no enrollment token: the trust key from its file, the rest from the
+    # data dir.
+    second = Agent(data_dir, trust_key_path=trust_key_file, settings=fast_settings)
     second.start()
     try:
         with InferenceClient(data_dir) as client:
@@ -310,7 +312,8 @@ def test_agent_keeps_serving_through_a_server_outage_and_catches_up_after(
 
 
 def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane, signing_key,
-                                                     data_dir, fast_settings, caplog):
+                                                     data_dir, fast_settings, trust_key_file,
+                                                     caplog):
     """Input tried: the active artifact's last byte changed on disk while the agent was down."""
     cp = control_plane.servicer
     v1 = mlp_artifact(seed=0)
@@ -322,7 +325,7 @@ def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane,
     path = data_dir / "artifacts" / f"{v1.sha256}.tflite"
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
 
-    second = Agent(data_dir, settings=fast_settings)
+    second = Agent(data_dir, trust_key_path=trust_key_file, settings=fast_settings)
     with caplog.at_level(logging.ERROR, logger="agent.restore"):
         second.start()
     try:
@@ -368,9 +371,13 @@ def test_an_enroll_whose_answer_was_lost_is_repeated_with_the_same_enrollment_ke
     assert agent.status().device_id == cp.device_id
 
 
-def test_first_run_without_trust_key_is_a_configuration_error(start_agent):
-    with pytest.raises(ConfigurationError, match="--trust-key"):
-        start_agent(trust_key_pem=None)
+def test_a_run_with_no_trust_key_configured_is_a_configuration_error(start_agent,
+                                                                     monkeypatch, tmp_path):
+    """Input tried: no trust key given, and $EDGEFLEET_AGENT_TRUST_KEY naming a missing file."""
+    monkeypatch.setenv(trust_key.ENV, str(tmp_path / "absent.pub"))
+    with pytest.raises(ConfigurationError, match="--trust-key") as caught:
+        start_agent(trust_key_path=None)
+    assert "absent.pub" in str(caught.value) and trust_key.ENV in str(caught.value)
 
 
 def test_first_run_without_enrollment_token_is_a_configuration_error(start_agent):
@@ -392,7 +399,7 @@ def test_refused_enrollment_token_stops_the_agent_with_a_data_error(start_agent,
 
 
 def test_metric_windows_not_yet_reported_survive_a_restart(
-        start_agent, control_plane, signing_key, data_dir, fast_settings):
+        start_agent, control_plane, signing_key, data_dir, fast_settings, trust_key_file):
     """Input tried: the server refusing every metrics report (UNAVAILABLE) while the agent
     serves three predictions, then the agent restarted with the server answering again: the
     windows kept in the data dir are sent once, with their original ids."""
@@ -410,7 +417,7 @@ def test_metric_windows_not_yet_reported_survive_a_restart(
     assert cp.windows == {}
 
     cp.fail_metric_reports = 0
-    second = Agent(data_dir, settings=fast_settings)
+    second = Agent(data_dir, trust_key_path=trust_key_file, settings=fast_settings)
     second.start()
     try:
         wait_until(lambda: set(cp.windows) >= {w["window_id"] for w in kept},
