@@ -14,7 +14,7 @@
     │   │                           its manifest
     │   ├── ValidationError         a loaded model fails its smoke test before activation
     │   ├── InstallStepError        a step of an install refused the model: ``step`` names it,
-    │   │                           ``__cause__`` is the step's error (one of the above)
+    │   │                           ``cause`` is the error the step raised
     │   └── EnrollmentRefusedError  the server refused the enrollment token (unknown, used
     │                               up, expired, revoked): asking again cannot help
     ├── InferenceError              the interpreter failed on a request it had accepted
@@ -24,7 +24,8 @@
     │   ├── ModelNotFoundError      the named model is not loaded
     │   ├── NoModelLoadedError      nothing is loaded yet
     │   └── AmbiguousModelError     no model named while several are loaded
-    └── ConfigurationError          (also ValueError) started wrong: no trust key, no
+    └── ConfigurationError          (also ValueError) started wrong: no trust key or an
+                                    unsafe one (inside the data dir, writable by others), no
                                     enrollment token, a corrupt credential ...
 
 Data errors are never retried for the same bytes; transport errors are retried with backoff.
