@@ -9,12 +9,18 @@
                             --input IN.npz --output OUT.npz [-o table|json]
 
 Environment fallbacks: ``EDGEFLEET_SERVER`` for --server, ``EDGEFLEET_AGENT_DATA_DIR`` for
---data-dir. With ``-o json`` exactly one JSON document is printed on stdout; errors go to stderr.
+--data-dir, ``EDGEFLEET_AGENT_TRUST_KEY`` for --trust-key (whose default is
+``/etc/edgefleet/trust-key.pub``), ``EDGEFLEET_TLS_CA`` for --tls-ca. With ``-o json`` exactly
+one JSON document is printed on stdout; errors go to stderr.
+
+The trust key is read at every start of ``run`` and never kept in the data dir; a path inside
+the data dir, or a file its group or others may write, is refused (exit 2).
 
 Exit codes:
     0  success (``run``: stopped by SIGTERM/SIGINT)
     1  unexpected failure (a bug: please report it with the stderr output)
-    2  usage or configuration error (missing --trust-key, --enroll-token, socket in use ...)
+    2  usage or configuration error (no trust key or an unsafe one, no --enroll-token, socket
+       in use ...)
     3  not reachable: the control plane (``run``) or the local agent (``status``, ``predict``)
     4  refused: invalid input, unknown model, no model loaded, enrollment token refused
 """
@@ -34,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from agent import trust_key
 from agent.client import InferenceClient
 from agent.daemon import Agent
 from agent.errors import (
@@ -41,7 +48,6 @@ from agent.errors import (
     AgentError,
     AgentTransportError,
     ConfigurationError,
-    EnrollmentRefusedError,
     InvalidInputError,
     PredictRequestError,
 )
@@ -49,6 +55,16 @@ from agent.hardware import load_hardware_overrides
 from agent.settings import AgentSettings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
+
+_TRUST_KEY_HELP = f"""\
+trust key: the agent runs only what the control plane's key signed. `run` reads that
+public key (the server's DATA_DIR/signing-key.pub) at every start from --trust-key FILE,
+else ${trust_key.ENV}, else {trust_key.DEFAULT_PATH}.
+It refuses a key inside the agent's data dir, or one its group or others may write.
+Install it once per device, e.g.:
+  install -D -m 0644 signing-key.pub {trust_key.DEFAULT_PATH}
+
+exit codes: 0 ok, 1 failure, 2 usage or configuration, 3 not reachable, 4 refused"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +83,8 @@ def exit_code(exc: AgentError) -> int:
     """The documented exit code for an agent error."""
     if isinstance(exc, ConfigurationError):
         return EXIT_USAGE
-    if isinstance(exc, EnrollmentRefusedError | AgentDataError | PredictRequestError):
+    # AgentDataError includes EnrollmentRefusedError: a refused token exits "refused", 4.
+    if isinstance(exc, AgentDataError | PredictRequestError):
         return EXIT_REFUSED
     if isinstance(exc, AgentTransportError):
         return EXIT_UNREACHABLE
@@ -78,10 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgefleet-agent",
         description="EdgeFleet device agent: pulls verified models, serves them locally.",
+        epilog=_TRUST_KEY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="subcommand", required=True)
 
-    run = sub.add_parser("run", help="enroll (first run), then sync and serve until stopped")
+    run = sub.add_parser("run", help="enroll (first run), then sync and serve until stopped",
+                         epilog=_TRUST_KEY_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--server", default=os.environ.get("EDGEFLEET_SERVER"),
                      help="control plane HOST:PORT (env EDGEFLEET_SERVER; default: the one "
                           "stored at enrollment)")
@@ -90,8 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--labels", type=_labels, default={}, help="k=v,... sent at enrollment")
     run.add_argument("--serve", help="local inference endpoint: unix://PATH or HOST:PORT "
                                      "(default unix://DATA_DIR/agent.sock)")
-    run.add_argument("--trust-key", type=Path,
-                     help="control plane signing-key.pub (first run; kept in the data dir)")
+    run.add_argument("--trust-key", type=Path, metavar="FILE",
+                     help=f"the control plane's signing-key.pub, read at every start (env "
+                          f"{trust_key.ENV}; default {trust_key.DEFAULT_PATH}); outside the "
+                          "data dir, not writable by group or others")
     run.add_argument("--tls-ca", type=Path, metavar="FILE",
                      default=os.environ.get("EDGEFLEET_TLS_CA") or None,
                      help="CA certificate (PEM) to verify the control plane's TLS with "
@@ -165,14 +188,13 @@ def _run(args: argparse.Namespace) -> int:
         stream=sys.stderr, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    trust_key = _read_file(args.trust_key, "--trust-key") if args.trust_key else None
     tls_ca = _read_file(args.tls_ca, "--tls-ca") if args.tls_ca else None
     overrides = load_hardware_overrides(args.hardware_profile) if args.hardware_profile else None
     agent = Agent(
         args.data_dir,
         server=args.server,
         enroll_token=args.enroll_token,
-        trust_key_pem=trust_key,
+        trust_key_path=args.trust_key,   # None: the agent looks at the env, then the default
         tls_ca_pem=tls_ca,
         labels=args.labels,
         name=args.name,

@@ -1,89 +1,66 @@
 """The agent daemon: enroll once, then keep the device's models equal to its desired state.
 
-``Agent.start()`` restores what the data dir holds (re-verifying the stored desired state, every
-active manifest and artifact), serves it on the local endpoint at once, and starts one sync
-thread that owns every call to the control plane:
+``Agent`` only wires the parts together and runs their lifecycle; each job has its module:
 
-    Sync (jittered poll; backoff when unreachable)
-      -> new desired state? verify it (agent.trust) or report it refused and keep serving
-      -> each wanted model not yet active: download -> verify -> load -> validate -> swap
-      -> models no longer wanted: unload (their artifact is kept as the previous one)
-      -> ReportStatus events, ReportMetrics windows
+    trust_state  TrustState: the trust key, the device id, the accepted desired state (no I/O)
+    restore      start-up: the stored state and models, re-verified, served again
+    sync         SyncLoop: the thread that enrolls, syncs, accepts, reconciles, reports, backs off
+    reconcile    Reconciler: install what is wanted, unload what is not; StateWriter: the data dir
+    installer    the install steps: download -> verify -> load -> validate -> swap
+    reporter     install events and metric windows to the server (unsent windows kept on disk)
+    link         the channel to the control plane and the device credential
+    status       StatusBoard: what ``status`` shows, one consistent snapshot
+    serving      the live model table requests are answered from
+
+``Agent.start()`` reads the trust key, restores what the data dir holds, serves it on the local
+endpoint at once, and starts the sync thread; ``stop()`` cancels the sync thread's call in
+flight, waits for it, and stops serving after the grace period.
 
 Invariants:
-- Nothing reaches the live table unless the trust core accepted its desired state and its
+- Nothing reaches the live table unless the trust state accepted its desired state, its
   artifact's length and sha256 matched the signed manifest, and a fresh runner validated it.
 - A failure of one model (bad bytes, load or validation failure) is reported and leaves the
   version that was serving in place; a transport failure is retried with backoff.
 - State is persisted (crash-safe) after every change of the accepted desired state or of the
   active set, and the artifacts of the active and previous versions stay on disk.
-- Only the sync thread mutates the install state; request threads only read snapshots.
+- After start-up only the sync thread changes install state; request threads read the live
+  table and the status board's snapshots.
 """
 
 from __future__ import annotations
 
-import collections
-import hashlib
-import itertools
-import logging
 import socket
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.backoff import Backoff, jittered
-from agent.download import download_artifact
-from agent.errors import (
-    AgentDataError,
-    AgentError,
-    AgentTransportError,
-    ArtifactMismatchError,
-    ConfigurationError,
-    DocumentError,
-    EnrollmentRefusedError,
-)
+from agent.errors import AgentError, ConfigurationError
 from agent.hardware import hardware_profile
-from agent.metrics import MetricsRecorder, MetricWindowRecord
-from agent.refs import ModelRef
-from agent.runtime import ModelRunner, interpreter_factory
+from agent.installer import Installer, install_steps
+from agent.link import ServerLink
+from agent.metrics import MetricsRecorder
+from agent.reconcile import Reconciler, StateWriter
+from agent.reporter import Reporter
+from agent.restore import restore
+from agent.runtime import interpreter_factory
 from agent.server import LocalInferenceServer
-from agent.serving import LiveModel, ModelTable, Prediction
+from agent.serving import ModelTable, Prediction
 from agent.settings import AgentSettings
-from agent.store import ActiveModel, AgentStore, Credential, StoredState
-from agent.transport import bearer, is_transient, open_channel, rpc_code, transport_error
-from agent.trust import (
-    DesiredEntry,
-    DesiredState,
-    load_public_key,
-    verify_desired_state,
-    verify_manifest,
-    verify_stored_desired_state,
-)
+from agent.status import StatusBoard, status_message
+from agent.store import AgentStore
+from agent.sync import Enrollment, SyncLoop
+from agent.trust import load_public_key
+from agent.trust_key import locate, read_trust_key, warn_about_legacy_key
+from agent.trust_state import TrustState
 from protos import edgefleet_pb2 as pb
-from protos import edgefleet_pb2_grpc as pb_grpc
-
-log = logging.getLogger(__name__)
-Response = TypeVar("Response")
-
-
-@dataclass(frozen=True)
-class _InstallStatus:
-    """The last install step for a model name, as ``status`` shows and the server hears."""
-
-    ref: ModelRef
-    state: str          # downloading | verified | active | failed (events also: removed)
-    message: str
 
 
 class Agent:
+    """One device agent on one data dir."""
+
     def __init__(
         self,
         data_dir: Path | str,
@@ -91,6 +68,7 @@ class Agent:
         server: str | None = None,
         enroll_token: str | None = None,
         trust_key_pem: bytes | None = None,
+        trust_key_path: Path | str | None = None,
         tls_ca_pem: bytes | None = None,
         labels: dict[str, str] | None = None,
         name: str | None = None,
@@ -98,105 +76,112 @@ class Agent:
         hardware_overrides: dict[str, Any] | None = None,
         settings: AgentSettings | None = None,
     ) -> None:
+        """An agent for ``data_dir``; nothing happens before ``start()``.
+
+        The trust key is read at every ``start()``: from ``trust_key_path`` (the CLI's
+        ``--trust-key``), else ``$EDGEFLEET_AGENT_TRUST_KEY``, else
+        ``/etc/edgefleet/trust-key.pub``, and refused inside the data dir or when group or others
+        may write it (``agent.trust_key``). A program that holds the key itself (a test, an
+        embedding application) may pass it as ``trust_key_pem`` instead; it is never written to
+        the data dir.
+
+        Raises ConfigurationError when both ``trust_key_pem`` and ``trust_key_path`` are given.
+        """
+        if trust_key_pem is not None and trust_key_path is not None:
+            raise ConfigurationError("give the trust key as a file or as bytes, not both")
         self.settings = settings or AgentSettings()
         self.store = AgentStore(data_dir)
         self.metrics = MetricsRecorder(self.settings)
         self.models = ModelTable(self.metrics)
         self.endpoint: str | None = None
-        #: Set when the sync thread stopped for good (enrollment refused).
-        self.fatal_error: AgentError | None = None
 
         self._server_arg = server
         self._enroll_token = enroll_token
         self._trust_key_pem = trust_key_pem
+        self._trust_key_path = trust_key_path
         self._tls_ca_pem = tls_ca_pem
-        self._plaintext = True  # until start() opens the channel
         self._labels = dict(labels or {})
         self._name = name
         self._serve = serve or f"unix://{self.store.socket_path}"
         self._hardware_overrides = hardware_overrides
 
+        self._board = StatusBoard(self.models)
         self._stop = threading.Event()
-        self._status_lock = threading.Lock()
-        self._key: Ed25519PublicKey | None = None
-        self._credential: Credential | None = None
-        self._server: str = ""
-        self._channel: grpc.Channel | None = None
-        self._stub: pb_grpc.DeviceServiceStub | None = None
+        self._link: ServerLink | None = None
+        self._reporter: Reporter | None = None
         self._local: LocalInferenceServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: SyncLoop | None = None
 
-        self._desired: DesiredState | None = None
-        self._held_sequence = 0
-        self._previous: dict[str, str] = {}
-        self._install: dict[str, _InstallStatus] = {}
-        self._failed: set[str] = set()      # sha256s refused for this desired state
-        self._refused_fingerprint: str | None = None
-        self._events: collections.deque[pb.InstallEvent] = collections.deque(
-            maxlen=self.settings.max_buffered_events
-        )
-        self._server_poll_seconds: float | None = None
-        self._hardware_sent = False
-        self._last_sync: datetime | None = None
-        # Two kinds of trouble, shown as one last_error: a transport error lasts until the next
-        # successful sync; a refused document or a failed install until a new desired state.
-        self._transport_error = ""
-        self._data_error = ""
+    @property
+    def fatal_error(self) -> AgentError | None:
+        """Set when the sync thread stopped for good (enrollment refused)."""
+        return self._loop.fatal_error if self._loop is not None else None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> str:
         """Restore, serve locally and start syncing; returns the local endpoint.
 
-        Raises ConfigurationError (no trust key, no server, no credential and no enrollment
-        token, socket in use, no interpreter installed).
+        Raises ConfigurationError (no trust key, or one inside the data dir or writable by
+        group or others; no server; no credential and no enrollment token; socket in use; no
+        interpreter installed).
         """
-        self.store.ensure()
-        self._key = self._load_trust_key()
-        self._credential = self.store.read_credential()
-        self._server = self._server_arg or (self._credential.server if self._credential else "")
-        if not self._server:
+        settings, store, board = self.settings, self.store, self._board
+        store.ensure()
+        trust = TrustState(self._load_trust_key())
+        credential = store.read_credential()
+        server = self._server_arg or (credential.server if credential else "")
+        if not server:
             raise ConfigurationError("no control plane address: pass --server or set "
                                      "EDGEFLEET_SERVER")
-        if self._credential is None and not self._enroll_token:
+        if credential is None and not self._enroll_token:
             raise ConfigurationError(
-                f"{self.store.data_dir} holds no device credential: the first run needs "
+                f"{store.data_dir} holds no device credential: the first run needs "
                 "--enroll-token (create one with `edgefleet enroll-token create`)"
             )
-        interpreter_factory(self.settings.interpreter_choice)   # fail now if none installed
-        if self._credential is not None:
-            self._restore()
-            self.metrics.restore(self._stored_windows())
-        self._local = LocalInferenceServer(self, self._serve, settings=self.settings)
+        interpreter_factory(settings.interpreter_choice)   # fail now if none installed
+        board.set_server(server)
+        link = self._link = ServerLink(server, settings, store, credential)
+        reporter = self._reporter = Reporter(link, self.metrics, board, store, settings)
+        if credential is not None:
+            trust.bind(credential.device_id)
+            board.set_device(credential.device_id)
+            restore(store, trust, board, reporter, settings)
+            reporter.restore_windows()
+
+        self._local = LocalInferenceServer(self, self._serve, settings=settings)
         self.endpoint = self._local.start()
-        tls_ca = self._load_tls_ca()
-        self._plaintext = tls_ca is None
-        self._channel = open_channel(self._server, self.settings, tls_ca_pem=tls_ca)
-        self._stub = pb_grpc.DeviceServiceStub(self._channel)
-        self._thread = threading.Thread(target=self._run, name="agent-sync", daemon=True)
-        self._thread.start()
+        link.connect(self._load_tls_ca())
+        persist = StateWriter(store, trust, board)
+        installer = Installer(install_steps(link=link, store=store, settings=settings,
+                                            stop=self._stop, board=board, persist=persist,
+                                            announce=reporter.event))
+        self._loop = SyncLoop(
+            settings=settings, store=store, link=link, trust=trust, board=board,
+            reporter=reporter, reconciler=Reconciler(trust, board, installer, reporter, persist),
+            persist=persist, enrollment=self._enrollment(), hardware=self._hardware,
+            stop=self._stop,
+        )
+        self._loop.start()
         return self.endpoint
 
     def stop(self) -> None:
         """Stop syncing (cancelling any call in flight), then stop serving after the grace."""
         self._stop.set()
-        if self._channel is not None:
-            self._channel.close()
-        if self._thread is not None:
-            self._thread.join()
+        if self._link is not None:
+            self._link.close()
+        if self._loop is not None:
+            self._loop.join()
         if self._local is not None:
             self._local.stop()
             self._local = None
             # What was counted since the last report survives the restart, sent next run.
-            if self.metrics.close_window() or self.metrics.pending(1):
-                self._keep_windows()
+            if self._reporter is not None:
+                self._reporter.keep_unsent()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the sync thread ended (stop() or a fatal error); True if it did."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._loop is None or self._loop.join(timeout)
 
     def __enter__(self) -> Agent:
         self.start()
@@ -216,58 +201,16 @@ class Agent:
         return self.models.predict(model, inputs)
 
     def status(self) -> pb.AgentStatus:
-        live = self.models.snapshot()
-        with self._status_lock:
-            install = dict(self._install)
-            last_sync = self._last_sync
-            last_error = self._transport_error or self._data_error
-        models = []
-        for name in sorted(set(live) | set(install)):
-            ref, state, message = _model_state(live.get(name), install.get(name))
-            stats = self.metrics.stats(ref)
-            models.append(
-                pb.AgentModelStatus(
-                    model=ref.model,
-                    version=ref.version,
-                    variant=ref.variant,
-                    sha256=ref.sha256,
-                    state=state,
-                    message=message,
-                    inferences=stats.inferences,
-                    errors=stats.errors,
-                    latency_p50_ms=stats.latency_p50_ms,
-                    latency_p95_ms=stats.latency_p95_ms,
-                    previous_sha256=self._previous.get(name, ""),
-                )
-            )
-        status = pb.AgentStatus(
-            device_id=self._credential.device_id if self._credential else "",
-            server=self._server,
-            desired_sequence=self._held_sequence,
-            models=models,
-            last_error=last_error,
-        )
-        if last_sync is not None:
-            status.last_sync.FromDatetime(last_sync)
-        return status
+        return status_message(self._board.snapshot(), self.metrics)
 
-    # -- start-up ----------------------------------------------------------------------------
+    # -- wiring helpers ----------------------------------------------------------------------
 
     def _load_trust_key(self) -> Ed25519PublicKey:
-        stored = self.store.read_trust_key()
+        """Raises ConfigurationError (see ``agent.trust_key.read_trust_key``)."""
+        warn_about_legacy_key(self.store.data_dir)
         if self._trust_key_pem is not None:
-            key = load_public_key(self._trust_key_pem)
-            if stored != self._trust_key_pem:
-                if stored is not None:
-                    log.warning("replacing the stored trust key with the one given")
-                self.store.write_trust_key(self._trust_key_pem)
-            return key
-        if stored is None:
-            raise ConfigurationError(
-                "no trust key: the first run needs --trust-key FILE (the control plane's "
-                "DATA_DIR/signing-key.pub)"
-            )
-        return load_public_key(stored)
+            return load_public_key(self._trust_key_pem)
+        return read_trust_key(locate(self._trust_key_path), self.store.data_dir)
 
     def _load_tls_ca(self) -> bytes | None:
         """The CA given now (kept for later runs), else the one kept; None: plaintext."""
@@ -277,349 +220,11 @@ class Agent:
             return self._tls_ca_pem
         return self.store.read_tls_ca()
 
-    def _restore(self) -> None:
-        """Reload what the data dir says was active, trusting nothing that does not re-verify."""
-        assert self._credential is not None and self._key is not None
-        try:
-            stored = self.store.read_state()
-            if stored.desired_state is not None:
-                self._desired = verify_stored_desired_state(
-                    stored.desired_state, self._key, device_id=self._credential.device_id
-                )
-                self._held_sequence = self._desired.sequence
-        except AgentDataError as exc:
-            log.error("stored state does not verify (%s); starting with no model", exc)
-            return
-        self._previous = dict(stored.previous)
-        for active in stored.active:
-            try:
-                runner = self._load_stored(active)
-            except AgentError as exc:
-                # Nothing else would tell the person at the device why it serves nothing: the
-                # server hears of it in the next status report, the log says it now.
-                log.error("not serving %s: it could not be reloaded at start (%s); the next "
-                          "sync downloads it again if it is still desired", active.ref, exc)
-                self._progress(active.ref, "failed", f"could not reload at start: {exc}")
-                continue
-            self.models.activate(LiveModel(active.ref, runner, active.signed_manifest))
-            self._set_install(active.ref, "active", "reloaded at start")
-            log.info("serving %s again", active.ref)
-
-    def _load_stored(self, active: ActiveModel) -> ModelRunner:
-        assert self._key is not None
-        manifest = verify_manifest(active.signed_manifest, self._key)
-        if ModelRef(manifest["model"], manifest["version"], manifest["variant"],
-                    manifest["sha256"]) != active.ref:
-            raise DocumentError(f"stored manifest does not describe {active.ref}")
-        path = self.store.verified_artifact(manifest)
-        if path is None:
-            raise ArtifactMismatchError(f"artifact {active.ref.sha256[:12]} is missing from disk")
-        runner = ModelRunner(path, manifest, settings=self.settings)
-        runner.validate()
-        return runner
-
-    # -- the sync thread ---------------------------------------------------------------------
-
-    def _run(self) -> None:
-        backoff = Backoff(self.settings.backoff_min_seconds, self.settings.backoff_max_seconds,
-                          self.settings.sync_jitter)
-        while not self._stop.is_set():
-            try:
-                if self._credential is None:
-                    self._enroll()
-                self._sync_once()
-                self._flush_events()
-                self._flush_metrics()
-                backoff.reset()
-                delay = jittered(self._poll_seconds(), self.settings.sync_jitter)
-            except EnrollmentRefusedError as exc:
-                log.error("%s", exc)
-                self.fatal_error = exc
-                self._set_transport_error(str(exc))
-                break
-            except AgentTransportError as exc:
-                if self._stop.is_set():
-                    break
-                delay = backoff.next_delay()
-                message = str(exc)
-                if exc.code == "UNAVAILABLE" and self._plaintext:
-                    # A TLS server drops a plaintext client with nothing but a closed socket.
-                    message += " (if the server was started with --tls-cert, run the agent " \
-                               "with --tls-ca)"
-                self._set_transport_error(message)
-                log.warning("%s; retrying in %.1fs", message, delay)
-            except Exception:
-                if self._stop.is_set():
-                    break   # the channel was closed under a call: that is how stop() cancels
-                delay = backoff.next_delay()
-                log.exception("unexpected error in the sync loop; retrying in %.1fs", delay)
-            self._idle(delay)
-
-    def _idle(self, seconds: float) -> None:
-        """Wait ``seconds`` (or until stopped), closing and reporting metric windows meanwhile."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            if self._stop.wait(min(remaining, self.settings.metrics_window_seconds / 2)):
-                return
-            if self.metrics.close_due_window():
-                self._keep_windows()   # on disk before the send: a crash loses no window
-                if self._credential is not None:
-                    self._quietly(self._flush_metrics)
-
-    def _poll_seconds(self) -> float:
-        return (self.settings.poll_interval_seconds or self._server_poll_seconds
-                or self.settings.default_poll_seconds)
-
-    def _enroll(self) -> None:
-        assert self._stub is not None and self._enroll_token
-        request = pb.EnrollRequest(
-            name=self._name or socket.gethostname(),
-            hardware=self._hardware(),
-            labels=self._labels,
-            enrollment_key=self.store.enrollment_key(),
-        )
-        try:
-            response = self._stub.Enroll(request, timeout=self.settings.rpc_timeout_seconds,
-                                         metadata=bearer(self._enroll_token))
-        except grpc.RpcError as exc:
-            if is_transient(exc):
-                raise transport_error(exc, "enrollment") from exc
-            code = rpc_code(exc)
-            raise EnrollmentRefusedError(
-                f"the server refused the enrollment ({code.name if code else '?'}: "
-                f"{exc.details()}); create a new token with `edgefleet enroll-token create`",
-                code=code.name if code else None,
-            ) from exc
-        self._credential = Credential(response.device_id, response.device_token, self._server)
-        self.store.write_credential(self._credential)
-        log.info("enrolled as device %s", response.device_id)
-
-    def _sync_once(self) -> None:
-        request = pb.SyncRequest(
-            known_sequence=self._held_sequence,
-            active=[live.ref.to_proto() for live in self.models.snapshot().values()],
-        )
-        if not self._hardware_sent:
-            request.hardware.CopyFrom(self._hardware())
-        response = self._call("sync", self._device_stub().Sync, request)
-        self._hardware_sent = True
-        with self._status_lock:
-            self._last_sync = datetime.now(UTC)
-            self._transport_error = ""
-        self._server_poll_seconds = response.poll_interval_seconds or None
-        if response.HasField("desired_state"):
-            self._accept(response.desired_state)
-        self._reconcile()
-
-    def _accept(self, signed: pb.SignedDocument) -> None:
-        assert self._credential is not None and self._key is not None
-        try:
-            desired = verify_desired_state(
-                signed, self._key, device_id=self._credential.device_id,
-                held_sequence=self._held_sequence, now=datetime.now(UTC),
-            )
-        except AgentDataError as exc:
-            fingerprint = hashlib.sha256(signed.payload + signed.signature).hexdigest()
-            if fingerprint != self._refused_fingerprint:   # report a refusal once, not every poll
-                self._refused_fingerprint = fingerprint
-                message = f"desired state refused: {exc}"
-                log.warning("%s; still serving what was active", message)
-                self._set_data_error(message)
-                self._event(None, "failed", message)
-            return
-        if desired is None:
-            return
-        log.info("accepted desired state %d (%s)", desired.sequence,
-                 ", ".join(str(e.ref) for e in desired.entries) or "no model")
-        self._desired, self._held_sequence = desired, desired.sequence
-        self._failed.clear()
-        self._set_data_error("")
-        self._persist()
-
-    def _reconcile(self) -> None:
-        """Install what the accepted desired state wants and unload what it no longer lists."""
-        desired = self._desired
-        if desired is None:
-            return
-        for entry in desired.entries:
-            live = self.models.snapshot().get(entry.model)
-            if (live is None or live.ref != entry.ref) and entry.sha256 not in self._failed:
-                self._install_entry(entry)
-        wanted = {e.model for e in desired.entries}
-        unwanted = set(self.models.snapshot()) - wanted
-        for name in unwanted:
-            removed = self.models.remove(name)
-            if removed is not None:
-                self._previous[name] = removed.ref.sha256
-                self._event(removed.ref, "removed", "no longer in the desired state")
-                log.info("unloaded %s: no longer in the desired state", removed.ref)
-        with self._status_lock:
-            for name in set(self._install) - wanted:
-                del self._install[name]
-        if unwanted:
-            self._persist()
-
-    def _install_entry(self, entry: DesiredEntry) -> None:
-        """Download, verify, load, validate and swap in one entry.
-
-        Data failures are reported and remembered (not retried for this desired state);
-        AgentTransportError propagates so the loop backs off and tries again.
-        """
-        ref = entry.ref
-        self._progress(ref, "downloading", f"{entry.size} bytes")
-        try:
-            path = download_artifact(
-                self._device_stub(), self.store, entry.manifest, settings=self.settings,
-                metadata=self._metadata(), stop=self._stop,
-            )
-            self._progress(ref, "verified", "length and sha256 match the signed manifest")
-            runner = ModelRunner(path, entry.manifest, settings=self.settings)
-            report = runner.validate()
-        except AgentTransportError as exc:
-            self._set_install(ref, "downloading", f"interrupted, will retry: {exc}")
-            raise
-        except AgentError as exc:   # bad bytes, unloadable, failed validation, no interpreter
-            self._failed.add(entry.sha256)
-            self._progress(ref, "failed", str(exc))
-            self._set_data_error(f"{ref}: {exc}")
-            log.error("install of %s failed: %s; still serving what was active", ref, exc)
-            return
-        replaced = self.models.activate(LiveModel(ref, runner, entry.signed_manifest))
-        if replaced is not None and replaced.ref != ref:
-            self._previous[ref.model] = replaced.ref.sha256
-        self._persist()
-        self._progress(ref, "active", f"validated, median latency {report.latency_ms:.2f} ms")
-        log.info("now serving %s", ref)
-
-    # -- persistence and reports -------------------------------------------------------------
-
-    def _persist(self) -> None:
-        live = self.models.snapshot()
-        desired = self._desired
-        self.store.write_state(
-            StoredState(
-                desired_state=desired.signed if desired else None,
-                active=tuple(ActiveModel(m.ref, m.signed_manifest) for m in live.values()),
-                previous=dict(self._previous),
-            )
-        )
-        keep = {m.ref.sha256 for m in live.values()} | set(self._previous.values())
-        keep |= {e.sha256 for e in desired.entries} if desired else set()
-        self.store.prune(keep)
-
-    def _set_install(self, ref: ModelRef, state: str, message: str) -> None:
-        with self._status_lock:
-            self._install[ref.model] = _InstallStatus(ref, state, message)
-
-    def _progress(self, ref: ModelRef, state: str, message: str) -> None:
-        """Record an install step locally and tell the server (queued if unreachable)."""
-        self._set_install(ref, state, message)
-        self._event(ref, state, message)
-
-    def _event(self, ref: ModelRef | None, state: str, message: str) -> None:
-        event = pb.InstallEvent(ref=ref.to_proto() if ref else pb.ModelRef(), state=state,
-                                message=message)
-        event.at.FromDatetime(datetime.now(UTC))
-        self._events.append(event)
-        if self._stub is not None and self._credential is not None:
-            self._quietly(self._flush_events)
-
-    def _flush_events(self) -> None:
-        while self._events:
-            batch = list(itertools.islice(self._events, self.settings.max_events_per_report))
-            active = [m.ref.to_proto() for m in self.models.snapshot().values()]
-            self._call("status report", self._device_stub().ReportStatus,
-                       pb.StatusReport(events=batch, active=active))
-            for _ in batch:
-                self._events.popleft()
-
-    def _flush_metrics(self) -> None:
-        sent = False
-        try:
-            while batch := self.metrics.pending(self.settings.max_windows_per_report):
-                self._call("metrics report", self._device_stub().ReportMetrics,
-                           pb.MetricsReport(windows=[w.to_proto() for w in batch]))
-                self.metrics.acknowledge(w.window_id for w in batch)
-                sent = True
-        finally:
-            if sent:
-                self._keep_windows()
-
-    def _keep_windows(self) -> None:
-        """Write the unacknowledged windows to the data dir (best effort: a full disk costs
-        metrics, never serving)."""
-        try:
-            self.store.write_pending_windows([w.to_dict() for w in self.metrics.pending()])
-        except OSError as exc:
-            log.warning("could not keep metric windows on disk: %s", exc)
-
-    def _stored_windows(self) -> list[MetricWindowRecord]:
-        records = []
-        for doc in self.store.read_pending_windows():
-            try:
-                records.append(MetricWindowRecord.from_dict(doc))
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("skipping an unreadable stored metric window: %s", exc)
-        return records
-
-    def _quietly(self, report: Callable[[], None]) -> None:
-        """Best effort now; what fails stays queued for the next successful sync."""
-        try:
-            report()
-        except AgentTransportError as exc:
-            log.debug("report deferred: %s", exc)
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _device_stub(self) -> pb_grpc.DeviceServiceStub:
-        assert self._stub is not None
-        return self._stub
-
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        assert self._credential is not None
-        return bearer(self._credential.device_token)
-
-    def _call(self, action: str, method: Callable[..., Response], request: Any) -> Response:
-        try:
-            return method(request, timeout=self.settings.rpc_timeout_seconds,
-                          metadata=self._metadata())
-        except grpc.RpcError as exc:
-            error = transport_error(exc, action)
-            if rpc_code(exc) == grpc.StatusCode.UNAUTHENTICATED:
-                error = AgentTransportError(
-                    f"{error}; the server no longer accepts this device's credential (was "
-                    f"device {self._device_id_or_unknown()} revoked? see `edgefleet device show`). "
-                    f"To enroll it as a new device: stop the agent, delete "
-                    f"{self.store.credential_path} and {self.store.enrollment_key_path}, and "
-                    f"run again with a new --enroll-token",
-                    code=error.code,
-                )
-            raise error from exc
-
-    def _device_id_or_unknown(self) -> str:
-        return self._credential.device_id if self._credential else "?"
+    def _enrollment(self) -> Enrollment | None:
+        if not self._enroll_token:
+            return None
+        return Enrollment(self._enroll_token, self._name or socket.gethostname(), self._labels)
 
     def _hardware(self) -> pb.HardwareProfile:
         _, info = interpreter_factory(self.settings.interpreter_choice)
         return hardware_profile(self.store.data_dir, info, self._hardware_overrides)
-
-    def _set_transport_error(self, message: str) -> None:
-        with self._status_lock:
-            self._transport_error = message
-
-    def _set_data_error(self, message: str) -> None:
-        with self._status_lock:
-            self._data_error = message
-
-
-def _model_state(
-    live: LiveModel | None, install: _InstallStatus | None
-) -> tuple[ModelRef, str, str]:
-    """What ``status`` shows for one model name: the live version first, news about another."""
-    if live is None:
-        assert install is not None
-        return install.ref, install.state, install.message
-    if install is None or install.ref == live.ref:
-        return live.ref, "active", install.message if install else ""
-    note = f"{install.ref.version} ({install.ref.variant}) {install.state}"
-    return live.ref, "active", f"{note}: {install.message}" if install.message else note

@@ -12,19 +12,27 @@
     │   ├── ArtifactMismatchError   artifact length or sha256 differ from the manifest's
     │   ├── ModelLoadError          the interpreter refuses the artifact, or it contradicts
     │   │                           its manifest
-    │   └── ValidationError         a loaded model fails its smoke test before activation
+    │   ├── ValidationError         a loaded model fails its smoke test before activation
+    │   ├── InstallStepError        a step of an install refused the model: ``step`` names it,
+    │   │                           ``cause`` is the error the step raised
+    │   └── EnrollmentRefusedError  the server refused the enrollment token (unknown, used
+    │                               up, expired, revoked): asking again cannot help
     ├── InferenceError              the interpreter failed on a request it had accepted
     ├── AgentTransportError         a peer (server or local agent) unreachable or failing
-    │   └── EnrollmentRefusedError  the server refused the enrollment token
     ├── PredictRequestError         (also ValueError) a local inference request refused
     │   ├── InvalidInputError       wrong input names, shapes, dtypes or values
     │   ├── ModelNotFoundError      the named model is not loaded
     │   ├── NoModelLoadedError      nothing is loaded yet
     │   └── AmbiguousModelError     no model named while several are loaded
-    └── ConfigurationError          (also ValueError) started wrong: no trust key, no
+    └── ConfigurationError          (also ValueError) started wrong: no trust key or an
+                                    unsafe one (inside the data dir, writable by others), no
                                     enrollment token, a corrupt credential ...
 
 Data errors are never retried for the same bytes; transport errors are retried with backoff.
+So an enrollment the server refused is a data error (the token is what is wrong: the agent stops
+for good, ``edgefleet-agent run`` exits 4), while one that could not reach the server or was
+answered UNAVAILABLE (or another transient code) is a transport error, tried again.
+
 Foreign exceptions (grpc, cryptography, OSError, interpreter errors) are wrapped at the boundary
 with ``raise ... from exc`` so callers only ever catch these.
 """
@@ -72,6 +80,27 @@ class ValidationError(AgentDataError):
     """A loaded model that fails its pre-activation checks (smoke inference, outputs, latency)."""
 
 
+class EnrollmentRefusedError(AgentDataError):
+    """The server refused the enrollment token (unknown, used up, expired or revoked).
+
+    ``code`` is the gRPC status code name the refusal came with (``"UNAUTHENTICATED"`` ...).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InstallStepError(AgentDataError):
+    """A step of an install (``agent.installer``) refused the model; ``step`` is its name and
+    ``cause`` (also ``__cause__``) the error it raised."""
+
+    def __init__(self, step: str, cause: AgentError) -> None:
+        super().__init__(f"{step}: {cause}")
+        self.step = step
+        self.cause = cause
+
+
 class InferenceError(AgentError):
     """The interpreter failed while running a well-formed request (the model's fault)."""
 
@@ -87,8 +116,6 @@ class AgentTransportError(AgentError):
         self.code = code
 
 
-class EnrollmentRefusedError(AgentTransportError):
-    """The server refused the enrollment token (unknown, used up or expired)."""
 
 
 class PredictRequestError(AgentError, ValueError):

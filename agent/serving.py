@@ -5,6 +5,8 @@ Invariants:
   publishes a new dict, so requests in flight finish on the runner they started with and no
   request waits for, or fails because of, an activation.
 - One active version per model name.
+- The agent changes the table only through ``agent.status.StatusBoard``, so that a model going
+  live or away and the install state ``status`` shows for it change in one step.
 - Every inference the table runs is measured (latency, ok/error) in the ``MetricsRecorder``;
   requests refused before reaching a model (bad input, unknown model) are not model errors and
   are not counted.

@@ -5,7 +5,6 @@ Layout::
     DATA_DIR/credential.json         device_id, device_token, server (mode 0600)
     DATA_DIR/enrollment-key          random, made before the first Enroll (mode 0600): an Enroll
                                      repeated after a lost answer gets the same device back
-    DATA_DIR/trust-key.pub           the trust key given once with --trust-key
     DATA_DIR/server-ca.pem           the CA for the control plane's TLS, given once with --tls-ca
     DATA_DIR/metrics-pending.json    metric windows closed but not yet acknowledged by the server
     DATA_DIR/state.json              accepted desired state (signed, base64), active models with
@@ -13,12 +12,16 @@ Layout::
     DATA_DIR/artifacts/<sha256>.tflite   complete artifacts whose length and sha256 verified
     DATA_DIR/downloads/<sha256>.part     partial downloads, resumed from their length
 
+The trust key is not here: it is read at every start from a path outside the data dir
+(``agent.trust_key``), and a ``DATA_DIR/trust-key.pub`` left by an earlier version is ignored.
+
 Invariants:
 - Every whole-file write goes to a temp file in the same directory, is fsynced, renamed over the
   target with ``os.replace`` and the directory is fsynced: a reader sees the old or the new file.
 - A file lands in ``artifacts/`` only by ``install_part`` after its bytes verified; an artifact
   is verified again (``verified_artifact``) before every load, and a corrupt one is deleted.
-- This module decides nothing about trust: signatures are checked by ``agent.trust``.
+- This module decides nothing about trust: signatures are checked by ``agent.trust``, and no
+  file in the data dir is ever taken as the key they are checked against.
 """
 
 from __future__ import annotations
@@ -83,7 +86,6 @@ class AgentStore:
         self.data_dir = Path(data_dir).resolve()
         self.credential_path = self.data_dir / "credential.json"
         self.enrollment_key_path = self.data_dir / "enrollment-key"
-        self.trust_key_path = self.data_dir / "trust-key.pub"
         self.tls_ca_path = self.data_dir / "server-ca.pem"
         self.state_path = self.data_dir / "state.json"
         self.pending_windows_path = self.data_dir / "metrics-pending.json"
@@ -97,7 +99,7 @@ class AgentStore:
         self.artifacts_dir.mkdir(exist_ok=True)
         self.downloads_dir.mkdir(exist_ok=True)
 
-    # -- credential and trust key ----------------------------------------------------------
+    # -- credential, enrollment key, TLS CA ----------------------------------------------
 
     def read_credential(self) -> Credential | None:
         """The stored credential, None before enrollment. Raises ConfigurationError if corrupt."""
@@ -136,15 +138,6 @@ class AgentStore:
         key = secrets.token_urlsafe(32)
         replace_atomically(self.enrollment_key_path, key.encode() + b"\n", mode=0o600)
         return key
-
-    def read_trust_key(self) -> bytes | None:
-        try:
-            return self.trust_key_path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def write_trust_key(self, pem: bytes) -> None:
-        replace_atomically(self.trust_key_path, pem, mode=0o644)
 
     def read_tls_ca(self) -> bytes | None:
         try:

@@ -1,5 +1,9 @@
-"""Fixtures for the agent tests: a trust key pair, small real models, a live DeviceService peer,
-and agent settings with short intervals so the sync loop turns quickly."""
+"""Fixtures for the agent tests: a trust key pair (and its public half in a file outside the data
+dir, as a device holds it), small real models, a live DeviceService peer, and agent settings
+with short intervals so the sync loop turns quickly.
+
+``EDGEFLEET_AGENT_TRUST_KEY`` is cleared for every agent test (and the CLI subprocesses they
+start): a developer's own setting must not decide which key a test trusts."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import trust_key
 from agent.settings import AgentSettings
 from tests.agent.support import FakeControlPlane, RunningControlPlane, public_pem
 
@@ -21,6 +26,21 @@ def signing_key() -> Ed25519PrivateKey:
 @pytest.fixture(scope="session")
 def trust_pem(signing_key: Ed25519PrivateKey) -> bytes:
     return public_pem(signing_key)
+
+
+@pytest.fixture(autouse=True)
+def _no_trust_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(trust_key.ENV, raising=False)
+
+
+@pytest.fixture
+def trust_key_file(tmp_path: Path, trust_pem: bytes) -> Path:
+    """The trust key as an operator installs it: outside the data dir, mode 0644."""
+    path = tmp_path / "etc" / "trust-key.pub"
+    path.parent.mkdir()
+    path.write_bytes(trust_pem)
+    path.chmod(0o644)
+    return path
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent import trust_key
 from tests.agent.support import (
     MLP_INPUT,
     MLP_OUTPUT,
@@ -25,22 +27,22 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "agent.cli"]
 
 
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, timeout: float = 60,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``edgefleet-agent ARGS`` in a subprocess; ``env`` adds to this process's environment."""
     return subprocess.run([*CLI, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
-def running_agent(control_plane, signing_key, trust_pem, data_dir, tmp_path):
+def running_agent(control_plane, signing_key, trust_key_file, data_dir):
     """``edgefleet-agent run`` in a subprocess, enrolled and serving one model."""
     cp = control_plane.servicer
     model = mlp_artifact(seed=6)
     cp.publish([entry(signing_key, model, model="face")], (model,))
-    key_file = tmp_path / "signing-key.pub"
-    key_file.write_bytes(trust_pem)
     process = subprocess.Popen(
         [*CLI, "run", "--server", control_plane.address, "--data-dir", str(data_dir),
-         "--enroll-token", "enroll-secret", "--trust-key", str(key_file),
+         "--enroll-token", "enroll-secret", "--trust-key", str(trust_key_file),
          "--labels", "site=lab,tier=canary", "--poll-interval", "0.2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -115,10 +117,53 @@ def test_status_of_an_agent_that_is_not_running_exits_3(tmp_path):
     assert result.stdout == "" and "edgefleet-agent run" in result.stderr
 
 
-def test_first_run_without_trust_key_exits_2_naming_the_flag(control_plane, data_dir):
+def test_a_run_with_no_trust_key_exits_2_naming_the_flag(control_plane, data_dir, tmp_path):
+    """Input tried: no --trust-key, and $EDGEFLEET_AGENT_TRUST_KEY naming a missing file."""
     result = cli("run", "--server", control_plane.address, "--data-dir", str(data_dir),
-                 "--enroll-token", "enroll-secret")
+                 "--enroll-token", "enroll-secret",
+                 env={trust_key.ENV: str(tmp_path / "absent.pub")})
     assert result.returncode == 2 and "--trust-key" in result.stderr
+    assert "absent.pub" in result.stderr
+
+
+def test_a_run_with_the_trust_key_in_the_data_dir_exits_2(control_plane, trust_pem, data_dir):
+    """Input tried: --trust-key DATA_DIR/trust-key.pub, where earlier versions kept the key."""
+    data_dir.mkdir()
+    inside = data_dir / "trust-key.pub"
+    inside.write_bytes(trust_pem)
+    result = cli("run", "--server", control_plane.address, "--data-dir", str(data_dir),
+                 "--enroll-token", "enroll-secret", "--trust-key", str(inside))
+    assert result.returncode == 2
+    assert "inside the data dir" in result.stderr and "install -D -m 0644" in result.stderr
+
+
+def test_a_run_reads_the_trust_key_from_the_environment(control_plane, trust_key_file,
+                                                        data_dir):
+    """Input tried: no --trust-key, $EDGEFLEET_AGENT_TRUST_KEY naming the real key, and a token
+    the server refuses: the run gets past the trust key and ends "refused" (4), not 2."""
+    result = cli("run", "--server", control_plane.address, "--data-dir", str(data_dir),
+                 "--enroll-token", "not-the-token", env={trust_key.ENV: str(trust_key_file)})
+    assert result.returncode == 4, result.stderr
+    assert "refused the enrollment" in result.stderr
+
+
+def test_help_says_where_the_trust_key_is_read_from():
+    """Input tried: ``edgefleet-agent --help`` and ``edgefleet-agent run --help``."""
+    for args in (["--help"], ["run", "--help"]):
+        result = cli(*args)
+        assert result.returncode == 0
+        assert trust_key.ENV in result.stdout and str(trust_key.DEFAULT_PATH) in result.stdout
+        assert "data dir" in result.stdout
+
+
+def test_a_refused_enrollment_token_exits_4_refused(control_plane, trust_key_file, data_dir):
+    """Input tried: ``run`` with an enrollment token the server does not know (UNAUTHENTICATED):
+    a refusal, exit 4, not "unreachable" (3), and the process ends by itself."""
+    result = cli("run", "--server", control_plane.address, "--data-dir", str(data_dir),
+                 "--enroll-token", "not-the-token", "--trust-key", str(trust_key_file))
+    assert result.returncode == 4, result.stderr
+    assert "refused the enrollment" in result.stderr
+    assert not (data_dir / "credential.json").exists()
 
 
 def test_malformed_labels_are_a_usage_error():

@@ -15,9 +15,14 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import InferenceClient, NoModelLoadedError
+from agent import InferenceClient, NoModelLoadedError, trust_key
 from agent.daemon import Agent
-from agent.errors import ConfigurationError, EnrollmentRefusedError
+from agent.errors import (
+    AgentDataError,
+    AgentTransportError,
+    ConfigurationError,
+    EnrollmentRefusedError,
+)
 from tests.agent.support import (
     MLP_INPUT,
     MLP_OUTPUT,
@@ -34,14 +39,14 @@ X = np.random.default_rng(0).uniform(-1, 1, MLP_SHAPE).astype(np.float32)
 
 
 @pytest.fixture
-def start_agent(data_dir, control_plane, trust_pem, fast_settings
+def start_agent(data_dir, control_plane, trust_key_file, fast_settings
                 ) -> Iterator[Callable[..., Agent]]:
     agents: list[Agent] = []
 
     def start(**overrides: Any) -> Agent:
         kwargs: dict[str, Any] = {
             "server": control_plane.address, "enroll_token": "enroll-secret",
-            "trust_key_pem": trust_pem, "settings": fast_settings,
+            "trust_key_path": trust_key_file, "settings": fast_settings,
             "labels": {"site": "lab"}, "name": "bench-1",
         }
         kwargs.update(overrides)
@@ -174,7 +179,8 @@ def test_refused_desired_state_is_reported_once_and_the_old_model_keeps_serving(
 def test_altered_artifact_is_reported_failed_and_not_retried_while_old_serves(
         start_agent, control_plane, signing_key):
     """Input tried: v2's last four bytes replaced by b"evil" in transit (its signed manifest is
-    intact): the agent reports v2 failed once, does not fetch it again, and v1 keeps serving."""
+    intact): the agent reports v2 failed once, at the download step, does not fetch it again,
+    and v1 keeps serving."""
     cp = control_plane.servicer
     v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
     cp.publish([entry(signing_key, v1, model="face")], (v1,))
@@ -185,7 +191,7 @@ def test_altered_artifact_is_reported_failed_and_not_retried_while_old_serves(
     cp.publish([entry(signing_key, v2, model="face", version="2.0.0")], (v2,))
     failed = wait_until(lambda: [e for e in cp.events_for("failed")
                                  if e.ref.sha256 == v2.sha256])
-    assert "sha256" in failed[0].message
+    assert failed[0].message.startswith("download: ") and "sha256" in failed[0].message
     syncs = len(cp.syncs)
     wait_until(lambda: len(cp.syncs) >= syncs + 3)
     assert [sha for sha, _ in cp.download_requests].count(v2.sha256) == 1
@@ -211,8 +217,48 @@ def test_model_dropped_from_the_desired_state_is_unloaded(start_agent, control_p
     wait_until(lambda: [r.model for r in cp.syncs[-1].active] == ["face"])
 
 
+def test_status_read_while_models_come_and_go_is_never_torn(start_agent, control_plane,
+                                                           signing_key):
+    """Input tried: three rounds of desired states {face, voice} then {face}, while a thread
+    calls status() as fast as it can. A model status shows active was live just before or just
+    after that call; a model live both before and after is shown."""
+    cp = control_plane.servicer
+    face, voice = mlp_artifact(seed=0), mlp_artifact(seed=2)
+    agent = start_agent()
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            before = set(agent.models.snapshot())
+            status = agent.status()
+            after = set(agent.models.snapshot())
+            shown = {m.model for m in status.models}
+            active = {m.model for m in status.models if m.state == "active"}
+            problems.extend(f"{n} shown active, not live" for n in active - (before | after))
+            problems.extend(f"{n} live, not shown" for n in (before & after) - shown)
+            reads[0] += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):
+            cp.publish([entry(signing_key, face, model="face"),
+                        entry(signing_key, voice, model="voice")], (face, voice))
+            wait_until(lambda: set(agent.models.snapshot()) == {"face", "voice"})
+            cp.publish([entry(signing_key, face, model="face")])
+            wait_until(lambda: set(agent.models.snapshot()) == {"face"})
+    finally:
+        stop.set()
+        reader.join()
+    assert problems == [] and reads[0] > 100
+    wait_until(lambda: len(cp.events_for("removed")) == 3, what="the three removals reported")
+
+
 def test_restart_serves_the_stored_model_without_the_server(start_agent, control_plane,
-                                                            signing_key, data_dir, fast_settings):
+                                                            signing_key, data_dir, fast_settings,
+                                                            trust_key_file):
     cp = control_plane.servicer
     v1 = mlp_artifact(seed=3)
     cp.publish([entry(signing_key, v1, model="face")], (v1,))
@@ -221,8 +267,9 @@ def test_restart_serves_the_stored_model_without_the_server(start_agent, control
     first.stop()
     control_plane.stop()
 
-    # No server answering, no enrollment token, no trust key: all of it comes from the data dir.
-    second = Agent(data_dir, settings=fast_settings)
+    # No server answering, no enrollment token: the trust key from its file, the rest from the
+    # data dir.
+    second = Agent(data_dir, trust_key_path=trust_key_file, settings=fast_settings)
     second.start()
     try:
         with InferenceClient(data_dir) as client:
@@ -265,7 +312,8 @@ def test_agent_keeps_serving_through_a_server_outage_and_catches_up_after(
 
 
 def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane, signing_key,
-                                                     data_dir, fast_settings, caplog):
+                                                     data_dir, fast_settings, trust_key_file,
+                                                     caplog):
     """Input tried: the active artifact's last byte changed on disk while the agent was down."""
     cp = control_plane.servicer
     v1 = mlp_artifact(seed=0)
@@ -277,8 +325,8 @@ def test_restart_refuses_an_artifact_altered_on_disk(start_agent, control_plane,
     path = data_dir / "artifacts" / f"{v1.sha256}.tflite"
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
 
-    second = Agent(data_dir, settings=fast_settings)
-    with caplog.at_level(logging.ERROR, logger="agent.daemon"):
+    second = Agent(data_dir, trust_key_path=trust_key_file, settings=fast_settings)
+    with caplog.at_level(logging.ERROR, logger="agent.restore"):
         second.start()
     try:
         (model,) = second.status().models
@@ -323,9 +371,13 @@ def test_an_enroll_whose_answer_was_lost_is_repeated_with_the_same_enrollment_ke
     assert agent.status().device_id == cp.device_id
 
 
-def test_first_run_without_trust_key_is_a_configuration_error(start_agent):
-    with pytest.raises(ConfigurationError, match="--trust-key"):
-        start_agent(trust_key_pem=None)
+def test_a_run_with_no_trust_key_configured_is_a_configuration_error(start_agent,
+                                                                     monkeypatch, tmp_path):
+    """Input tried: no trust key given, and $EDGEFLEET_AGENT_TRUST_KEY naming a missing file."""
+    monkeypatch.setenv(trust_key.ENV, str(tmp_path / "absent.pub"))
+    with pytest.raises(ConfigurationError, match="--trust-key") as caught:
+        start_agent(trust_key_path=None)
+    assert "absent.pub" in str(caught.value) and trust_key.ENV in str(caught.value)
 
 
 def test_first_run_without_enrollment_token_is_a_configuration_error(start_agent):
@@ -333,16 +385,21 @@ def test_first_run_without_enrollment_token_is_a_configuration_error(start_agent
         start_agent(enroll_token=None)
 
 
-def test_refused_enrollment_token_stops_the_agent_with_a_fatal_error(start_agent, data_dir):
+def test_refused_enrollment_token_stops_the_agent_with_a_data_error(start_agent, data_dir):
+    """Input tried: an enrollment token the server answers UNAUTHENTICATED. A refusal is the
+    token's fault (a data error), not the network's: the agent asks once and stops."""
     agent = start_agent(enroll_token="not-the-token")
     assert agent.wait(timeout=20)
     assert isinstance(agent.fatal_error, EnrollmentRefusedError)
+    assert isinstance(agent.fatal_error, AgentDataError)
+    assert not isinstance(agent.fatal_error, AgentTransportError)
+    assert agent.fatal_error.code == "UNAUTHENTICATED"
     assert "enroll-token create" in str(agent.fatal_error)
     assert not (data_dir / "credential.json").exists()
 
 
 def test_metric_windows_not_yet_reported_survive_a_restart(
-        start_agent, control_plane, signing_key, data_dir, fast_settings):
+        start_agent, control_plane, signing_key, data_dir, fast_settings, trust_key_file):
     """Input tried: the server refusing every metrics report (UNAVAILABLE) while the agent
     serves three predictions, then the agent restarted with the server answering again: the
     windows kept in the data dir are sent once, with their original ids."""
@@ -360,7 +417,7 @@ def test_metric_windows_not_yet_reported_survive_a_restart(
     assert cp.windows == {}
 
     cp.fail_metric_reports = 0
-    second = Agent(data_dir, settings=fast_settings)
+    second = Agent(data_dir, trust_key_path=trust_key_file, settings=fast_settings)
     second.start()
     try:
         wait_until(lambda: set(cp.windows) >= {w["window_id"] for w in kept},

@@ -1,0 +1,210 @@
+"""The installer: a model goes live through a list of named steps, each taking and returning an
+``InstallContext``.
+
+The default list (``install_steps``) is download -> verify -> load -> validate -> swap; at start
+the models the data dir kept are re-checked through verify -> load -> validate
+(``restore_steps``) before they go live again. A later check (golden samples, probation) is one
+more ``Step`` in the list, and touches no other step.
+
+Invariants:
+- The steps run in list order, each once; a step sees what the earlier ones put in the context
+  and nothing is shared between installs.
+- Only ``Swap`` changes what is served, and it runs last: a failed step leaves the version that
+  was serving in place.
+- A step that refuses the model (bad bytes, unloadable, failed validation) raises; the
+  installer turns that into ``InstallStepError`` naming the step, so every failure is reported
+  with where it happened. ``AgentTransportError`` (only the download talks to the network)
+  passes through unchanged: it is worth trying again, the bytes were not refused.
+- Steps are called from the sync thread (and from start-up, for ``restore_steps``) only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from agent.download import download_artifact
+from agent.errors import AgentError, AgentTransportError, ArtifactMismatchError, InstallStepError
+from agent.link import ServerLink
+from agent.refs import ModelRef
+from agent.runtime import ModelRunner, ValidationReport
+from agent.serving import LiveModel
+from agent.settings import AgentSettings
+from agent.status import StatusBoard
+from agent.store import AgentStore
+from agent.trust import DesiredEntry, Signed
+
+#: Tells of an install step: ``(ref, state, message)`` (see ``Reporter.progress``).
+Progress = Callable[[ModelRef, str, str], None]
+T = TypeVar("T")
+
+
+def _unheard(ref: ModelRef, state: str, message: str) -> None:
+    """Progress nobody is told of (models re-checked at start)."""
+
+
+@dataclass(frozen=True)
+class InstallContext:
+    """One install: the model and its verified manifest, and what the steps found so far."""
+
+    ref: ModelRef
+    manifest: dict[str, Any]
+    signed_manifest: Signed
+    progress: Progress = _unheard
+    path: Path | None = None                  # download, verify
+    runner: ModelRunner | None = None         # load
+    validation: ValidationReport | None = None   # validate
+    replaced: LiveModel | None = None         # swap: what served before, if anything
+
+    @classmethod
+    def of(cls, entry: DesiredEntry, progress: Progress = _unheard) -> InstallContext:
+        return cls(entry.ref, entry.manifest, entry.signed_manifest, progress)
+
+    def with_(self, **found: Any) -> InstallContext:
+        return dataclasses.replace(self, **found)
+
+    def report(self, state: str, message: str) -> None:
+        self.progress(self.ref, state, message)
+
+
+class Step(Protocol):
+    """One named step; raises an AgentError when it refuses the model."""
+
+    name: str
+
+    def __call__(self, ctx: InstallContext) -> InstallContext: ...
+
+
+class Installer:
+    """Runs a model through its steps."""
+
+    def __init__(self, steps: Iterable[Step]) -> None:
+        self.steps = tuple(steps)
+        names = [s.name for s in self.steps]
+        if len(names) != len(set(names)):
+            raise ValueError(f"step names must be unique: {names}")
+
+    def run(self, ctx: InstallContext) -> InstallContext:
+        """Run every step in order; returns the context the last one returned.
+
+        Raises InstallStepError (a step refused the model; ``step`` names it, ``__cause__`` is
+        its error), AgentTransportError (the download was interrupted: try again later).
+        """
+        for step in self.steps:
+            try:
+                ctx = step(ctx)
+            except AgentTransportError:
+                raise
+            except AgentError as exc:
+                raise InstallStepError(step.name, exc) from exc
+        return ctx
+
+
+# -- the steps --------------------------------------------------------------------------------
+
+
+class Download:
+    """Fetch the artifact into the store (or find it there), resuming an interrupted stream."""
+
+    name = "download"
+
+    def __init__(self, link: ServerLink, store: AgentStore, settings: AgentSettings,
+                 stop: threading.Event) -> None:
+        self._link, self._store, self._settings, self._stop = link, store, settings, stop
+
+    def __call__(self, ctx: InstallContext) -> InstallContext:
+        """Raises ArtifactMismatchError, AgentTransportError (see ``download_artifact``)."""
+        ctx.report("downloading", f"{ctx.manifest['size']} bytes")
+        path = download_artifact(self._link.stub, self._store, ctx.manifest,
+                                 settings=self._settings, metadata=self._link.metadata(),
+                                 stop=self._stop)
+        return ctx.with_(path=path)
+
+
+class Verify:
+    """The file about to be loaded has the signed manifest's length and sha256.
+
+    The download checked its bytes before moving them into place; this checks the file the
+    interpreter will open, as every start does for the models it reloads.
+    """
+
+    name = "verify"
+
+    def __init__(self, store: AgentStore) -> None:
+        self._store = store
+
+    def __call__(self, ctx: InstallContext) -> InstallContext:
+        """Raises ArtifactMismatchError (missing, or not the manifest's bytes: then deleted)."""
+        path = self._store.verified_artifact(ctx.manifest)
+        if path is None:
+            raise ArtifactMismatchError(f"artifact {ctx.ref.sha256[:12]} is missing from disk")
+        ctx.report("verified", "length and sha256 match the signed manifest")
+        return ctx.with_(path=path)
+
+
+class Load:
+    """A fresh runner (its own interpreters) whose tensors match the manifest."""
+
+    name = "load"
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self._settings = settings
+
+    def __call__(self, ctx: InstallContext) -> InstallContext:
+        """Raises ModelLoadError, ConfigurationError (no interpreter installed)."""
+        path = _found(ctx.path, "path", self.name)
+        return ctx.with_(runner=ModelRunner(path, ctx.manifest, settings=self._settings))
+
+
+class Validate:
+    """The loaded runner passes its smoke test before anyone is served by it."""
+
+    name = "validate"
+
+    def __call__(self, ctx: InstallContext) -> InstallContext:
+        """Raises ValidationError."""
+        return ctx.with_(validation=_found(ctx.runner, "runner", self.name).validate())
+
+
+class Swap:
+    """Make the validated runner answer for its model name, keep that on disk, say so."""
+
+    name = "swap"
+
+    def __init__(self, board: StatusBoard, persist: Callable[[], None],
+                 announce: Progress) -> None:
+        self._board, self._persist, self._announce = board, persist, announce
+
+    def __call__(self, ctx: InstallContext) -> InstallContext:
+        runner = _found(ctx.runner, "runner", self.name)
+        validation = _found(ctx.validation, "validation", self.name)
+        message = f"validated, median latency {validation.latency_ms:.2f} ms"
+        replaced = self._board.activate(LiveModel(ctx.ref, runner, ctx.signed_manifest), message)
+        self._persist()   # before the server hears "active": a restart serves what it heard
+        self._announce(ctx.ref, "active", message)
+        return ctx.with_(replaced=replaced)
+
+
+def install_steps(*, link: ServerLink, store: AgentStore, settings: AgentSettings,
+                  stop: threading.Event, board: StatusBoard, persist: Callable[[], None],
+                  announce: Progress) -> list[Step]:
+    """The steps a model the desired state wants goes through."""
+    return [Download(link, store, settings, stop), Verify(store), Load(settings), Validate(),
+            Swap(board, persist, announce)]
+
+
+def restore_steps(*, store: AgentStore, settings: AgentSettings) -> list[Step]:
+    """The steps a model the data dir kept goes through again at start, before it goes live."""
+    return [Verify(store), Load(settings), Validate()]
+
+
+def _found(value: T | None, what: str, step: str) -> T:
+    """What an earlier step should have put in the context (a step list in the wrong order is
+    a bug, not a refused model)."""
+    if value is None:
+        raise RuntimeError(f"step {step!r} needs the {what} from an earlier step")
+    return value

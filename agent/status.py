@@ -1,0 +1,211 @@
+"""The status board: everything ``edgefleet-agent status`` shows, kept consistent.
+
+The board holds, under one lock, the install state of each model name, the previous sha256 of
+each, the held desired-state sequence, the device id and server, the last sync and the last
+error; and it is the only way the live model table (``agent.serving.ModelTable``) changes, so
+that a model going live or away and its install state change in one step.
+
+Invariants:
+- Writers: start-up (restoring what the data dir holds, before the sync thread runs), then the
+  sync thread only. Readers: any thread (the local endpoint's request threads).
+- ``snapshot()`` is taken under the lock that every write holds, live table included: a reader
+  never sees a model live without its install state, an install state "active" for a model
+  that is not live, or a model removed from the table but still listed.
+- Request threads that only predict never take this lock: they read the table's copy-on-write
+  snapshot (``ModelTable.resolve``), so a status reader never delays an inference.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from agent.metrics import MetricsRecorder
+from agent.refs import ModelRef
+from agent.serving import LiveModel, ModelTable
+from protos import edgefleet_pb2 as pb
+
+
+@dataclass(frozen=True)
+class InstallStatus:
+    """The last install step for a model name, as ``status`` shows and the server hears."""
+
+    ref: ModelRef
+    state: str          # downloading | verified | active | failed (events also: removed)
+    message: str
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """One consistent view of the board; later writes do not change it."""
+
+    device_id: str = ""
+    server: str = ""
+    held_sequence: int = 0
+    live: Mapping[str, LiveModel] = field(default_factory=dict)
+    install: Mapping[str, InstallStatus] = field(default_factory=dict)
+    previous: Mapping[str, str] = field(default_factory=dict)
+    last_sync: datetime | None = None
+    last_error: str = ""
+
+
+class StatusBoard:
+    """What the agent is doing, written by the sync thread, read by anyone."""
+
+    def __init__(self, models: ModelTable) -> None:
+        self._models = models
+        self._lock = threading.Lock()
+        self._device_id = ""
+        self._server = ""
+        self._held_sequence = 0
+        self._install: dict[str, InstallStatus] = {}
+        self._previous: dict[str, str] = {}
+        self._last_sync: datetime | None = None
+        # Two kinds of trouble, shown as one last_error: a transport error lasts until the next
+        # successful sync; a refused document or a failed install until a new desired state.
+        self._transport_error = ""
+        self._data_error = ""
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def snapshot(self) -> StatusSnapshot:
+        with self._lock:
+            return StatusSnapshot(
+                device_id=self._device_id,
+                server=self._server,
+                held_sequence=self._held_sequence,
+                # The table publishes a new dict on every change: this one stays as it is.
+                live=MappingProxyType(self._models.snapshot()),
+                install=MappingProxyType(dict(self._install)),
+                previous=MappingProxyType(dict(self._previous)),
+                last_sync=self._last_sync,
+                last_error=self._transport_error or self._data_error,
+            )
+
+    # -- writes: identity and sync -----------------------------------------------------------
+
+    def set_server(self, server: str) -> None:
+        with self._lock:
+            self._server = server
+
+    def set_device(self, device_id: str) -> None:
+        with self._lock:
+            self._device_id = device_id
+
+    def accepted(self, sequence: int) -> None:
+        """A desired state with ``sequence`` is held now; its predecessor's troubles are over."""
+        with self._lock:
+            self._held_sequence = sequence
+            self._data_error = ""
+
+    def synced(self, at: datetime) -> None:
+        """A sync succeeded at ``at``; the server is reachable again."""
+        with self._lock:
+            self._last_sync = at
+            self._transport_error = ""
+
+    def set_transport_error(self, message: str) -> None:
+        with self._lock:
+            self._transport_error = message
+
+    def set_data_error(self, message: str) -> None:
+        with self._lock:
+            self._data_error = message
+
+    # -- writes: models ----------------------------------------------------------------------
+
+    def set_install(self, ref: ModelRef, state: str, message: str) -> None:
+        with self._lock:
+            self._install[ref.model] = InstallStatus(ref, state, message)
+
+    def install_failed(self, ref: ModelRef, message: str) -> None:
+        """The install of ``ref`` failed: its state and the last error say so, together."""
+        with self._lock:
+            self._install[ref.model] = InstallStatus(ref, "failed", message)
+            self._data_error = f"{ref}: {message}"
+
+    def restore_previous(self, previous: Mapping[str, str]) -> None:
+        """The previous sha256 per model, as the data dir kept them (start-up only)."""
+        with self._lock:
+            self._previous = dict(previous)
+
+    def activate(self, live: LiveModel, message: str) -> LiveModel | None:
+        """Make ``live`` answer for its model name and show it active, in one step; the model
+        it replaced (returned) becomes the previous one."""
+        name, sha256 = live.ref.model, live.ref.sha256
+        with self._lock:
+            replaced = self._models.activate(live)
+            if replaced is not None and replaced.ref.sha256 != sha256:
+                self._previous[name] = replaced.ref.sha256
+            elif self._previous.get(name) == sha256:
+                # Back on the version that was kept as previous (removed, then wanted again):
+                # it is not its own fallback.
+                del self._previous[name]
+            self._install[name] = InstallStatus(live.ref, "active", message)
+        return replaced
+
+    def remove(self, name: str) -> LiveModel | None:
+        """Stop serving ``name`` and drop it from the board, in one step; returns what was live
+        (kept as the previous one, for the artifact to stay on disk)."""
+        with self._lock:
+            removed = self._models.remove(name)
+            if removed is not None:
+                self._previous[name] = removed.ref.sha256
+            self._install.pop(name, None)
+        return removed
+
+    def forget_unwanted(self, wanted: set[str]) -> None:
+        """Drop the install state of names the desired state no longer lists (a model whose
+        install failed and that is not live)."""
+        with self._lock:
+            for name in set(self._install) - wanted:
+                del self._install[name]
+
+
+def status_message(snapshot: StatusSnapshot, metrics: MetricsRecorder) -> pb.AgentStatus:
+    """The ``AgentStatus`` a snapshot stands for, with each model's inference totals."""
+    models = []
+    for name in sorted(set(snapshot.live) | set(snapshot.install)):
+        ref, state, message = _model_state(snapshot.live.get(name), snapshot.install.get(name))
+        stats = metrics.stats(ref)
+        models.append(
+            pb.AgentModelStatus(
+                model=ref.model,
+                version=ref.version,
+                variant=ref.variant,
+                sha256=ref.sha256,
+                state=state,
+                message=message,
+                inferences=stats.inferences,
+                errors=stats.errors,
+                latency_p50_ms=stats.latency_p50_ms,
+                latency_p95_ms=stats.latency_p95_ms,
+                previous_sha256=snapshot.previous.get(name, ""),
+            )
+        )
+    status = pb.AgentStatus(
+        device_id=snapshot.device_id,
+        server=snapshot.server,
+        desired_sequence=snapshot.held_sequence,
+        models=models,
+        last_error=snapshot.last_error,
+    )
+    if snapshot.last_sync is not None:
+        status.last_sync.FromDatetime(snapshot.last_sync)
+    return status
+
+
+def _model_state(
+    live: LiveModel | None, install: InstallStatus | None
+) -> tuple[ModelRef, str, str]:
+    """What ``status`` shows for one model name: the live version first, news about another."""
+    if live is None:
+        assert install is not None
+        return install.ref, install.state, install.message
+    if install is None or install.ref == live.ref:
+        return live.ref, "active", install.message if install else ""
+    note = f"{install.ref.version} ({install.ref.variant}) {install.state}"
+    return live.ref, "active", f"{note}: {install.message}" if install.message else note
