@@ -145,7 +145,7 @@ def test_rollout_with_waves() -> None:
 
 def test_tokens() -> None:
     assert convert.created_token(pb.CreateTokenResponse(id="t1", token="s3cret", role="viewer")) \
-        == {"id": "t1", "token": "s3cret", "role": "viewer"}
+        == {"id": "t1", "token": "s3cret", "role": "viewer", "expires_at": None}
     enrollment = pb.CreateEnrollmentTokenResponse(id="e1", token="enr", uses=5, expires_at=MAY_1,
                                                   labels={"tier": "canary", "site": "berlin"})
     assert convert.enrollment_token(enrollment) == {
