@@ -5,7 +5,8 @@ Invariants:
 - Install events wait in a bounded queue (``max_buffered_events``; when it is full the oldest
   is dropped) until a ``ReportStatus`` carrying them succeeded; they go oldest first, at most
   ``max_events_per_report`` a call, and leave the queue only once sent.
-- Metric windows leave ``MetricsRecorder``'s queue only when the server acknowledged them, and
+- Metric windows leave ``MetricsRecorder``'s queue only when the server acknowledged them (a
+  window it refused as malformed is acknowledged too, and logged), and
   the unacknowledged ones are kept in the data dir (``AgentStore.write_pending_windows``): a
   closed window is on disk before it is sent, and whatever is still pending is written again
   after a send and at stop, so a crash or a restart loses no window and sends none twice under
@@ -100,8 +101,13 @@ class Reporter:
         sent = False
         try:
             while batch := self._metrics.pending(self._settings.max_windows_per_report):
-                self._link.call("metrics report", "ReportMetrics",
-                                pb.MetricsReport(windows=[w.to_proto() for w in batch]))
+                ack = self._link.call("metrics report", "ReportMetrics",
+                                      pb.MetricsReport(windows=[w.to_proto() for w in batch]))
+                # Refused windows are acknowledged with the rest: the same bytes would be
+                # refused again, and holding them would block every later window.
+                for rejection in ack.rejections:
+                    log.warning("the server refused metric window %s (%s); it is not sent again",
+                                rejection.id, rejection.reason)
                 self._metrics.acknowledge(w.window_id for w in batch)
                 sent = True
         finally:

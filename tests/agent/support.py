@@ -263,6 +263,8 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
     interrupt_after: int | None = None
     #: Fail this many ReportMetrics calls with UNAVAILABLE, remembering the ids they carried.
     fail_metric_reports: int = 0
+    reject_metric_windows: bool = False   # refuse each window as malformed, as the server would
+    metric_reports: int = 0
     failed_window_ids: list[str] = field(default_factory=list)
     #: Answer this many Enroll calls with UNAVAILABLE after recording them (a lost answer).
     lose_enroll_answers: int = 0
@@ -341,6 +343,11 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
             self.fail_metric_reports -= 1
             self.failed_window_ids.extend(w.window_id for w in request.windows)
             context.abort(grpc.StatusCode.UNAVAILABLE, "metrics store down (test)")
+        self.metric_reports += 1
+        if self.reject_metric_windows:
+            return pb.ReportAck(rejected=len(request.windows), rejections=[
+                pb.Rejection(id=w.window_id, reason="bucket counts sum to 0, the window says 1")
+                for w in request.windows])
         fresh = [w for w in request.windows if w.window_id not in self.windows]
         self.windows.update({w.window_id: w for w in fresh})
         self.duplicate_windows += len(request.windows) - len(fresh)

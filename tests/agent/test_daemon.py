@@ -352,6 +352,31 @@ def test_metric_windows_that_failed_to_send_are_resent_with_the_same_ids(
     assert sum(w.count for w in cp.windows.values()) == 1
 
 
+def test_metric_windows_the_server_refuses_are_logged_and_not_sent_again(
+        start_agent, control_plane, signing_key, caplog):
+    """Input tried: a server answering every metrics report with each window rejected as
+    malformed: the agent logs the reason once per window and does not send it again."""
+    import logging
+
+    cp = control_plane.servicer
+    v1 = mlp_artifact(seed=0)
+    cp.publish([entry(signing_key, v1, model="face")], (v1,))
+    cp.reject_metric_windows = True
+    with caplog.at_level(logging.WARNING, logger="agent.reporter"):
+        agent = start_agent()
+        wait_until(lambda: active_sha(agent) == v1.sha256)
+        agent.predict(None, {MLP_INPUT: X})
+        refused = wait_until(lambda: [r for r in caplog.records
+                                      if "refused metric window" in r.getMessage()] or None,
+                             what="the refusal logged")
+        reports = cp.metric_reports
+        syncs = len(cp.syncs)
+        wait_until(lambda: len(cp.syncs) >= syncs + 3, what="three more syncs")
+    assert "bucket counts sum" in refused[0].getMessage()
+    assert cp.metric_reports == reports    # nothing was sent again
+    assert agent.metrics.pending() == []
+
+
 def test_an_enroll_whose_answer_was_lost_is_repeated_with_the_same_enrollment_key(
         start_agent, control_plane, data_dir):
     """Input tried: the first two Enroll answers lost (UNAVAILABLE after the server saw them).
