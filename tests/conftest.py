@@ -17,13 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
-from controlplane.db import make_engine, make_session_factory
-from tests.support import db as testdb
+from tests.support.backends import BACKENDS
 from tests.support.servers import postgres_server, redis_server
+
+# The control plane's dependencies (SQLAlchemy, psycopg, Alembic) are imported by the fixtures that
+# use them, not here: the agent's tests run in a venv with only edgefleet[agent] (make test-agent).
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 # Fixtures whose use means the test talks to PostgreSQL.
 POSTGRES_FIXTURES = frozenset({"postgres_server_url", "pg_url", "pg_clean_url"})
@@ -32,7 +36,7 @@ POSTGRES_FIXTURES = frozenset({"postgres_server_url", "pg_url", "pg_clean_url"})
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses PostgreSQL (directly or via ``db_url[pg]``) as ``postgres``."""
     for item in items:
-        # Parametrized backends (``testdb.BACKENDS``) carry the mark already.
+        # Parametrized backends (``BACKENDS``) carry the mark already.
         if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
 
@@ -92,6 +96,8 @@ def pg_url(postgres_server_url: str) -> Iterator[str]:
     Created (and migrated once) on first use, dropped at session end. Rows persist between tests:
     use ``pg_clean_url`` for an empty one.
     """
+    from tests.support import db as testdb
+
     url = testdb.create_migrated_database(postgres_server_url)
     try:
         yield url
@@ -106,6 +112,8 @@ def pg_clean_url(pg_url: str) -> str:
     Fails with ``LockNotAvailable`` rather than hanging if an earlier test leaked an open
     transaction.
     """
+    from tests.support import db as testdb
+
     testdb.truncate_all(pg_url)
     return pg_url
 
@@ -113,16 +121,20 @@ def pg_clean_url(pg_url: str) -> str:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file at Alembic head, made once per session; tests get copies (``sqlite_url``)."""
+    from tests.support import db as testdb
+
     return testdb.make_sqlite_template(tmp_path_factory.mktemp("sqlite-template") / "template.db")
 
 
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """URL of a fresh migrated SQLite database file ``tmp_path/edgefleet.db`` for this test."""
+    from tests.support import db as testdb
+
     return testdb.copy_sqlite(sqlite_template, tmp_path / "edgefleet.db")
 
 
-@pytest.fixture(params=testdb.BACKENDS)
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest) -> str:
     """A clean migrated database for this test; the test runs once on SQLite, once on PostgreSQL.
 
@@ -138,6 +150,8 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def session_factory(db_url: str) -> Iterator[sessionmaker[Session]]:
     """``make_session_factory(make_engine(db_url))``; the engine is disposed after the test."""
+    from controlplane.db import make_engine, make_session_factory
+
     engine = make_engine(db_url)
     try:
         yield make_session_factory(engine)

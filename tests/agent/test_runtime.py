@@ -23,6 +23,7 @@ from tests.agent.support import (
     mlp_artifact,
     mlp_reference,
 )
+from tests.support.interpreters import each_interpreter
 
 IN_Q = Quant(scale=0.02, zero_point=5)
 OUT_Q = Quant(scale=0.05, zero_point=-3)
@@ -40,7 +41,7 @@ def dense_params() -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(0, 0.5, (3, 6)).astype(np.float32), rng.normal(0, 0.2, 3).astype(np.float32)
 
 
-@pytest.mark.parametrize("interpreter", INTERPRETERS)
+@pytest.mark.parametrize("interpreter", each_interpreter(INTERPRETERS))
 def test_float_mlp_matches_numpy_reference_in_each_interpreter(tmp_path, interpreter):
     runner = runner_for(tmp_path, mlp_artifact(seed=3), interpreter=interpreter)
     assert runner.interpreter_info.name == interpreter

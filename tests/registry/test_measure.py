@@ -15,6 +15,7 @@ from controlplane.registry.measure import measure_latency, random_input, referen
 from controlplane.registry.tflite import inspect_model
 from protos.contract.interpreters import available
 from tests.registry import quantize
+from tests.support.interpreters import TFLITE_RUNTIME, needs_tflite_runtime
 
 pytestmark = pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve")
 
@@ -36,7 +37,7 @@ def int8_path(tmp_path_factory: pytest.TempPathFactory, cnn_path: Path) -> Path:
 
 @pytest.mark.parametrize(("interpreter", "distribution"), [
     ("ai-edge-litert", "ai-edge-litert"),
-    ("tflite-runtime", "tflite-runtime"),
+    pytest.param("tflite-runtime", "tflite-runtime", marks=needs_tflite_runtime),
     ("auto", available()[0]),   # the shared contract's preference, as on a device
 ])
 def test_measures_in_the_named_interpreter(cnn_path: Path, interpreter: str,
@@ -66,6 +67,7 @@ def test_random_inputs_are_deterministic_and_fit_the_tensor() -> None:
     assert floats.dtype == np.float32 and floats.min() >= 0 and floats.max() < 1
 
 
+@needs_tflite_runtime
 def test_reference_outputs_match_a_direct_run_in_both_interpreters(cnn_path: Path) -> None:
     x = np.random.default_rng(4).random((1, 28, 28, 1), dtype=np.float32)
 
@@ -118,7 +120,8 @@ def test_a_model_with_an_unresolvable_custom_op_is_a_run_error(tmp_path: Path) -
     inspect_model(data)
     path = tmp_path / "custom.tflite"
     path.write_bytes(data)
-    for interpreter in ("ai-edge-litert", "tflite-runtime"):
+    interpreters = ("ai-edge-litert", "tflite-runtime") if TFLITE_RUNTIME else ("ai-edge-litert",)
+    for interpreter in interpreters:
         with pytest.raises(ModelRunError, match="EdgeFleetNoSuchKernel"):
             measure_latency(path, runs=1, interpreter=interpreter)
 

@@ -11,13 +11,18 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter
-from tflite_runtime.interpreter import Interpreter as TfliteRuntimeInterpreter
 
 from controlplane import modelgen
 from controlplane.registry.tflite import inspect_model
 from tests.registry import QUANTIZATIONS, quantize
+from tests.support.interpreters import TFLITE_RUNTIME, each_interpreter
 
-INTERPRETERS = {"ai-edge-litert": LiteRtInterpreter, "tflite-runtime": TfliteRuntimeInterpreter}
+INTERPRETERS: dict[str, type] = {"ai-edge-litert": LiteRtInterpreter}
+if TFLITE_RUNTIME:  # where pyproject installs it, a missing one must fail, not skip
+    from tflite_runtime.interpreter import Interpreter as TfliteRuntimeInterpreter
+
+    INTERPRETERS["tflite-runtime"] = TfliteRuntimeInterpreter
+EACH_INTERPRETER = each_interpreter(("ai-edge-litert", "tflite-runtime"))
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,7 +69,7 @@ def mlp_reference(x: np.ndarray, p: modelgen.MlpParams) -> np.ndarray:
 
 # -- tests ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("interpreter", INTERPRETERS)
+@pytest.mark.parametrize("interpreter", EACH_INTERPRETER)
 @pytest.mark.parametrize(("shape", "filters", "classes", "pool"), [
     ((1, 28, 28, 1), 8, 10, "max"),
     ((2, 12, 10, 3), 4, 5, "avg"),
@@ -84,7 +89,7 @@ def test_cnn_matches_numpy_reference(interpreter: str, shape: tuple[int, ...], f
     assert got.max() - got.min() > 0.05
 
 
-@pytest.mark.parametrize("interpreter", INTERPRETERS)
+@pytest.mark.parametrize("interpreter", EACH_INTERPRETER)
 def test_mlp_matches_numpy_reference(interpreter: str) -> None:
     model = modelgen.build_mlp(seed=5, input_shape=(3, 16), hidden=8, classes=4)
     x = np.random.default_rng(2).random((3, 16), dtype=np.float32)
@@ -97,7 +102,7 @@ def test_mlp_matches_numpy_reference(interpreter: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve")
-@pytest.mark.parametrize("interpreter", INTERPRETERS)
+@pytest.mark.parametrize("interpreter", EACH_INTERPRETER)
 @pytest.mark.parametrize("which", QUANTIZATIONS)
 def test_ai_edge_quantizer_variants_of_the_cnn_load_and_run(interpreter: str, which: str) -> None:
     """Runs without error in both interpreters; how close it stays is checked in ai-edge-litert

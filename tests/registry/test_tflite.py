@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter
-from tflite_runtime.interpreter import Interpreter as TfliteRuntimeInterpreter
 
 from controlplane import modelgen
 from controlplane.registry.errors import InvalidModelError
@@ -23,6 +22,7 @@ from controlplane.registry.tflite import (
 from protos.contract.documents import Quantization, TensorSpec
 from protos.contract.versions import version_key
 from tests.registry import quantize
+from tests.support.interpreters import needs_tflite_runtime
 
 CNN = modelgen.build_cnn(seed=11)
 MLP = modelgen.build_mlp(seed=11)
@@ -87,9 +87,12 @@ def test_min_runtime_follows_the_kernels_quantized_tensors_need(variant: str, ru
     assert inspect_model(data).min_runtime == runtime
 
 
+@needs_tflite_runtime
 def test_dynamic_int8_is_kept_from_tflite_runtime_2_14_which_computes_it_wrongly() -> None:
     """Why the type rules exist: tflite-runtime 2.14 runs the hybrid per-channel model without an
     error but ignores the per-channel scales, while ai-edge-litert matches the float model."""
+    from tflite_runtime.interpreter import Interpreter as TfliteRuntimeInterpreter
+
     dynamic = quantize(MLP, "dynamic")
     x = np.random.default_rng(0).random((1, 16), dtype=np.float32)
 

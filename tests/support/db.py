@@ -13,18 +13,13 @@ import sqlite3
 from pathlib import Path
 
 import psycopg
-import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from controlplane.db import upgrade
+from tests.support.backends import BACKENDS as BACKENDS  # testdb.BACKENDS, as before
 
 DATABASE_PREFIX = "edgefleet_test_"
-# Fixture params for "run on each backend"; the PostgreSQL run carries the ``postgres`` mark.
-BACKENDS = (
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="pg", marks=pytest.mark.postgres),
-)
 # A test that leaks an open transaction would make TRUNCATE wait forever; fail loudly instead.
 TRUNCATE_LOCK_TIMEOUT = "10s"
 
