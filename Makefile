@@ -71,8 +71,8 @@ test-agent:
 	  "$$venv/bin/python" -m pip install -q -e '.[agent]' $(AGENT_TEST_DEPS) && \
 	  rm -f "$$venv"/.edgefleet-agent-* && touch "$$stamp" || exit $$?; \
 	fi; \
-	echo "make test-agent: $$venv/bin/python -m pytest -q tests/agent $(PYTEST_ARGS)"; \
-	"$$venv/bin/python" -m pytest -q tests/agent $(PYTEST_ARGS) || { rc=$$?; \
+	echo "make test-agent: $$venv/bin/python -m pytest -q tests/agent tests/contract $(PYTEST_ARGS)"; \
+	"$$venv/bin/python" -m pytest -q tests/agent tests/contract $(PYTEST_ARGS) || { rc=$$?; \
 	  [ $$rc -ne 5 ] || echo "make test-agent: pytest collected no tests" >&2; exit $$rc; }
 
 lint: $(STAMP)

@@ -11,6 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("ai_edge_quantizer", reason="quantizing the test model needs the optimize "
+                    "extra (the agent-only venv of `make test-agent` lacks it)")
+pytest.importorskip("sqlalchemy", reason="the control plane's side needs its extra")
+
 from agent.runtime import ModelRunner
 from agent.settings import AgentSettings
 from controlplane import modelgen
