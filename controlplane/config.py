@@ -62,6 +62,13 @@ class Settings:
     max_desired_state_bytes: int = 1 * MiB
     max_models_per_device: int = 32
 
+    # What one request may carry. Every string and count that reaches the database or a
+    # message is bounded; past a bound the request is refused with the setting's name.
+    max_device_name_chars: int = 200       # no more than the devices.name column holds
+    max_labels: int = 64                   # per device, and per enrollment token
+    max_selector_chars: int = 4096
+    max_hardware_profile_bytes: int = 16 * 1024
+
     # Tokens
     enrollment_token_default_uses: int = 1
     enrollment_token_default_ttl_seconds: int = 24 * 3600

@@ -234,7 +234,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def LabelDevice(self, request: pb.LabelDeviceRequest, context: Any) -> pb.Device:
         def work() -> pb.Device:
             with self.plane.tx() as s:
-                fleet.label_device(s, request.id, dict(request.labels))
+                fleet.label_device(s, request.id, dict(request.labels),
+                                   settings=self.plane.settings)
                 s.flush()
                 return convert.device(fleet.get_device(s, request.id))
 
@@ -258,6 +259,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                     version=request.version,
                     selector=request.selector,
                     created_by=who,
+                    settings=self.plane.settings,
                     now=self.plane.clock(),
                 )
                 return self._rollout_proto(s, r)

@@ -77,12 +77,13 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
 
         def work() -> pb.EnrollResponse:
             with self.plane.tx() as s:
-                device, credential = fleet.enroll(
+                device, credential = fleet.enroll_device(
                     s,
                     enrollment_token_id=token_id,
                     name=request.name,
                     hardware=hardware,
                     labels=dict(request.labels),
+                    settings=self.plane.settings,
                     now=self.plane.clock(),
                     enrollment_key=request.enrollment_key,
                 )
@@ -114,7 +115,7 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
             # re-sign of an expiring document writes in it all the same.
             with plane.tx() if hardware is not None else plane.read() as s:
                 if hardware is not None:
-                    fleet.set_hardware(s, device_id, hardware, now=now)
+                    fleet.set_hardware(s, device_id, hardware, now=now, settings=plane.settings)
                 state = fleet.desired_for_sync(
                     s,
                     device_id,

@@ -27,6 +27,7 @@ from controlplane.errors import (
     UnauthenticatedError,
 )
 from controlplane.selectors import validate_labels
+from controlplane.validation import check_label_count, is_token_id, shown
 
 
 def create_operator_token(
@@ -101,9 +102,10 @@ def revoke_operator_token(session: Session, token_id: str, *, now: dt.datetime) 
 
     Raises NotFoundError, FailedPreconditionError.
     """
-    row = session.get(OperatorToken, token_id, with_for_update=True)
+    row = (session.get(OperatorToken, token_id, with_for_update=True)
+           if is_token_id(token_id) else None)
     if row is None:
-        raise NotFoundError(f"no operator token {token_id}: see `edgefleet token list`")
+        raise NotFoundError(f"no operator token {shown(token_id)}: see `edgefleet token list`")
     if row.revoked_at is not None:
         return row
     if row.role == "admin":
@@ -128,9 +130,10 @@ def revoke_enrollment_token(
 ) -> EnrollmentToken:
     """Revoke an enrollment token (idempotent): no device enrolls with it any more, devices
     already enrolled with it keep their own credentials. Raises NotFoundError."""
-    row = session.get(EnrollmentToken, token_id, with_for_update=True)
+    row = (session.get(EnrollmentToken, token_id, with_for_update=True)
+           if is_token_id(token_id) else None)
     if row is None:
-        raise NotFoundError(f"no enrollment token {token_id}")
+        raise NotFoundError(f"no enrollment token {shown(token_id)}")
     if row.revoked_at is None:
         row.revoked_at = now
         session.flush()
@@ -151,9 +154,11 @@ def create_enrollment_token(
     None take the settings' defaults; both are capped by the settings (a token good for a
     million devices or for years is a leaked fleet, not a convenience).
 
-    Raises InvalidArgumentError (bad labels, no use, no lifetime, over a cap).
+    Raises InvalidArgumentError (bad labels, no use, no lifetime, over a cap),
+    ResourceExhaustedError (more than ``max_labels`` labels).
     """
     labels = validate_labels(labels)
+    check_label_count(labels, settings=settings, what="an enrollment token")
     uses = settings.enrollment_token_default_uses if uses is None else uses
     ttl = (settings.enrollment_token_default_ttl_seconds if expires_in_seconds is None
            else expires_in_seconds)

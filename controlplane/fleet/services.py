@@ -38,9 +38,16 @@ from controlplane.registry.services import manifest_json
 from controlplane.registry.signing import Signer, build_desired_state
 from controlplane.registry.store import FilesystemArtifactStore
 from controlplane.selectors import matches, validate_labels
+from controlplane.validation import (
+    check_label_count,
+    check_name,
+    is_uuid,
+    shown,
+)
 from protos.contract.identifiers import is_enrollment_key, is_sha256
 
-MAX_PROFILE_BYTES = 16 * 1024
+# The widths of the hardware profile's indexed columns (the whole profile is kept as JSON).
+_PROFILE_COLUMNS = {"arch": 32, "interpreter.name": 64, "interpreter.version": 32}
 # Sequences live in a signed BIGINT; leave head-room so ``after + 1`` can never overflow.
 MAX_SEQUENCE = 2**62
 
@@ -105,6 +112,38 @@ def enroll(
     return device, credential
 
 
+def enroll_device(
+    session: Session,
+    *,
+    enrollment_token_id: str,
+    name: str,
+    hardware: dict[str, Any],
+    labels: dict[str, str],
+    settings: Settings,
+    now: dt.datetime,
+    enrollment_key: str = "",
+) -> tuple[Device, str]:
+    """``enroll`` for an Enroll request: what the request may carry is checked first, so
+    nothing is stored or spent for a request past a bound, and nothing is cut to fit.
+
+    Raises InvalidArgumentError (a name past ``max_device_name_chars`` or holding a control
+    character, bad labels, a bad hardware profile), ResourceExhaustedError (more than
+    ``max_labels`` labels: the device's own, or with its enrollment token's), and what
+    ``enroll`` raises.
+    """
+    check_name(name, what="device name", max_chars=settings.max_device_name_chars,
+               setting="max_device_name_chars")
+    check_label_count(labels, settings=settings, what="the device")
+    check_hardware(hardware, settings=settings)
+    device, credential = enroll(session, enrollment_token_id=enrollment_token_id, name=name,
+                                hardware=hardware, labels=labels, now=now,
+                                enrollment_key=enrollment_key)
+    # The token's labels are merged in by enroll; the transaction is rolled back on refusal.
+    check_label_count(device.labels or {}, settings=settings,
+                      what="the device (its own labels and its enrollment token's)")
+    return device, credential
+
+
 def device_secret_matches(session: Session, device_id: str, secret: str) -> bool:
     """Whether ``device_id`` names a device that may connect (not revoked) with this secret."""
     device = session.get(Device, device_id)
@@ -123,14 +162,47 @@ def _enrollment_key_hash(key: str) -> str | None:
     return tokens.hash_secret(key)
 
 
-def set_hardware(
-    session: Session, device_id: str, profile: dict[str, Any], *, now: dt.datetime
-) -> None:
-    """Store the device's current hardware profile (replacing the previous one)."""
+def check_hardware(profile: dict[str, Any], *, settings: Settings) -> None:
+    """Refuse a hardware profile (as ``MessageToDict`` makes it) that cannot be stored as is:
+    larger than ``max_hardware_profile_bytes`` as JSON, NUL in any of its strings (PostgreSQL
+    cannot store it; other characters are kept, detected CPU names may hold tabs), or an
+    indexed field wider than its column. Raises InvalidArgumentError."""
     import json
 
-    if len(json.dumps(profile)) > MAX_PROFILE_BYTES:
-        raise InvalidArgumentError(f"hardware profile larger than {MAX_PROFILE_BYTES} bytes")
+    size = len(json.dumps(profile))
+    if size > settings.max_hardware_profile_bytes:
+        raise InvalidArgumentError(
+            f"the hardware profile is {size} bytes as JSON; at most "
+            f"{settings.max_hardware_profile_bytes} (setting max_hardware_profile_bytes)")
+    for field, value in _profile_strings(profile):
+        if "\x00" in value:
+            raise InvalidArgumentError(f"hardware {field} {shown(value)} holds a NUL character")
+        width = _PROFILE_COLUMNS.get(field)
+        if width is not None and len(value) > width:
+            raise InvalidArgumentError(
+                f"hardware {field} {shown(value)} is longer than {width} characters")
+
+
+def _profile_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _profile_strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for v in value:
+            yield from _profile_strings(v, path)
+
+
+def set_hardware(
+    session: Session, device_id: str, profile: dict[str, Any], *, now: dt.datetime,
+    settings: Settings | None = None,
+) -> None:
+    """Store the device's current hardware profile (replacing the previous one), checked
+    first (``check_hardware``) when ``settings`` are given. Enrollment stores the profile that
+    ``enroll_device`` checked already."""
+    if settings is not None:
+        check_hardware(profile, settings=settings)
     interp = profile.get("interpreter") or {}
     row = session.get(HardwareProfile, device_id)
     if row is None:
@@ -146,11 +218,13 @@ def set_hardware(
 
 
 def get_device(session: Session, device_id: str) -> Device:
+    """The device with its hardware and models. Raises NotFoundError, also for an id that is
+    not a UUID (no device can have it; it never reaches a query)."""
     device = session.scalars(
         sa.select(Device).where(Device.id == device_id).options(*_device_loads())
-    ).first()
+    ).first() if is_uuid(device_id) else None
     if device is None:
-        raise NotFoundError(f"device {device_id} not found: see `edgefleet device list`")
+        raise NotFoundError(f"device {shown(device_id)} not found: see `edgefleet device list`")
     return device
 
 
@@ -202,8 +276,15 @@ def revoke_device(session: Session, device_id: str, *, now: dt.datetime) -> Devi
     return device
 
 
-def label_device(session: Session, device_id: str, changes: dict[str, str]) -> Device:
-    """Set labels; an empty value removes the label."""
+def label_device(
+    session: Session, device_id: str, changes: dict[str, str], *, settings: Settings
+) -> Device:
+    """Set labels; an empty value removes the label.
+
+    Raises InvalidArgumentError (a bad label), NotFoundError, ResourceExhaustedError (more
+    than ``max_labels`` changes, or labels on the device after them).
+    """
+    check_label_count(changes, settings=settings, what="one label change")
     changes = validate_labels(changes, allow_empty_values=True)
     device = get_device(session, device_id)
     labels = dict(device.labels or {})
@@ -212,6 +293,7 @@ def label_device(session: Session, device_id: str, changes: dict[str, str]) -> D
             labels[k] = v
         else:
             labels.pop(k, None)
+    check_label_count(labels, settings=settings, what=f"device {device_id}")
     device.labels = labels
     return device
 

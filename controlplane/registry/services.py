@@ -23,18 +23,30 @@ from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFou
 from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
 from controlplane.registry.signing import Signer, build_manifest
 from controlplane.registry.tflite import ModelInfo
+from controlplane.validation import shown
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")
+_KIND = re.compile(r"[a-z0-9_]{1,32}")
 
 
 def check_name_version(name: str, version: str) -> None:
-    if not _NAME.match(name):
+    """Raises InvalidArgumentError unless ``name`` and ``version`` are well-formed."""
+    if not _NAME.fullmatch(name):
         raise InvalidArgumentError(
-            f"bad model name {name!r}: use lower-case letters, digits, '.', '_', '-' (max 128)"
-        )
-    if not _VERSION.match(version):
-        raise InvalidArgumentError(f"bad version {version!r}: use e.g. 1.2.0 (max 64 characters)")
+            f"bad model name {shown(name)}: use lower-case letters, digits, '.', '_', '-' "
+            f"(max 128)")
+    if not _VERSION.fullmatch(version):
+        raise InvalidArgumentError(
+            f"bad version {shown(version)}: use e.g. 1.2.0 (max 64 characters)")
+
+
+def check_variant_kind(kind: str) -> None:
+    """Raises InvalidArgumentError unless ``kind`` is shaped like a variant kind."""
+    if not _KIND.fullmatch(kind):
+        raise InvalidArgumentError(
+            f"bad variant {shown(kind)}: a variant kind is lower-case letters, digits and '_' "
+            f"(max 32), e.g. float16")
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -44,7 +56,12 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 
 def find_version(session: Session, name: str, version: str = "") -> ModelVersion:
-    """The named version, or the newest when ``version`` is empty. Raises NotFoundError."""
+    """The named version, or the newest when ``version`` is empty.
+
+    Raises InvalidArgumentError for a malformed name or version (checked before any query:
+    PostgreSQL refuses NUL in a parameter), NotFoundError.
+    """
+    check_name_version(name, version or "0")
     q = (
         sa.select(ModelVersion)
         .join(Model)

@@ -31,6 +31,7 @@ from controlplane.registry.services import find_version
 from controlplane.registry.signing import Signer
 from controlplane.rollouts.models import TERMINAL, TRANSITIONS, Rollout, RolloutDevice, Wave
 from controlplane.selectors import parse_target
+from controlplane.validation import check_selector_text, is_uuid, shown
 
 #: The task that assigns a rollout's devices, sent after the commit that created (or resumed
 #: into ``pending``) the rollout; the periodic tick starts any whose message was lost.
@@ -55,11 +56,20 @@ def create_rollout(
     version: str,
     selector: str,
     created_by: str | None,
+    settings: Settings,
     now: dt.datetime,
 ) -> Rollout:
+    """A pending rollout of ``model:version`` to the devices ``selector`` names (stored as
+    given), started after the commit.
+
+    Raises InvalidArgumentError (no or a malformed model, version or selector, one longer than
+    ``max_selector_chars``), NotFoundError, FailedPreconditionError (the version is not ready,
+    or the selector matches no device).
+    """
     if not model or not version:
         raise InvalidArgumentError("name the model as NAME:VERSION, e.g. face:1.2.0")
-    target = parse_target(selector)  # refuse an empty or malformed one before any write
+    # refuse an empty, malformed or oversized one before any write
+    target = parse_target(check_selector_text(selector, settings=settings))
     mv = find_version(session, model, version)
     if mv.status == "pending":
         raise FailedPreconditionError(
@@ -90,6 +100,11 @@ def create_rollout(
 
 
 def get_rollout(session: Session, rollout_id: str, *, lock: bool = False) -> Rollout:
+    """The rollout with its waves and targets. Raises NotFoundError, also for an id that is
+    not a UUID (none can have it; it never reaches a query)."""
+    if not is_uuid(rollout_id):
+        raise NotFoundError(
+            f"rollout {shown(rollout_id)} not found: see `edgefleet rollout list`")
     q = (
         sa.select(Rollout)
         .where(Rollout.id == rollout_id)
@@ -238,7 +253,7 @@ def change(
     """pause | resume | abort | rollback, along the allowed transitions."""
     target_state = ACTIONS.get(action)
     if target_state is None:
-        raise InvalidArgumentError(f"unknown action {action!r}: use {', '.join(ACTIONS)}")
+        raise InvalidArgumentError(f"unknown action {shown(action)}: use {', '.join(ACTIONS)}")
     rollout = get_rollout(session, rollout_id, lock=True)
     if target_state == "running" and rollout.state == "paused":
         # resume returns to where the rollout was: pending rollouts start on the next tick

@@ -101,7 +101,8 @@ def test_single_wave_rollout_assigns_signs_and_succeeds(
         berlin = _devices(s, 2, {"site": "berlin"})
         other = _devices(s, 1, {"site": "paris"})
         r = rollouts.create_rollout(
-            s, model="m", version="1", selector="site=berlin", created_by=None, now=NOW
+            s, model="m", version="1", selector="site=berlin", created_by=None,
+            settings=SETTINGS, now=NOW
         )
     with transaction(session_factory) as s:
         rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
@@ -140,10 +141,11 @@ def test_rollout_of_a_model_still_being_measured_is_refused(
             created_by=None,
         )
     with transaction(session_factory) as s, pytest.raises(FailedPreconditionError, match="ready"):
-        rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None, now=NOW)
+        rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
+                                settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s, pytest.raises(NotFoundError):
         rollouts.create_rollout(s, model="nope", version="1", selector="*", created_by=None,
-                                now=NOW)
+                                settings=SETTINGS, now=NOW)
 
 
 @pytest.mark.parametrize("selector", ["", "  "])
@@ -155,7 +157,7 @@ def test_an_empty_selector_is_refused_rather_than_taken_as_the_whole_fleet(
         _ready_version(s, "1", seed=1)
     with transaction(session_factory) as s, pytest.raises(InvalidArgumentError, match="'\\*'"):
         rollouts.create_rollout(s, model="m", version="1", selector=selector, created_by=None,
-                                now=NOW)
+                                settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Rollout)) == 0
 
@@ -168,13 +170,13 @@ def test_newer_rollout_supersedes_and_rollback_restores(
         v2 = _ready_version(s, "2", seed=2)
         (device,) = _devices(s, 1, {"site": "x"})
         r1 = rollouts.create_rollout(
-            s, model="m", version="1", selector="*", created_by=None, now=NOW
+            s, model="m", version="1", selector="*", created_by=None, settings=SETTINGS, now=NOW
         )
         rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         _report_active(s, device, "1", v1)
         assert rollouts.progress(s, r1.id, now=NOW).state == "succeeded"
         r2 = rollouts.create_rollout(
-            s, model="m", version="2", selector="*", created_by=None, now=NOW
+            s, model="m", version="2", selector="*", created_by=None, settings=SETTINGS, now=NOW
         )
         rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         doc = _payload(s, device)
@@ -197,7 +199,7 @@ def test_abort_leaves_no_wave_running_and_keeps_what_devices_were_given(
         v1 = _ready_version(s, "1", seed=1)
         (device,) = _devices(s, 1, {})
         r = rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
-                                    now=NOW)
+                                    settings=SETTINGS, now=NOW)
         rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         assert [w.state for w in r.waves] == ["running"]
         aborted = rollouts.change(s, r.id, "abort", signer=SIGNER, settings=SETTINGS, now=NOW)
@@ -222,7 +224,7 @@ def test_revoked_devices_get_no_rollout_and_a_running_one_stops_waiting_for_them
         _ready_version(s, "2", seed=2)
         kept, revoked = _devices(s, 2, {})
         r1 = rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
-                                     now=NOW)
+                                     settings=SETTINGS, now=NOW)
         rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         fleet.revoke_device(s, revoked, now=NOW)
         _report_active(s, kept, "1", v1)
@@ -233,7 +235,7 @@ def test_revoked_devices_get_no_rollout_and_a_running_one_stops_waiting_for_them
         (counts,) = rollouts.wave_counts(done)
         assert (counts.devices, counts.succeeded, counts.failed, counts.skipped) == (2, 1, 0, 1)
         r2 = rollouts.create_rollout(s, model="m", version="2", selector="*", created_by=None,
-                                     now=NOW)
+                                     settings=SETTINGS, now=NOW)
         started = rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         assert [t.device_id for t in started.targets] == [kept]
 
@@ -246,11 +248,11 @@ def test_older_running_rollout_stops_waiting_for_a_device_a_newer_one_took(
         v2 = _ready_version(s, "2", seed=2)
         (device,) = _devices(s, 1, {})
         r1 = rollouts.create_rollout(
-            s, model="m", version="1", selector="*", created_by=None, now=NOW
+            s, model="m", version="1", selector="*", created_by=None, settings=SETTINGS, now=NOW
         )
         rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         r2 = rollouts.create_rollout(
-            s, model="m", version="2", selector="*", created_by=None, now=NOW
+            s, model="m", version="2", selector="*", created_by=None, settings=SETTINGS, now=NOW
         )
         rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         _report_active(s, device, "2", v2)
@@ -269,7 +271,7 @@ def test_two_workers_start_the_same_rollout_at_once_on_postgres(pg_clean_url: st
         _ready_version(s, "1", seed=1)
         devices = _devices(s, 5, {})
         r = rollouts.create_rollout(
-            s, model="m", version="1", selector="*", created_by=None, now=NOW
+            s, model="m", version="1", selector="*", created_by=None, settings=SETTINGS, now=NOW
         )
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -307,12 +309,12 @@ def test_a_device_whose_desired_state_would_outgrow_its_messages_fails_alone(
         _ready_version(s, "1", seed=2, name="n")
         (busy,) = _devices(s, 1, {"site": "x"})
         first = rollouts.create_rollout(s, model="m", version="1", selector="site=x",
-                                        created_by=None, now=NOW)
+                                        created_by=None, settings=SETTINGS, now=NOW)
         rollouts.start(s, first.id, signer=SIGNER, settings=capped, now=NOW)
         (free,) = _devices(s, 1, {"site": "x"})
         before = _payload(s, busy)
         second = rollouts.create_rollout(s, model="n", version="1", selector="site=x",
-                                         created_by=None, now=NOW)
+                                         created_by=None, settings=SETTINGS, now=NOW)
         started = rollouts.start(s, second.id, signer=SIGNER, settings=capped, now=NOW)
         by_device = {t.device_id: t for t in started.targets}
         assert by_device[busy].state == "failed"
@@ -332,7 +334,7 @@ def test_a_desired_state_past_its_byte_limit_is_refused_before_it_is_stored(
         _ready_version(s, "1", seed=1)
         (device,) = _devices(s, 1, {"site": "y"})
         r = rollouts.create_rollout(s, model="m", version="1", selector="site=y",
-                                    created_by=None, now=NOW)
+                                    created_by=None, settings=SETTINGS, now=NOW)
         started = rollouts.start(s, r.id, signer=SIGNER, settings=tiny, now=NOW)
         (target,) = started.targets
         assert target.state == "failed" and "max_desired_state_bytes" in target.message
