@@ -68,6 +68,13 @@ class Settings:
     max_labels: int = 64                   # per device, and per enrollment token
     max_selector_chars: int = 4096
     max_hardware_profile_bytes: int = 16 * 1024
+    # Reports from agents; theirs (AgentSettings.max_events_per_report, 50, and
+    # max_windows_per_report, 100) stay below these, so a default agent is never refused.
+    max_events_per_report: int = 100
+    max_windows_per_report: int = 1000
+    max_window_buckets: int = 64           # bucket bounds of one window's histogram
+    # An install event's free-text message is cut to this (with a visible marker), not refused.
+    max_event_message_chars: int = 2000
 
     # Tokens
     enrollment_token_default_uses: int = 1

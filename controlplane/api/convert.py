@@ -14,6 +14,8 @@ from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.push import PushHeader
 from controlplane.rollouts.models import Rollout
 from controlplane.rollouts.services import wave_counts
+from controlplane.telemetry import services as telemetry
+from controlplane.validation import WireTime
 from protos import edgefleet_pb2 as pb
 
 
@@ -25,10 +27,31 @@ def timestamp(value: dt.datetime | None) -> Timestamp | None:
     return ts
 
 
-def from_timestamp(ts: Timestamp, default: dt.datetime) -> dt.datetime:
-    if ts.seconds == 0 and ts.nanos == 0:
-        return default
-    return ts.ToDatetime(tzinfo=dt.UTC)
+def wire_time(ts: Timestamp) -> WireTime:
+    """A request's timestamp as it arrived; the domain checks it (``WireTime.to_datetime``)."""
+    return WireTime(seconds=ts.seconds, nanos=ts.nanos)
+
+
+def install_event(e: pb.InstallEvent) -> telemetry.Event:
+    return telemetry.Event(model=e.ref.model, version=e.ref.version, variant=e.ref.variant,
+                           sha256=e.ref.sha256, state=e.state, message=e.message,
+                           at=wire_time(e.at))
+
+
+def metric_window(w: pb.MetricWindow) -> telemetry.Window:
+    return telemetry.Window(
+        window_id=w.window_id, model=w.ref.model, version=w.ref.version, variant=w.ref.variant,
+        sha256=w.ref.sha256, start=wire_time(w.start), end=wire_time(w.end), count=w.count,
+        errors=w.errors, bucket_bounds_ms=list(w.bucket_bounds_ms),
+        bucket_counts=list(w.bucket_counts), latency_sum_ms=w.latency_sum_ms,
+        latency_max_ms=w.latency_max_ms)
+
+
+def report_ack(outcome: telemetry.Outcome) -> pb.ReportAck:
+    return pb.ReportAck(
+        accepted=outcome.accepted, duplicates=outcome.duplicates,
+        rejected=len(outcome.rejections),
+        rejections=[pb.Rejection(id=r.id, reason=r.reason) for r in outcome.rejections])
 
 
 def tensor(d: dict[str, Any]) -> pb.TensorSpec:

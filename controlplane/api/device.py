@@ -18,7 +18,6 @@ from controlplane.api import convert
 from controlplane.api.errors import rpc, stream_rpc
 from controlplane.app import ControlPlane
 from controlplane.auth.interceptor import current_principal
-from controlplane.errors import InvalidArgumentError
 from controlplane.fleet import services as fleet
 from controlplane.telemetry import services as telemetry
 from protos import edgefleet_pb2 as pb
@@ -161,58 +160,28 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
 
     @rpc
     async def ReportStatus(self, request: pb.StatusReport, context: Any) -> pb.ReportAck:
+        """Malformed events are refused one by one in the acknowledgement (``telemetry``)."""
         device_id = current_principal().id
         now = self.plane.clock()
-        events = [
-            telemetry.Event(
-                model=e.ref.model,
-                version=e.ref.version,
-                variant=e.ref.variant,
-                sha256=e.ref.sha256,
-                state=e.state,
-                message=e.message,
-                at=convert.from_timestamp(e.at, now),
-            )
-            for e in request.events
-        ]
+        events = [convert.install_event(e) for e in request.events]
 
         def work() -> pb.ReportAck:
             with self.plane.tx() as s:
-                return pb.ReportAck(accepted=telemetry.record_status(s, device_id, events, now=now))
+                return convert.report_ack(telemetry.record_status(
+                    s, device_id, events, settings=self.plane.settings, now=now))
 
         return await self.plane.run_db(work)
 
     @rpc
     async def ReportMetrics(self, request: pb.MetricsReport, context: Any) -> pb.ReportAck:
+        """Malformed windows are refused one by one in the acknowledgement (``telemetry``)."""
         device_id = current_principal().id
         now = self.plane.clock()
-        windows = [_window(w, now) for w in request.windows]
+        windows = [convert.metric_window(w) for w in request.windows]
 
         def work() -> pb.ReportAck:
             with self.plane.tx() as s:
-                accepted, dup = telemetry.record_metrics(s, device_id, windows, now=now)
-                return pb.ReportAck(accepted=accepted, duplicates=dup)
+                return convert.report_ack(telemetry.record_metrics(
+                    s, device_id, windows, settings=self.plane.settings, now=now))
 
         return await self.plane.run_db(work)
-
-
-def _window(w: pb.MetricWindow, now: dt.datetime) -> dict[str, Any]:
-    if not w.window_id or len(w.window_id) > 36:
-        raise InvalidArgumentError("every metric window needs a window_id (a UUID)")
-    if len(w.bucket_counts) != len(w.bucket_bounds_ms) + 1:
-        raise InvalidArgumentError("bucket_counts must have one more entry than bucket_bounds_ms")
-    return {
-        "window_id": w.window_id,
-        "model_name": w.ref.model[:200],
-        "version": w.ref.version[:64],
-        "variant": w.ref.variant[:32],
-        "sha256": w.ref.sha256[:64],
-        "start": convert.from_timestamp(w.start, now),
-        "end": convert.from_timestamp(w.end, now),
-        "count": w.count,
-        "errors": w.errors,
-        "bucket_bounds_ms": list(w.bucket_bounds_ms),
-        "bucket_counts": list(w.bucket_counts),
-        "latency_sum_ms": w.latency_sum_ms,
-        "latency_max_ms": w.latency_max_ms,
-    }

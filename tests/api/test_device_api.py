@@ -39,19 +39,23 @@ def test_metric_windows_are_stored_once_per_device(server: RunningServer) -> Non
 @pytest.mark.parametrize(
     ("case", "window"),
     [
-        ("bucket_counts_wrong_length", pb.MetricWindow(window_id="x", bucket_bounds_ms=[1.0],
-                                                       bucket_counts=[1])),
+        ("bucket_counts_wrong_length", pb.MetricWindow(window_id=str(uuid.uuid4()),
+                                                       bucket_bounds_ms=[1.0], bucket_counts=[1])),
         ("missing_window_id", pb.MetricWindow(bucket_counts=[0])),
     ],
 )
-def test_malformed_metric_window_is_invalid_argument(
+def test_a_malformed_metric_window_is_rejected_alone_in_the_acknowledgement(
     server: RunningServer, case: str, window: pb.MetricWindow
 ) -> None:
-    """Input tried: a histogram whose counts do not fit its bounds; a window without an id."""
+    """Input tried: a histogram whose counts do not fit its bounds; a window without an id;
+    each beside a good window, which is stored."""
     _, token = enroll(server)
-    with pytest.raises(grpc.RpcError) as err:
-        server.device().ReportMetrics(pb.MetricsReport(windows=[window]), metadata=bearer(token))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    good = _window(str(uuid.uuid4()))
+    ack = server.device().ReportMetrics(pb.MetricsReport(windows=[window, good]),
+                                        metadata=bearer(token))
+    assert (ack.accepted, ack.rejected) == (1, 1)
+    assert [r.id for r in ack.rejections] == [window.window_id]
+    assert ack.rejections[0].reason
 
 
 def test_sync_updates_hardware_and_last_seen_in_batches(server: RunningServer) -> None:

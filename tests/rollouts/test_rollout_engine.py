@@ -26,6 +26,7 @@ from controlplane.registry.tflite import inspect_model
 from controlplane.rollouts import services as rollouts
 from controlplane.rollouts.models import Rollout
 from controlplane.telemetry.services import Event, record_status
+from controlplane.validation import WireTime
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
@@ -82,9 +83,10 @@ def _report_active(s: Session, device_id: str, version: str, variant_id: str) ->
                 sha256=v.artifact_sha256,
                 state="active",
                 message="",
-                at=NOW,
+                at=WireTime.of(NOW),
             )
         ],
+        settings=SETTINGS,
         now=NOW,
     )
 

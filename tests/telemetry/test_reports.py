@@ -1,0 +1,257 @@
+"""Install events and metric windows checked one by one against a real database (SQLite and
+PostgreSQL): a malformed item is refused with its reason, the others of its report are stored,
+and a report past its size setting is refused whole."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.settings import AgentSettings
+from controlplane.config import Settings
+from controlplane.db import new_id, transaction
+from controlplane.errors import ResourceExhaustedError
+from controlplane.fleet.models import Device, DeviceModel
+from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
+from controlplane.telemetry import services as telemetry
+from controlplane.telemetry.models import InstallEvent, MetricWindow
+from controlplane.validation import MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS, WireTime
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+SETTINGS = Settings(data_dir=Path("/nonexistent"))
+SHA = "a" * 64
+START, END = WireTime.of(NOW - dt.timedelta(seconds=10)), WireTime.of(NOW)
+
+
+def _device(s: Session) -> str:
+    device = Device(id=new_id(), name="cam", labels={}, secret_hash="0" * 64, enrolled_at=NOW)
+    s.add(device)
+    s.flush()
+    return device.id
+
+
+def _window(**changes: Any) -> telemetry.Window:
+    good = telemetry.Window(
+        window_id=str(uuid.uuid4()), model="m", version="1.0.0", variant="float32", sha256=SHA,
+        start=START, end=END, count=10, errors=1, bucket_bounds_ms=[1.0, 5.0],
+        bucket_counts=[6, 3, 1], latency_sum_ms=20.0, latency_max_ms=7.5)
+    return dataclasses.replace(good, **changes)
+
+
+def _stored_windows(s: Session) -> set[str]:
+    return set(s.scalars(sa.select(MetricWindow.window_id)))
+
+
+BAD_WINDOWS = {
+    "unsorted bounds": dict(bucket_bounds_ms=[5.0, 1.0]),
+    "NaN bound": dict(bucket_bounds_ms=[1.0, math.nan]),
+    "infinite bound": dict(bucket_bounds_ms=[1.0, math.inf]),
+    "counts not summing to count": dict(bucket_counts=[6, 3, 2]),
+    "a count short": dict(bucket_counts=[6, 4]),
+    "errors above count": dict(errors=11),
+    "NaN latency_sum_ms": dict(latency_sum_ms=math.nan),
+    "infinite latency_max_ms": dict(latency_max_ms=math.inf),
+    "-inf latency_max_ms": dict(latency_max_ms=-math.inf),
+    "count 2^63": dict(count=2**63, bucket_counts=[2**63, 0, 0]),
+    "count 2^64-1": dict(count=2**64 - 1, errors=0, bucket_counts=[2**64 - 1, 0, 0]),
+    "errors 2^63": dict(errors=2**63),
+    "end before start": dict(start=END, end=START),
+    "start past year 9999": dict(start=WireTime(MAX_TIMESTAMP_SECONDS + 1)),
+    "end before year 1": dict(end=WireTime(MIN_TIMESTAMP_SECONDS - 1)),
+    "nanos 1e9": dict(end=WireTime(END.seconds, 1_000_000_000)),
+    "negative nanos": dict(start=WireTime(START.seconds, -1)),
+    "window id not a UUID": dict(window_id="x"),
+    "window id with NUL": dict(window_id="\x00" * 36),
+    "window id of 1 MB": dict(window_id="w" * 1_000_000),
+    "NUL in the model name": dict(model="m\x00"),
+    "upper-case sha256": dict(sha256="A" * 64),
+    "empty variant": dict(variant=""),
+    "version of 1000 characters": dict(version="1" * 1000),
+    "65 bucket bounds": dict(bucket_bounds_ms=[float(i) for i in range(65)],
+                             bucket_counts=[10] + [0] * 65),
+}
+
+
+@pytest.mark.parametrize("case", BAD_WINDOWS)
+def test_a_malformed_window_is_refused_alone_and_the_others_are_stored(
+    session_factory: sessionmaker[Session], case: str
+) -> None:
+    """Input tried: one good window, one window with the named defect, one more good window."""
+    bad = _window(**BAD_WINDOWS[case])
+    before, after = _window(), _window()
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        outcome = telemetry.record_metrics(s, device_id, [before, bad, after], settings=SETTINGS,
+                                           now=NOW)
+    assert (outcome.accepted, outcome.duplicates) == (2, 0)
+    (rejection,) = outcome.rejections
+    assert rejection.id == bad.window_id[:36] + ("..." if len(bad.window_id) > 36 else "")
+    assert rejection.reason and len(rejection.reason) < 300
+    with transaction(session_factory) as s:
+        assert _stored_windows(s) == {before.window_id, after.window_id}
+
+
+def test_the_first_and_last_instants_of_the_timestamp_range_are_stored(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a window from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z."""
+    window = _window(start=WireTime(MIN_TIMESTAMP_SECONDS, 0),
+                     end=WireTime(MAX_TIMESTAMP_SECONDS, 999_999_999))
+    with transaction(session_factory) as s:
+        outcome = telemetry.record_metrics(s, _device(s), [window], settings=SETTINGS, now=NOW)
+    assert (outcome.accepted, outcome.rejections) == (1, ())
+    with transaction(session_factory) as s:
+        row = s.scalars(sa.select(MetricWindow)).one()
+        assert (row.start.year, row.end.year, row.end.microsecond) == (1, 9999, 999_999)
+
+
+def test_a_window_for_a_model_the_device_was_never_told_to_run_is_stored_when_well_formed(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a well-formed window naming model "elsewhere", which no rollout gave the
+    device and the registry does not hold."""
+    window = _window(model="elsewhere")
+    with transaction(session_factory) as s:
+        outcome = telemetry.record_metrics(s, _device(s), [window], settings=SETTINGS, now=NOW)
+    assert outcome.accepted == 1
+
+
+def test_duplicates_are_counted_beside_rejections(session_factory: sessionmaker[Session]) -> None:
+    """Input tried: a report re-sent with a malformed window added."""
+    windows = [_window(), _window()]
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        telemetry.record_metrics(s, device_id, windows, settings=SETTINGS, now=NOW)
+        again = telemetry.record_metrics(s, device_id, [*windows, _window(count=3)],
+                                         settings=SETTINGS, now=NOW)
+    assert (again.accepted, again.duplicates, len(again.rejections)) == (0, 2, 1)
+
+
+@pytest.mark.parametrize("n", [1001, 5000])
+def test_a_report_of_more_windows_than_the_setting_is_refused_whole(
+    session_factory: sessionmaker[Session], n: int
+) -> None:
+    """Input tried: a report of 1,001 and of 5,000 windows (max_windows_per_report is 1,000):
+    refused naming the setting, nothing stored (never the first 1,000 kept silently)."""
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        with pytest.raises(ResourceExhaustedError, match="max_windows_per_report"):
+            telemetry.record_metrics(s, device_id, [_window() for _ in range(n)],
+                                     settings=SETTINGS, now=NOW)
+        assert _stored_windows(s) == set()
+
+
+def test_a_report_of_as_many_windows_as_the_setting_allows_is_stored_whole(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a report of exactly 1,000 windows."""
+    with transaction(session_factory) as s:
+        outcome = telemetry.record_metrics(s, _device(s), [_window() for _ in range(1000)],
+                                           settings=SETTINGS, now=NOW)
+    assert outcome.accepted == 1000
+
+
+def test_the_agents_report_sizes_stay_below_the_servers() -> None:
+    """Input tried: the two sides' default settings; an agent is never refused for the size of
+    its reports."""
+    agent = AgentSettings()
+    assert agent.max_windows_per_report <= SETTINGS.max_windows_per_report
+    assert agent.max_events_per_report <= SETTINGS.max_events_per_report
+    assert len(agent.latency_buckets_ms) <= SETTINGS.max_window_buckets
+
+
+# -- install events -----------------------------------------------------------------------------
+
+
+def _event(**changes: Any) -> telemetry.Event:
+    good = telemetry.Event(model="m", version="1.0.0", variant="float32", sha256=SHA,
+                           state="downloading", message="100 bytes", at=START)
+    return dataclasses.replace(good, **changes)
+
+
+BAD_EVENTS = {
+    "time past year 9999": dict(at=WireTime(MAX_TIMESTAMP_SECONDS + 1)),
+    "time before year 1": dict(at=WireTime(MIN_TIMESTAMP_SECONDS - 1)),
+    "nanos 1e9": dict(at=WireTime(START.seconds, 1_000_000_000)),
+    "negative nanos": dict(at=WireTime(START.seconds, -5)),
+    "NUL in the model name": dict(model="\x00"),
+    "a model of 1 MB": dict(model="m" * 1_000_000),
+    "a ref without sha256": dict(sha256=""),
+    "a sha256 of 63 digits": dict(sha256="a" * 63),
+    "NUL in the state": dict(state="active\x00"),
+    "an empty state": dict(state=""),
+    "a state of 33 letters": dict(state="a" * 33),
+}
+
+
+@pytest.mark.parametrize("case", BAD_EVENTS)
+def test_a_malformed_event_is_refused_by_its_index_and_the_others_are_stored(
+    session_factory: sessionmaker[Session], case: str
+) -> None:
+    """Input tried: a good event, one with the named defect, an event about no model (empty
+    ref, as an agent sends for a refused desired state)."""
+    events = [_event(), _event(**BAD_EVENTS[case]),
+              _event(model="", version="", variant="", sha256="", state="failed")]
+    with transaction(session_factory) as s:
+        outcome = telemetry.record_status(s, _device(s), events, settings=SETTINGS, now=NOW)
+    assert outcome.accepted == 2
+    assert [r.id for r in outcome.rejections] == ["1"]
+    with transaction(session_factory) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(InstallEvent)) == 2
+
+
+def _desired(s: Session, device_id: str) -> None:
+    """Make the device's desired variant of model "m" the one ``_event`` names."""
+    s.add(Artifact(sha256=SHA, size=1))
+    model = Model(name="m")
+    version = ModelVersion(model=model, version="1.0.0", source_sha256=SHA, size=1, inputs=[],
+                           outputs=[], operators=[], min_runtime="2.14.0", status="ready")
+    variant = Variant(model_version=version, kind="float32", artifact_sha256=SHA, size=1,
+                      inputs=[], outputs=[], status="ready")
+    s.add_all([model, version, variant])
+    s.flush()
+    s.add(DeviceModel(device_id=device_id, model_name="m", desired_variant_id=variant.id))
+    s.flush()
+
+
+def test_an_event_message_past_its_bound_is_cut_with_a_marker_and_still_moves_the_device(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a "failed" event about the device's desired variant whose message is
+    10,000 characters holding NUL: stored cut to max_event_message_chars with a visible
+    marker, NUL shown as U+FFFD, and the device's model row moves to failed (a rollout
+    waiting for it is not left waiting)."""
+    message = "bad tensor \x00 " + "x" * 10_000
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        _desired(s, device_id)
+        outcome = telemetry.record_status(s, device_id, [_event(state="failed", message=message)],
+                                          settings=SETTINGS, now=NOW)
+    assert (outcome.accepted, outcome.rejections) == (1, ())
+    with transaction(session_factory) as s:
+        stored = s.scalars(sa.select(InstallEvent.message)).one()
+        dm = s.get(DeviceModel, (device_id, "m"))
+        assert dm is not None and dm.state == "failed" and dm.message == stored
+    assert len(stored) == SETTINGS.max_event_message_chars
+    assert stored.startswith("bad tensor \ufffd x") and stored.endswith("characters]")
+    assert "cut from 10013 characters" in stored
+
+
+def test_a_report_of_more_events_than_the_setting_is_refused_whole(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a report of 101 events (max_events_per_report is 100)."""
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        with pytest.raises(ResourceExhaustedError, match="max_events_per_report"):
+            telemetry.record_status(s, device_id, [_event() for _ in range(101)],
+                                    settings=SETTINGS, now=NOW)
+        assert s.scalar(sa.select(sa.func.count()).select_from(InstallEvent)) == 0
