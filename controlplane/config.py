@@ -62,6 +62,13 @@ class Settings:
     max_desired_state_bytes: int = 1 * MiB
     max_models_per_device: int = 32
 
+    # Listings (ListTokens, ListModels, ListDevices, ListRollouts) come in pages: page_size 0
+    # asks for the default, more than the maximum is refused. Whatever the size, a page stops
+    # before its response would outgrow grpc_max_message_bytes (controlplane.pages).
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    max_page_token_chars: int = 4096
+
     # What one request may carry. Every string and count that reaches the database or a
     # message is bounded; past a bound the request is refused with the setting's name.
     max_device_name_chars: int = 200       # no more than the devices.name column holds

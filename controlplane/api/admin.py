@@ -19,7 +19,6 @@ from controlplane.registry import services as registry
 from controlplane.registry.models import ModelVersion
 from controlplane.rollouts import services as rollouts
 from controlplane.rollouts.models import Rollout
-from controlplane.selectors import parse_selector
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
@@ -55,8 +54,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     ) -> pb.ListTokensResponse:
         def work() -> pb.ListTokensResponse:
             with self.plane.read() as s:
-                rows = auth.list_operator_tokens(s)
-                return pb.ListTokensResponse(tokens=[convert.operator_token(t) for t in rows])
+                page = auth.list_operator_tokens(s, convert.page_ask(request),
+                                                 settings=self.plane.settings,
+                                                 render=convert.operator_token)
+                return pb.ListTokensResponse(tokens=page.items, next_page_token=page.next_token)
 
         return await self.plane.run_db(work)
 
@@ -179,9 +180,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     ) -> pb.ListModelsResponse:
         def work() -> pb.ListModelsResponse:
             with self.plane.read() as s:
-                return pb.ListModelsResponse(
-                    models=[convert.model_version(mv) for mv in registry.list_versions(s)]
-                )
+                page = registry.list_versions(s, convert.page_ask(request),
+                                              settings=self.plane.settings,
+                                              render=convert.model_version)
+                return pb.ListModelsResponse(models=page.items, next_page_token=page.next_token)
 
         return await self.plane.run_db(work)
 
@@ -201,13 +203,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def ListDevices(
         self, request: pb.ListDevicesRequest, context: Any
     ) -> pb.ListDevicesResponse:
-        selector = parse_selector(request.selector)
-
         def work() -> pb.ListDevicesResponse:
             with self.plane.read() as s:
-                return pb.ListDevicesResponse(
-                    devices=[convert.device(d) for d in fleet.list_devices(s, selector)]
-                )
+                page = fleet.list_devices(s, request.selector, convert.page_ask(request),
+                                          settings=self.plane.settings, render=convert.device)
+                return pb.ListDevicesResponse(devices=page.items, next_page_token=page.next_token)
 
         return await self.plane.run_db(work)
 
@@ -272,9 +272,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     ) -> pb.ListRolloutsResponse:
         def work() -> pb.ListRolloutsResponse:
             with self.plane.read() as s:
-                return pb.ListRolloutsResponse(
-                    rollouts=[self._rollout_proto(s, r) for r in rollouts.list_rollouts(s)]
-                )
+                page = rollouts.list_rollouts(s, convert.page_ask(request),
+                                              settings=self.plane.settings,
+                                              render=lambda r: self._rollout_proto(s, r))
+                return pb.ListRolloutsResponse(rollouts=page.items,
+                                               next_page_token=page.next_token)
 
         return await self.plane.run_db(work)
 

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.fleet.models import Device, DeviceModel
+from controlplane.pages import PageAsk
 from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.push import PushHeader
 from controlplane.rollouts.models import Rollout
@@ -30,6 +31,11 @@ def timestamp(value: dt.datetime | None) -> Timestamp | None:
 def wire_time(ts: Timestamp) -> WireTime:
     """A request's timestamp as it arrived; the domain checks it (``WireTime.to_datetime``)."""
     return WireTime(seconds=ts.seconds, nanos=ts.nanos)
+
+
+def page_ask(request: Any) -> PageAsk:
+    """The page a list request asks for (``page_size``, ``page_token``), unchecked."""
+    return PageAsk(size=request.page_size, token=request.page_token)
 
 
 def install_event(e: pb.InstallEvent) -> telemetry.Event:

@@ -26,6 +26,7 @@ from controlplane.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
+from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.selectors import validate_labels
 from controlplane.validation import check_label_count, is_token_id, shown
 
@@ -89,11 +90,19 @@ def ensure_admin_token(session: Session) -> str | None:
     return token
 
 
-def list_operator_tokens(session: Session) -> list[OperatorToken]:
-    """Every operator token, revoked ones included, oldest first (secrets are not kept)."""
-    return list(session.scalars(
-        sa.select(OperatorToken).order_by(OperatorToken.created_at, OperatorToken.id)
-    ))
+_TOKENS: Order[OperatorToken] = Order("token", (
+    Key(OperatorToken.created_at, lambda t: t.created_at, "time"),
+    Key(OperatorToken.id, lambda t: t.id),
+))
+
+
+def list_operator_tokens(
+    session: Session, page: PageAsk, *, settings: Settings, render: Callable[[OperatorToken], M]
+) -> Page[M]:
+    """A page of the operator tokens, revoked ones included, oldest first (secrets are not
+    kept), each as ``render`` makes it. Raises InvalidArgumentError (page size or token)."""
+    return read_page(session, sa.select(OperatorToken), _TOKENS, page, settings=settings,
+                     render=render)
 
 
 def revoke_operator_token(session: Session, token_id: str, *, now: dt.datetime) -> OperatorToken:

@@ -7,6 +7,7 @@ and says what to do. The token value never appears in a message, only where it c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -138,6 +139,27 @@ class AdminClient:
             )
         except grpc.RpcError as exc:
             raise self.error_for(exc) from exc
+
+    def items(self, method: str, request: Any, field: str) -> Iterator[Any]:
+        """Every item of a paged listing (``AdminService.<method>``, the items in ``field`` of
+        each response), following ``next_page_token`` to the last page. One response is held
+        at a time; the server's page size applies.
+
+        Raises ``CliError`` for a failed call, and for a server that hands back the token it
+        was given (it would never end).
+        """
+        while True:
+            response = self.call(method, request)
+            yield from getattr(response, field)
+            if not response.next_page_token:
+                return
+            if response.next_page_token == request.page_token:
+                raise CliError(f"the control plane at {self.server} answered {method} with "
+                               f"the same page again; giving up", ExitCode.GENERIC)
+            following = type(request)()  # a copy: the caller's request stays as it was
+            following.CopyFrom(request)
+            following.page_token = response.next_page_token
+            request = following
 
     def error_for(self, exc: grpc.RpcError) -> CliError:
         # Every RpcError raised by a sync stub call is also a grpc.Call with code()/details().

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,15 +32,17 @@ from controlplane.errors import (
     UnauthenticatedError,
 )
 from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
+from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.errors import ArtifactNotFoundError
 from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.services import manifest_json
 from controlplane.registry.signing import Signer, build_desired_state
 from controlplane.registry.store import FilesystemArtifactStore
-from controlplane.selectors import matches, validate_labels
+from controlplane.selectors import matches, parse_selector, validate_labels
 from controlplane.validation import (
     check_label_count,
     check_name,
+    check_selector_text,
     is_uuid,
     shown,
 )
@@ -240,16 +242,40 @@ def _device_loads() -> list[Any]:
     ]
 
 
+_DEVICES: Order[Device] = Order("device", (
+    Key(Device.name, lambda d: d.name),
+    Key(Device.id, lambda d: d.id),
+))
+
+
 def list_devices(
-    session: Session, selector: dict[str, str], *, include_revoked: bool = True
-) -> list[Device]:
-    """Devices whose labels match ``selector``, by name; ``include_revoked=False`` for anything
-    that would give them work (rollouts)."""
+    session: Session,
+    selector: str,
+    page: PageAsk,
+    *,
+    settings: Settings,
+    render: Callable[[Device], M],
+) -> Page[M]:
+    """A page of the devices whose labels match ``selector`` (text; empty or ``*``: every
+    device, revoked ones included), by name, each as ``render`` makes it. A page is full
+    unless it is the last, or its weight stopped it (``controlplane.pages``).
+
+    Raises InvalidArgumentError (a malformed or too long selector, page size or token).
+    """
+    wanted = parse_selector(check_selector_text(selector, settings=settings))
     # Label matching happens here rather than in SQL: JSON operators differ between SQLite and
-    # PostgreSQL, and a fleet listing reads every row anyway.
-    query = sa.select(Device).options(*_device_loads()).order_by(Device.name)
-    if not include_revoked:
-        query = query.where(Device.revoked_at.is_(None))
+    # PostgreSQL. The page reader scans on past devices that do not match.
+    return read_page(session, sa.select(Device).options(*_device_loads()), _DEVICES, page,
+                     settings=settings, render=render,
+                     keep=lambda d: matches(wanted, d.labels or {}),
+                     scope=",".join(f"{k}={v}" for k, v in sorted(wanted.items())))
+
+
+def devices_matching(session: Session, selector: dict[str, str]) -> list[Device]:
+    """Every device that is not revoked and whose labels match ``selector``, by name: the
+    devices a rollout gives work to."""
+    query = (sa.select(Device).options(*_device_loads()).where(Device.revoked_at.is_(None))
+             .order_by(*_DEVICES.clauses()))
     return [d for d in session.scalars(query) if matches(selector, d.labels or {})]
 
 

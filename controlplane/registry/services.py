@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from controlplane.config import Settings
 from controlplane.db import insert_ignoring_conflicts, new_id
 from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
 from controlplane.registry.signing import Signer, build_manifest
 from controlplane.registry.tflite import ModelInfo
@@ -101,15 +104,22 @@ def pending_version_ids(session: Session, *, created_before: dt.datetime) -> lis
     )
 
 
-def list_versions(session: Session) -> list[ModelVersion]:
-    return list(
-        session.scalars(
-            sa.select(ModelVersion)
-            .join(Model)
-            .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model))
-            .order_by(Model.name, ModelVersion.created_at)
-        )
-    )
+_VERSIONS: Order[ModelVersion] = Order("model", (
+    Key(Model.name, lambda mv: mv.model.name),
+    Key(ModelVersion.created_at, lambda mv: mv.created_at, "time"),
+    Key(ModelVersion.id, lambda mv: mv.id),
+))
+
+
+def list_versions(
+    session: Session, page: PageAsk, *, settings: Settings, render: Callable[[ModelVersion], M]
+) -> Page[M]:
+    """A page of every model version, by model name and then oldest first, each as ``render``
+    makes it. Raises InvalidArgumentError (page size or token), ResourceExhaustedError (a
+    version heavier than a whole message)."""
+    query = (sa.select(ModelVersion).join(Model)
+             .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model)))
+    return read_page(session, query, _VERSIONS, page, settings=settings, render=render)
 
 
 def _ensure_artifact(session: Session, sha256: str, size: int) -> None:

@@ -10,6 +10,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DeviceModel
 from controlplane.fleet.selection import choose_variant
 from controlplane.jobs.outbox import enqueue_after_commit
+from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.models import ModelVersion
 from controlplane.registry.services import find_version
 from controlplane.registry.signing import Signer
@@ -122,14 +124,20 @@ def get_rollout(session: Session, rollout_id: str, *, lock: bool = False) -> Rol
     return rollout
 
 
-def list_rollouts(session: Session) -> list[Rollout]:
-    return list(
-        session.scalars(
-            sa.select(Rollout)
-            .options(selectinload(Rollout.waves), selectinload(Rollout.targets))
-            .order_by(Rollout.created_at.desc())
-        )
-    )
+_ROLLOUTS: Order[Rollout] = Order("rollout", (
+    Key(Rollout.created_at, lambda r: r.created_at, "time"),
+    Key(Rollout.id, lambda r: r.id),
+), descending=True)
+
+
+def list_rollouts(
+    session: Session, page: PageAsk, *, settings: Settings, render: Callable[[Rollout], M]
+) -> Page[M]:
+    """A page of the rollouts, newest first, each as ``render`` makes it. Raises
+    InvalidArgumentError (page size or token)."""
+    query = sa.select(Rollout).options(selectinload(Rollout.waves),
+                                       selectinload(Rollout.targets))
+    return read_page(session, query, _ROLLOUTS, page, settings=settings, render=render)
 
 
 def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
@@ -166,7 +174,7 @@ def start(
     mv = _model_version(session, rollout)
     selector = parse_target(rollout.selector)
     wave = rollout.waves[0]
-    for device in fleet.list_devices(session, selector, include_revoked=False):
+    for device in fleet.devices_matching(session, selector):
         hardware = device.hardware.profile if device.hardware else None
         choice = choose_variant(mv.variants, hardware, mv.min_runtime)
         dm = session.get(DeviceModel, (device.id, mv.model.name))

@@ -8,6 +8,7 @@ import threading
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from controlplane.api import convert
 from controlplane.auth import services
 from controlplane.auth.models import EnrollmentToken
 from controlplane.auth.policy import Principal
@@ -20,6 +21,7 @@ from controlplane.errors import (
     UnauthenticatedError,
 )
 from controlplane.fleet import services as fleet_services
+from controlplane.pages import PageAsk
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 
@@ -213,7 +215,8 @@ def test_an_expired_admin_token_does_not_count_as_the_last_working_one(
     expired: refused, since nobody could create tokens afterwards."""
     with transaction(session_factory) as s:
         services.ensure_admin_token(s)
-        first = services.list_operator_tokens(s)[0]
+        first = services.list_operator_tokens(s, PageAsk(), settings=Settings(),
+                                               render=convert.operator_token).items[0]
         services.create_operator_token(s, role="admin", expires_in_seconds=60, now=NOW)
     with transaction(session_factory) as s, pytest.raises(FailedPreconditionError,
                                                           match="last admin token"):

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from controlplane.api import convert
 from controlplane.auth import services as auth
 from controlplane.auth.models import EnrollmentToken
 from controlplane.auth.policy import Principal
@@ -18,6 +19,7 @@ from controlplane.errors import InvalidArgumentError, UnauthenticatedError
 from controlplane.fleet import services as fleet
 from controlplane.fleet import services as fleet_services
 from controlplane.fleet.models import Device
+from controlplane.pages import PageAsk
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 
@@ -125,5 +127,6 @@ def test_a_revoked_device_cannot_come_back_with_its_enrollment_key(
         with pytest.raises(UnauthenticatedError):
             authenticate(s, credential, now=NOW)
         assert s.get(EnrollmentToken, token_id).uses_left == 2  # nothing spent by the refusal
-        assert [d.id for d in fleet.list_devices(s, {}, include_revoked=False)] == []
-        assert [d.id for d in fleet.list_devices(s, {})] == [device_id]  # kept for the record
+        assert [d.id for d in fleet.devices_matching(s, {})] == []
+        listed = fleet.list_devices(s, "", PageAsk(), settings=Settings(), render=convert.device)
+        assert [d.id for d in listed.items] == [device_id]  # kept for the record

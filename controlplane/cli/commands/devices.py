@@ -55,9 +55,9 @@ def render_device(doc: dict[str, Any]) -> str:
 
 
 def list_devices(args: argparse.Namespace, inv: Invocation) -> int:
+    request = pb.ListDevicesRequest(selector=args.selector or "")
     with inv.admin("viewer") as admin:
-        response = admin.call("ListDevices", pb.ListDevicesRequest(selector=args.selector or ""))
-    docs = [convert.device(d) for d in response.devices]
+        docs = [convert.device(d) for d in admin.items("ListDevices", request, "devices")]
     inv.output.result({"devices": docs}, lambda d: render_table(
         ("id", "name", "labels", "arch", "interpreter", "last seen", "active models", "revoked"),
         [(x["id"], x["name"], x["labels"], (x["hardware"] or {}).get("arch"),

@@ -81,8 +81,8 @@ def push(args: argparse.Namespace, inv: Invocation) -> int:
 
 def list_models(args: argparse.Namespace, inv: Invocation) -> int:
     with inv.admin("viewer") as admin:
-        response = admin.call("ListModels", pb.ListModelsRequest())
-    docs = [convert.model_version(m) for m in response.models]
+        docs = [convert.model_version(m)
+                for m in admin.items("ListModels", pb.ListModelsRequest(), "models")]
     inv.output.result({"models": docs}, lambda d: render_table(
         ("name", "version", "status", "size", "variants ready", "created"),
         [(m["name"], m["version"], m["status"], human_size(m["size"]),

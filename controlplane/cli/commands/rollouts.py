@@ -73,8 +73,8 @@ def create(args: argparse.Namespace, inv: Invocation) -> int:
 
 def list_rollouts(args: argparse.Namespace, inv: Invocation) -> int:
     with inv.admin("viewer") as admin:
-        response = admin.call("ListRollouts", pb.ListRolloutsRequest())
-    docs = [convert.rollout(r) for r in response.rollouts]
+        docs = [convert.rollout(r)
+                for r in admin.items("ListRollouts", pb.ListRolloutsRequest(), "rollouts")]
     inv.output.result({"rollouts": docs}, lambda d: render_table(
         ("id", "model", "selector", "state", "progress", "created"),
         [(r["id"], f"{r['model']}:{r['version']}", r["selector"], r["state"], _progress(r),

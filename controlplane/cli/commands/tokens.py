@@ -42,8 +42,8 @@ def create_enrollment_token(args: argparse.Namespace, inv: Invocation) -> int:
 
 def list_tokens(args: argparse.Namespace, inv: Invocation) -> int:
     with inv.admin("admin") as admin:
-        response = admin.call("ListTokens", pb.ListTokensRequest())
-    docs = [convert.operator_token(t) for t in response.tokens]
+        docs = [convert.operator_token(t)
+                for t in admin.items("ListTokens", pb.ListTokensRequest(), "tokens")]
     inv.output.result({"tokens": docs}, lambda d: render_table(
         ("id", "role", "description", "created", "created by", "expires", "revoked"),
         [(t["id"], t["role"], t["description"], t["created_at"], t["created_by"],
