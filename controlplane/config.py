@@ -50,6 +50,9 @@ class Settings:
     max_tensor_rank: int = 8
     max_channels: int = 4096               # per-channel quantization scales of one tensor
     max_operator_kinds: int = 256
+    # The signature travels in a version, again in each variant and in each signed manifest:
+    # 128 KiB x (1 + 2 x a handful of variants) stays well inside one 4 MiB message.
+    max_signature_bytes: int = 128 * 1024
 
     # Device sync
     poll_interval_seconds: int = 30

@@ -49,7 +49,7 @@ def create_operator_token(
     """
     settings = settings or Settings()
     if role not in ROLES:
-        raise InvalidArgumentError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        raise InvalidArgumentError(f"unknown role {shown(role)}: use one of {', '.join(ROLES)}")
     if len(description) > settings.max_description_chars or "\x00" in description:
         raise InvalidArgumentError(
             f"a token description is at most {settings.max_description_chars} characters of "

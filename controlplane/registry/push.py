@@ -17,6 +17,7 @@ Everything here blocks on the disk: async callers run it off the event loop.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -191,6 +192,11 @@ def check_model_bounds(info: ModelInfo, *, settings: Settings) -> None:
             raise InvalidModelError(
                 f"tensor {t.name!r} has {len(t.quantization.scale)} quantization channels; at "
                 f"most {settings.max_channels} (setting max_channels)")
+    signature = len(json.dumps([t.to_json() for t in tensors]))
+    if signature > settings.max_signature_bytes:
+        raise InvalidModelError(
+            f"the model's inputs and outputs take {signature} bytes to describe; at most "
+            f"{settings.max_signature_bytes} are accepted (setting max_signature_bytes)")
     if len(info.operators) > settings.max_operator_kinds:
         raise InvalidModelError(
             f"the model uses {len(info.operators)} kinds of operator; at most "

@@ -25,10 +25,10 @@ import re
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from controlplane.config import Settings
+from controlplane.db import insert_ignoring_conflicts
 from controlplane.errors import InvalidArgumentError, ResourceExhaustedError
 from controlplane.fleet.models import DeviceModel
 from controlplane.registry.models import Model, ModelVersion, Variant
@@ -259,10 +259,9 @@ def record_metrics(
     if not rows:
         return Outcome(accepted=0, rejections=tuple(rejections))
     rows = [{**row, "device_id": device_id, "received_at": now} for row in rows]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(MetricWindow).on_conflict_do_nothing(index_elements=["device_id", "window_id"])
-    result = session.execute(stmt.returning(MetricWindow.window_id), rows)
+    result = insert_ignoring_conflicts(session, MetricWindow, rows,
+                                       key=["device_id", "window_id"],
+                                       returning=MetricWindow.window_id)
     accepted = len(result.all())
     return Outcome(accepted=accepted, duplicates=len(rows) - accepted,
                    rejections=tuple(rejections))

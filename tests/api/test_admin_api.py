@@ -257,6 +257,33 @@ def test_a_tensor_name_too_long_for_any_message_is_refused_and_lists_keep_workin
     assert [m.name for m in listed.models] == ["ok"]
 
 
+def test_a_signature_too_heavy_for_one_message_is_refused_at_push(server: RunningServer) -> None:
+    """Input tried (M2): the MLP with its output quantized per channel with 4096 scales on each
+    of 40 extra outputs (every name and count within its own bound, the whole description
+    about 3 MB): refused at push naming max_signature_bytes, so no version exists that GetModel
+    or a listing could not carry."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    def heavy(model: object) -> None:
+        subgraph = model.subgraphs[0]  # type: ignore[attr-defined]
+        subgraph.outputs = list(subgraph.outputs)   # unpacked as a numpy array
+        for i in range(40):
+            t = schema.TensorT()
+            t.name, t.shape, t.type, t.buffer = f"extra{i}", [4096], schema.TensorType.INT8, 0
+            q = schema.QuantizationParametersT()
+            q.scale, q.zeroPoint = [0.5] * 4096, [0] * 4096
+            t.quantization = q
+            subgraph.tensors.append(t)
+            subgraph.outputs.append(len(subgraph.tensors) - 1)
+
+    data = modelgen.edit_model(modelgen.build_mlp(seed=3), heavy)
+    with pytest.raises(grpc.RpcError) as err:
+        push(server, "heavy", "1.0.0", data)
+    assert _code(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "max_signature_bytes" in (err.value.details() or "")
+    assert _no_models(server)
+
+
 def test_calibration_larger_than_one_grpc_message_streams_in_chunks(server: RunningServer) -> None:
     """A 5 MiB calibration file (over the 4 MiB message limit) arrives whole and is recorded."""
     import io
