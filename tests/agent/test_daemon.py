@@ -393,7 +393,9 @@ def test_an_enroll_whose_answer_was_lost_is_repeated_with_the_same_enrollment_ke
     key_file = data_dir / "enrollment-key"
     assert key_file.read_text().strip() == key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert agent.status().device_id == cp.device_id
+    # The credential is on disk before the agent uses it (a crash then keeps it): status may
+    # show the device a moment after the file appears.
+    wait_until(lambda: agent.status().device_id == cp.device_id, what="status to show the device")
 
 
 def test_a_run_with_no_trust_key_configured_is_a_configuration_error(start_agent,
