@@ -164,15 +164,15 @@ class Quantization:
         scale, zero_point = obj.get("scale"), obj.get("zero_point", [])
         dim = obj.get("quantized_dimension", 0)
         if (not isinstance(scale, list) or not scale
-                or not all(_is_number(s) and math.isfinite(s) and s > 0 for s in scale)):
+                or not all(is_json_number(s) and math.isfinite(s) and s > 0 for s in scale)):
             raise ContractError(f"quantization scale must be a list of positive numbers: {scale!r}")
-        if not isinstance(zero_point, list) or not all(_is_int(z) for z in zero_point):
+        if not isinstance(zero_point, list) or not all(is_json_int(z) for z in zero_point):
             raise ContractError(f"quantization zero_point must be a list of integers: "
                                 f"{zero_point!r}")
         if zero_point and len(zero_point) != len(scale):
             raise ContractError(f"quantization has {len(scale)} scales and {len(zero_point)} "
                                 "zero points")
-        if not _is_int(dim) or dim < 0:
+        if not is_json_int(dim) or dim < 0:
             raise ContractError(f"quantized_dimension must be a non-negative integer: {dim!r}")
         return cls(tuple(float(s) for s in scale), tuple(int(z) for z in zero_point), dim)
 
@@ -205,17 +205,17 @@ class TensorSpec:
             raise ContractError(f"tensor name must be a non-empty string: {name!r}")
         if not isinstance(dtype, str) or not dtype:
             raise ContractError(f"tensor {name!r}: dtype must be a non-empty string")
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= -1 for d in shape):
+        if not isinstance(shape, list) or not all(is_json_int(d) and d >= -1 for d in shape):
             raise ContractError(f"tensor {name!r}: shape {shape!r} is not a list of integers")
         quant = obj.get("quantization")
         return cls(name, tuple(shape), dtype,
                    None if quant is None else Quantization.from_json(quant))
 
 
-def _is_int(value: object) -> bool:
+def is_json_int(value: object) -> bool:
     # bool is an int in Python; a JSON true is never a dimension or a zero point.
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def is_json_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,26 @@ def available() -> list[str]:
         except InterpreterMissing:
             continue
         found.append(name)
+    return found
+
+
+def installed_versions() -> dict[str, str]:
+    """``{name: version}`` of the interpreters installed here, in ``PREFERENCE`` order, found
+    without importing them: a process that runs models in children (the control plane) keeps
+    both TFLite builds out of its own address space."""
+    found = {}
+    for name in PREFERENCE:
+        package = INTERPRETERS[name]
+        try:
+            spec = importlib.util.find_spec(package.module.split(".")[0])
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue
+        try:
+            found[name] = importlib.metadata.version(package.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "unknown"
     return found
 
 
