@@ -16,6 +16,8 @@ from pathlib import Path
 from controlplane.durations import parse_duration
 
 MiB = 1024 * 1024
+#: Every kind the optimize pipeline makes, reference first (controlplane.optimize.recipes).
+VARIANT_KINDS = ("float32", "float16", "dynamic_int8", "weight_only_int8", "int8")
 DB_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg", "sqlite"})
 REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket"})
 
@@ -36,6 +38,8 @@ class Settings:
     # What a calibration .npz may inflate to, and hold, judged from its headers before loading.
     max_calibration_inflated_bytes: int = 256 * MiB
     max_calibration_samples: int = 10_000
+    # Fewer samples than this cannot show the activation ranges int8 calibration looks for.
+    min_calibration_samples: int = 8
     # A push stream that sends nothing for this long is cut (its temp files removed), and at
     # most this many pushes are received at once: idle streams must not hold the disk.
     push_idle_timeout_seconds: float = 60.0
@@ -100,11 +104,35 @@ class Settings:
     max_description_chars: int = 200
     enrollment_token_max_ttl_seconds: int = 366 * 24 * 3600
 
+    # The optimize pipeline (controlplane.optimize). Which variants a push yields: a kind left
+    # out is recorded as skipped with this setting as the reason.
+    variant_kinds: tuple[str, ...] = VARIANT_KINDS
+    # The interpreter the reference outputs are computed in (the newest runtime, which runs
+    # every kernel correctly), and those every variant is measured in: () is every interpreter
+    # of the contract installed on this host.
+    reference_interpreter: str = "ai-edge-litert"
+    measure_interpreters: tuple[str, ...] = ()
+    # Inputs measured on: at most this many calibration samples, or this many synthetic ones
+    # from the input signature when the push brought none.
+    measure_samples: int = 64
+    synthetic_samples: int = 16
+    # The accuracy a variant must keep against the reference on every output, per interpreter;
+    # a push may ask for its own (model push --min-cosine/--min-top1).
+    min_cosine: float = 0.99
+    min_top1: float = 0.95
+    # Golden samples in each variant's signed manifest: at most this many, and this many bytes.
+    golden_samples: int = 4
+    max_golden_bytes: int = 256 * 1024
+    # Bounds one variant's build (the quantizer runs in a child process), and the calibration
+    # samples the full-integer variant is calibrated on.
+    build_timeout_seconds: int = 300
+    quantize_samples: int = 256
+
     # Background work
     rollout_tick_seconds: float = 2.0
     measure_runs: int = 20
     measure_timeout_seconds: int = 120
-    # A version still pending after this long gets its measurement task sent again.
+    # A version still pending after this long gets its pipeline task sent again.
     measure_resend_seconds: int = 300
     measure_sweep_seconds: float = 60.0
     # How often a server retries task sends the broker refused (Redis down).
@@ -193,6 +221,13 @@ class Settings:
                 env["start_wait_seconds"] = float(parse_duration(v))
             except ValueError as exc:
                 raise ValueError(f"EDGEFLEET_START_WAIT: {exc}") from exc
+        if v := os.environ.get("EDGEFLEET_VARIANT_KINDS"):
+            kinds = tuple(k.strip() for k in v.split(",") if k.strip())
+            unknown = sorted(set(kinds) - set(VARIANT_KINDS))
+            if unknown:
+                raise ValueError(f"EDGEFLEET_VARIANT_KINDS: unknown kind(s) {unknown}; use "
+                                 f"some of {', '.join(VARIANT_KINDS)}")
+            env["variant_kinds"] = kinds
         env.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in env:
             env["data_dir"] = Path(str(env["data_dir"]))

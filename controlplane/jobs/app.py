@@ -17,7 +17,9 @@ from controlplane.jobs.base import bind_plane
 if TYPE_CHECKING:  # the plane imports the domains, whose tasks import this
     from controlplane.app import ControlPlane
 
-app = Celery("edgefleet", include=["controlplane.registry.tasks", "controlplane.rollouts.tasks"])
+app = Celery("edgefleet", include=[
+    "controlplane.registry.tasks", "controlplane.optimize.tasks", "controlplane.rollouts.tasks",
+])
 app.conf.update(
     # Until ``configure`` says otherwise, sends stay in this process (never a default AMQP
     # broker on localhost that happens to answer).

@@ -36,10 +36,12 @@ def check_calibration(
     *,
     max_inflated_bytes: int,
     max_samples: int,
+    min_samples: int = 1,
 ) -> CalibrationSummary:
     """Check ``data`` (the .npz bytes) against the model's ``inputs``.
 
-    Raises InvalidArgumentError (not a readable .npz, names, dtypes or shapes that do not fit),
+    Raises InvalidArgumentError (not a readable .npz, names, dtypes or shapes that do not fit,
+    fewer than ``min_samples``),
     ResourceExhaustedError (inflates past ``max_inflated_bytes``, more than ``max_samples``).
     """
     try:
@@ -64,6 +66,10 @@ def check_calibration(
         raise InvalidArgumentError(
             f"calibration arrays hold different numbers of samples: {counts}")
     (n,) = samples
+    if n < min_samples:
+        raise InvalidArgumentError(
+            f"calibration file holds {n} sample(s); full-integer calibration needs at least "
+            f"{min_samples} (setting min_calibration_samples) to find activation ranges")
     if n > max_samples:
         raise ResourceExhaustedError(
             f"calibration file holds {n} samples; this server accepts at most {max_samples} "

@@ -88,11 +88,10 @@ def measure_latency(
     except (ValueError, RuntimeError) as exc:
         raise ModelRunError(f"{name} could not run {Path(model_path).name}: {exc}") from exc
 
-    ordered = sorted(t / 1e6 for t in timings_ns)
+    median, p95 = _latency_figures(timings_ns)
     return Measurement(
-        latency_ms_median=statistics.median(ordered),
-        # Nearest-rank percentile: an observed latency, never an interpolated one.
-        latency_ms_p95=ordered[math.ceil(0.95 * len(ordered)) - 1],
+        latency_ms_median=median,
+        latency_ms_p95=p95,
         interpreter_name=name,
         interpreter_version=version,
         runs=runs,
@@ -132,6 +131,79 @@ def reference_outputs(
         raise ModelRunError(f"{name} could not run {Path(model_path).name}: {exc}") from exc
     return {d["name"]: _to_real(runner.get_tensor(d["index"]), d)
             for d in runner.get_output_details()}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model run on every sample of a batch: its real-valued outputs stacked over the samples
+    (``{name: (samples, *shape)}``) and the latency of ``invoke()`` over ``runs`` timed runs."""
+
+    outputs: dict[str, np.ndarray]
+    latency_ms_median: float
+    latency_ms_p95: float
+    interpreter_name: str
+    interpreter_version: str
+
+
+def evaluate(
+    model_path: Path,
+    samples: Mapping[str, np.ndarray],
+    *,
+    runs: int,
+    interpreter: str = "auto",
+) -> Evaluation:
+    """Run the model on each sample of ``samples`` (``{input name: (N, *shape)}``, real values),
+    then time ``runs`` invocations cycling over the samples after ``_WARMUP_RUNS`` untimed ones.
+
+    Raises:
+        ValueError: the samples do not fit the model's inputs, or ``runs`` < 1.
+        ModelRunError, InterpreterUnavailableError: as ``measure_latency``.
+    """
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    name, version, runner = _load(model_path, interpreter, 1)
+    details = runner.get_input_details()
+    if set(samples) != {d["name"] for d in details}:
+        raise ValueError(f"samples must be exactly {sorted(d['name'] for d in details)}, "
+                         f"got {sorted(samples)}")
+    count = {len(np.asarray(v)) for v in samples.values()}
+    if len(count) != 1 or 0 in count:
+        raise ValueError("every input needs the same, non-zero number of samples")
+    n = count.pop()
+    tensors = [[(d["index"], _to_tensor(np.asarray(samples[d["name"]][i]).reshape(d["shape"]), d))
+                for d in details] for i in range(n)]
+    outputs: dict[str, list[np.ndarray]] = {d["name"]: [] for d in runner.get_output_details()}
+    timings_ns = []
+    try:
+        for i in range(n):
+            for index, value in tensors[i]:
+                runner.set_tensor(index, value)
+            runner.invoke()
+            for d in runner.get_output_details():
+                outputs[d["name"]].append(_to_real(runner.get_tensor(d["index"]), d))
+        for i in range(_WARMUP_RUNS + runs):
+            for index, value in tensors[i % n]:
+                runner.set_tensor(index, value)
+            start = time.perf_counter_ns()
+            runner.invoke()
+            elapsed = time.perf_counter_ns() - start
+            if i >= _WARMUP_RUNS:
+                timings_ns.append(elapsed)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelRunError(f"{name} could not run {Path(model_path).name}: {exc}") from exc
+    median, p95 = _latency_figures(timings_ns)
+    return Evaluation(
+        outputs={k: np.stack(v) for k, v in outputs.items()},
+        latency_ms_median=median, latency_ms_p95=p95,
+        interpreter_name=name, interpreter_version=version,
+    )
+
+
+def _latency_figures(timings_ns: list[int]) -> tuple[float, float]:
+    """(median, p95) in milliseconds; the p95 is nearest-rank: an observed latency, never an
+    interpolated one."""
+    ordered = sorted(t / 1e6 for t in timings_ns)
+    return statistics.median(ordered), ordered[math.ceil(0.95 * len(ordered)) - 1]
 
 
 def _to_tensor(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:

@@ -9,7 +9,7 @@ Invariants:
   the calibration file fits the model's inputs (checked from its headers, ``calibration``).
 - A refused, truncated or abandoned push leaves no file: the uploads are opened lazily, one at a
   time, and ``PushReceiver.abort`` (or any failure inside the receiver) removes every one.
-- Registration asks for the version's measurement (``registry.measure_version``) in the same
+- Registration asks for the version's optimize pipeline (``optimize.run_pipeline``) in the same
   transaction, sent only after it commits.
 
 Everything here blocks on the disk: async callers run it off the event loop.
@@ -36,7 +36,7 @@ from protos.contract import ContractError
 from protos.contract.identifiers import check_sha256
 
 Part = Literal["calibration", "model"]
-MEASURE_TASK = "registry.measure_version"
+PIPELINE_TASK = "optimize.run_pipeline"
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class PushHeader:
     sha256: str = ""
     calibration_size: int = 0
     calibration_sha256: str = ""
+    # The push's own accuracy tolerance ({"min_cosine": x, "min_top1": y}, either may be left
+    # out): what its variants must keep against the reference; None: the server's settings.
+    tolerance: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ def check_header(header: PushHeader, *, settings: Settings) -> None:
                 raise InvalidArgumentError(f"header {what}: {exc}") from exc
     if not header.calibration_size and header.calibration_sha256:
         raise InvalidArgumentError("calibration_sha256 given without calibration bytes")
+    for field, value in (header.tolerance or {}).items():
+        if not 0.0 <= value <= 1.0:   # NaN fails this too
+            raise InvalidArgumentError(f"tolerance {field} must be from 0 to 1, got {value!r}")
 
 
 def check_new(session: Session, header: PushHeader, *, settings: Settings) -> None:
@@ -156,7 +162,8 @@ class PushReceiver:
             check_calibration(
                 calibration.read_back(), info.inputs,
                 max_inflated_bytes=self._settings.max_calibration_inflated_bytes,
-                max_samples=self._settings.max_calibration_samples)
+                max_samples=self._settings.max_calibration_samples,
+                min_samples=self._settings.min_calibration_samples)
         h = self.header
         model = self._uploads["model"].commit(expected_sha256=h.sha256 or None,
                                               expected_size=h.size)
@@ -219,9 +226,10 @@ def register(session: Session, received: ReceivedPush, *, created_by: str | None
         calibration=(services.Upload(sha256=received.calibration.sha256,
                                      size=received.calibration.size)
                      if received.calibration else None),
+        tolerance=h.tolerance,
         created_by=created_by,
     )
-    enqueue_after_commit(session, MEASURE_TASK, mv.id)
+    enqueue_after_commit(session, PIPELINE_TASK, mv.id)
     session.flush()
     return services.find_version(session, h.name, h.version)
 

@@ -3,8 +3,8 @@
 Invariants:
 - A ``ModelVersion`` row is written only for bytes that ``inspect_model`` accepted and that the
   artifact store committed under their sha256; a refused upload leaves neither row nor file.
-- The uploaded file is the version's first variant; its manifest is signed only after the measure
-  task ran it in a real interpreter.
+- The uploaded file is the version's first variant, the reference the others are measured
+  against; the optimize pipeline (``controlplane.optimize``) builds, measures and signs them all.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from controlplane.db import insert_ignoring_conflicts, new_id
 from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
-from controlplane.registry.signing import Signer, build_manifest
 from controlplane.registry.tflite import ModelInfo
 from controlplane.validation import shown
 
@@ -69,7 +68,8 @@ def find_version(session: Session, name: str, version: str = "") -> ModelVersion
         sa.select(ModelVersion)
         .join(Model)
         .where(Model.name == name)
-        .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model))
+        .options(selectinload(ModelVersion.variants).selectinload(Variant.measurements),
+                     selectinload(ModelVersion.model))
     )
     if version:
         q = q.where(ModelVersion.version == version)
@@ -118,11 +118,12 @@ def list_versions(
     makes it. Raises InvalidArgumentError (page size or token), ResourceExhaustedError (a
     version heavier than a whole message)."""
     query = (sa.select(ModelVersion).join(Model)
-             .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model)))
+             .options(selectinload(ModelVersion.variants).selectinload(Variant.measurements),
+                     selectinload(ModelVersion.model)))
     return read_page(session, query, _VERSIONS, page, settings=settings, render=render)
 
 
-def _ensure_artifact(session: Session, sha256: str, size: int) -> None:
+def ensure_artifact(session: Session, sha256: str, size: int) -> None:
     # Concurrent pushes of the same bytes (or of a version's calibration file) may race here.
     insert_ignoring_conflicts(session, Artifact, [{"sha256": sha256, "size": size}],
                               key=["sha256"])
@@ -159,6 +160,7 @@ def register_version(
     model: Upload,
     info: ModelInfo,
     calibration: Upload | None,
+    tolerance: dict[str, float] | None = None,
     created_by: str | None,
 ) -> ModelVersion:
     """Record a validated, stored upload as a new pending version with its first variant.
@@ -168,9 +170,9 @@ def register_version(
     check_name_version(name, version)
     if version_exists(session, name, version):
         raise AlreadyExistsError(f"{name}:{version} already exists: push a new version number")
-    _ensure_artifact(session, model.sha256, model.size)
+    ensure_artifact(session, model.sha256, model.size)
     if calibration is not None:
-        _ensure_artifact(session, calibration.sha256, calibration.size)
+        ensure_artifact(session, calibration.sha256, calibration.size)
     model_id = _model_id(session, name)
     inputs = [t.to_json() for t in info.inputs]
     outputs = [t.to_json() for t in info.outputs]
@@ -188,6 +190,7 @@ def register_version(
                 operators=list(info.operators),
                 min_runtime=info.min_runtime,
                 calibration_sha256=calibration.sha256 if calibration else None,
+                tolerance=tolerance or None,
                 created_by=created_by,
             )
             session.add(mv)
@@ -207,56 +210,6 @@ def register_version(
             f"{name}:{version} already exists: push a new version number"
         ) from exc
     return mv
-
-
-def mark_variant_measured(
-    session: Session,
-    variant: Variant,
-    *,
-    signer: Signer,
-    latency_ms: float,
-    measured_with: str,
-    now: dt.datetime,
-) -> None:
-    """Record a successful measurement and sign the variant's manifest; the version becomes ready
-    once none of its variants is pending."""
-    mv = variant.model_version
-    manifest = build_manifest(
-        model=mv.model.name,
-        version=mv.version,
-        variant=variant.kind,
-        sha256=variant.artifact_sha256,
-        size=variant.size,
-        inputs=variant.inputs,
-        outputs=variant.outputs,
-        min_runtime=mv.min_runtime,
-        created_at=now,
-    )
-    signed = signer.sign_document(manifest)
-    variant.latency_ms = latency_ms
-    variant.measured_with = measured_with
-    variant.manifest_payload = signed.payload
-    variant.manifest_signature = signed.signature
-    variant.manifest_key_id = signed.key_id
-    variant.status = "ready"
-    _settle_version(mv)
-
-
-def mark_variant_failed(session: Session, variant: Variant, reason: str) -> None:
-    variant.status = "failed"
-    variant.failure = reason[:2000]
-    _settle_version(variant.model_version)
-
-
-def _settle_version(mv: ModelVersion) -> None:
-    statuses = {v.status for v in mv.variants}
-    if "pending" in statuses:
-        return
-    if "ready" in statuses:
-        mv.status, mv.failure = "ready", ""
-    else:
-        mv.status = "failed"
-        mv.failure = "; ".join(f"{v.kind}: {v.failure}" for v in mv.variants if v.failure)
 
 
 def manifest_json(variant: Variant) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ from protos.contract.documents import (
     rfc3339,
 )
 from protos.contract.files import fsync_dir, replace_atomically, write_temp_beside
+from protos.contract.golden import GoldenRef
 from protos.contract.identifiers import check_sha256
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,12 @@ def build_manifest(
     outputs: Sequence[TensorSpec | Mapping[str, Any]],
     min_runtime: str,
     created_at: datetime,
+    golden: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An ``edgefleet.manifest.v1`` document. Raises ValueError on an invalid field."""
+    """An ``edgefleet.manifest.v1`` document. ``golden`` is the reference to the variant's
+    golden samples (``protos.contract.golden``), left out when None.
+
+    Raises ValueError on an invalid field."""
     for field, value in (("model", model), ("version", version), ("variant", variant),
                          ("min_runtime", min_runtime)):
         if not isinstance(value, str) or not value:
@@ -148,7 +153,7 @@ def build_manifest(
         raise ValueError(f"manifest {exc}") from exc
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"manifest size must be a non-negative integer, got {size!r}")
-    return {
+    doc = {
         "type": MANIFEST_TYPE,
         "model": model,
         "version": version,
@@ -160,6 +165,14 @@ def build_manifest(
         "inputs": [_tensor_json(t) for t in inputs],
         "outputs": [_tensor_json(t) for t in outputs],
     }
+    if golden is not None:
+        try:
+            ref = GoldenRef.from_json(golden, [TensorSpec.from_json(t) for t in
+                                               (_tensor_json(t) for t in outputs)])
+        except ContractError as exc:
+            raise ValueError(f"manifest {exc}") from exc
+        doc["golden"] = ref.to_json()
+    return doc
 
 
 def build_desired_state(
