@@ -4,7 +4,8 @@
     ├── InvalidArgumentError              the caller sent something malformed or unusable
     │   ├── InvalidModelError             bytes that are not a TFLite model we accept (registry)
     │   │   └── ModelRunError             it parses, but an interpreter will not load/run it
-    │   └── ArtifactIntegrityError        bytes disagree with the size/sha256 they claim
+    │   ├── ArtifactIntegrityError        bytes disagree with the size/sha256 they claim
+    │   └── VariantBuildError             this optimized variant cannot be made from the model
     ├── NotFoundError                     the thing named does not exist (or is not the caller's)
     │   └── ArtifactNotFoundError         no artifact with that sha256 in the store
     ├── AlreadyExistsError                creating what exists (model name:version)
@@ -19,13 +20,15 @@
     │   └── DependencyUnreachableError    the database or Redis does not answer
     └── ConfigurationError                the server or worker was set up wrong and cannot start
         ├── SigningKeyError               the signing key files are missing or unusable
-        └── SchemaError                   the database schema is not at the code's migration head
+        ├── SchemaError                   the database schema is not at the code's migration head
+        └── QuantizerNotInstalledError    variants are built where the optimize extra is missing
 
-Domain errors live with their domain (``registry.errors``) and subclass a category here. The
-categories are mapped to gRPC status codes in one place (``api.errors``) and to exit codes in
-one place (``cli.errors``); nothing else raises ``SystemExit``. Anything else that escapes is a
-bug: INTERNAL with a generic message over gRPC, a traceback in the CLI. Misuse by calling code (a
-negative offset, a naive datetime) is a ``ValueError``/``RuntimeError``, as with any Python API.
+Domain errors live with their domain (``registry.errors``, ``optimize.errors``) and subclass a
+category here. The categories are mapped to gRPC status codes in one place (``api.errors``) and
+to exit codes in one place (``cli.errors``); nothing else raises ``SystemExit``. Anything else
+that escapes is a bug: INTERNAL with a generic message over gRPC, a traceback in the CLI. Misuse
+by calling code (a negative offset, a naive datetime) is a ``ValueError``/``RuntimeError``, as
+with any Python API.
 """
 
 from __future__ import annotations
