@@ -116,7 +116,7 @@ def build_cnn(
     CONV_2D 3x3 SAME stride 1 with fused RELU -> MAX_POOL_2D (or AVERAGE_POOL_2D) 2x2 stride 2
     VALID -> RESHAPE to ``[batch, -]`` -> FULLY_CONNECTED -> SOFTMAX. ``input_shape`` is NHWC.
     """
-    batch, height, width, _ = _check_image_shape(input_shape)
+    batch = _check_image_shape(input_shape)[0]
     if pool not in ("max", "avg"):
         raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
     params = cnn_params(seed=seed, input_shape=input_shape, filters=filters, classes=classes)
@@ -124,42 +124,12 @@ def build_cnn(
 
     g = _Graph()
     x = g.tensor(input_name, input_shape)
-    conv = g.tensor("conv", (batch, height, width, filters))
-    g.op(
-        schema.BuiltinOperator.CONV_2D,
-        [x, g.constant("conv/filter", params.conv_filter),
-         g.constant("conv/bias", params.conv_bias)],
-        [conv],
-        schema.BuiltinOptions.Conv2DOptions,
-        _options(
-            schema.Conv2DOptionsT(), padding=schema.Padding.SAME, strideW=1, strideH=1,
-            fusedActivationFunction=schema.ActivationFunctionType.RELU,
-            dilationWFactor=1, dilationHFactor=1,
-        ),
-    )
-    pooled = g.tensor("pool", (batch, height // 2, width // 2, filters))
+    conv = g.conv2d("conv", x, params.conv_filter, params.conv_bias, stride=1,
+                    activation=schema.ActivationFunctionType.RELU)
     pool_op = {"max": schema.BuiltinOperator.MAX_POOL_2D,
                "avg": schema.BuiltinOperator.AVERAGE_POOL_2D}[pool]
-    g.op(
-        pool_op,
-        [conv],
-        [pooled],
-        schema.BuiltinOptions.Pool2DOptions,
-        _options(
-            schema.Pool2DOptionsT(), padding=schema.Padding.VALID, strideW=2, strideH=2,
-            filterWidth=2, filterHeight=2,
-            fusedActivationFunction=schema.ActivationFunctionType.NONE,
-        ),
-    )
-    flat_shape = [batch, flat]
-    flattened = g.tensor("flatten", flat_shape)
-    g.op(
-        schema.BuiltinOperator.RESHAPE,
-        [pooled, g.constant("flatten/shape", np.array(flat_shape, np.int32))],
-        [flattened],
-        schema.BuiltinOptions.ReshapeOptions,
-        _options(schema.ReshapeOptionsT(), newShape=flat_shape),
-    )
+    pooled = g.pool2d("pool", pool_op, conv, size=(2, 2), stride=2)
+    flattened = g.reshape("flatten", pooled, (batch, flat))
     logits = g.dense("logits", flattened, params.fc_weights, params.fc_bias, batch, relu=False)
     out = g.softmax(output_name, logits, (batch, classes))
     return g.finish(inputs=[(input_name, x)], outputs=[(output_name, out)])
@@ -301,6 +271,71 @@ class _Graph:
         o.builtinOptionsType = options_type
         o.builtinOptions = options
         self.operators.append(o)
+
+    def conv2d(self, name: str, x: int, filters: np.ndarray, bias: np.ndarray, *, stride: int,
+               activation: int) -> int:
+        """CONV_2D, SAME padding: ``filters`` is ``[out, kh, kw, in]``, the output NHWC with
+        ``out`` channels and each spatial extent ``ceil(extent / stride)``."""
+        return self._conv(
+            name, schema.BuiltinOperator.CONV_2D, x, filters, bias, stride=stride,
+            channels=filters.shape[0], options_type=schema.BuiltinOptions.Conv2DOptions,
+            options=_options(schema.Conv2DOptionsT(), padding=schema.Padding.SAME,
+                             strideW=stride, strideH=stride, fusedActivationFunction=activation,
+                             dilationWFactor=1, dilationHFactor=1),
+        )
+
+    def depthwise_conv2d(self, name: str, x: int, filters: np.ndarray, bias: np.ndarray, *,
+                         stride: int, activation: int) -> int:
+        """DEPTHWISE_CONV_2D, depth multiplier 1, SAME padding: ``filters`` is
+        ``[1, kh, kw, channels]``, one spatial filter per input channel; the output keeps the
+        channels and, like ``conv2d``, has each spatial extent ``ceil(extent / stride)``."""
+        channels = self.tensors[x].shape[3]
+        if filters.shape[0] != 1 or filters.shape[3] != channels:
+            raise ValueError(f"a depthwise filter for {channels} channels is [1, kh, kw, "
+                             f"{channels}], got {list(filters.shape)}")
+        return self._conv(
+            name, schema.BuiltinOperator.DEPTHWISE_CONV_2D, x, filters, bias, stride=stride,
+            channels=channels, options_type=schema.BuiltinOptions.DepthwiseConv2DOptions,
+            options=_options(schema.DepthwiseConv2DOptionsT(), padding=schema.Padding.SAME,
+                             strideW=stride, strideH=stride, depthMultiplier=1,
+                             fusedActivationFunction=activation,
+                             dilationWFactor=1, dilationHFactor=1),
+        )
+
+    def _conv(self, name: str, code: int, x: int, filters: np.ndarray, bias: np.ndarray, *,
+              stride: int, channels: int, options_type: int, options: object) -> int:
+        batch, height, width, _ = self.tensors[x].shape
+        # SAME padding covers every input position, so the output is ceil(extent / stride).
+        out = self.tensor(name, (batch, -(-height // stride), -(-width // stride), channels))
+        self.op(code, [x, self.constant(f"{name}/filter", filters),
+                       self.constant(f"{name}/bias", bias)],
+                [out], options_type, options)
+        return out
+
+    def pool2d(self, name: str, code: int, x: int, *, size: tuple[int, int], stride: int) -> int:
+        """MAX_POOL_2D or AVERAGE_POOL_2D over ``size`` (height, width) windows, VALID padding:
+        windows lie wholly inside the input, so each extent is ``(extent - size) // stride + 1``."""
+        batch, height, width, channels = self.tensors[x].shape
+        if size[0] > height or size[1] > width:
+            raise ValueError(f"a {size[0]}x{size[1]} pool does not fit a {height}x{width} input")
+        out = self.tensor(name, (batch, (height - size[0]) // stride + 1,
+                                 (width - size[1]) // stride + 1, channels))
+        self.op(code, [x], [out], schema.BuiltinOptions.Pool2DOptions,
+                _options(schema.Pool2DOptionsT(), padding=schema.Padding.VALID,
+                         strideW=stride, strideH=stride, filterWidth=size[1],
+                         filterHeight=size[0],
+                         fusedActivationFunction=schema.ActivationFunctionType.NONE))
+        return out
+
+    def reshape(self, name: str, x: int, shape: Sequence[int]) -> int:
+        """RESHAPE to ``shape``, given both as the constant second input and in the options
+        (older kernels read only the options)."""
+        out = self.tensor(name, shape)
+        self.op(schema.BuiltinOperator.RESHAPE,
+                [x, self.constant(f"{name}/shape", np.array(shape, np.int32))],
+                [out], schema.BuiltinOptions.ReshapeOptions,
+                _options(schema.ReshapeOptionsT(), newShape=[int(d) for d in shape]))
+        return out
 
     def dense(self, name: str, x: int, weights: np.ndarray, bias: np.ndarray, batch: int, *,
               relu: bool) -> int:
