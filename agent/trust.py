@@ -41,6 +41,7 @@ from protos.contract.documents import (
     parse_payload,
     parse_rfc3339,
 )
+from protos.contract.golden import GoldenRef
 from protos.contract.identifiers import is_sha256
 
 __all__ = [
@@ -143,6 +144,11 @@ def verify_manifest(signed: SignedLike, key: Ed25519PublicKey) -> dict[str, Any]
             raise DocumentError(f"manifest lists no {side}")
         for spec in specs:
             _tensor_spec(spec, side)
+    if doc.get("golden") is not None:
+        try:
+            GoldenRef.from_json(doc["golden"], [TensorSpec.from_json(t) for t in doc["outputs"]])
+        except ContractError as exc:
+            raise DocumentError(f"manifest {exc}") from exc
     return doc
 
 

@@ -117,6 +117,9 @@ class ControlPlaneUnderTest:
 
     def __init__(self, root: Path, *, database_url: str | None = None, **overrides: Any) -> None:
         defaults: dict[str, Any] = {
+            # The reference variant only, unless a benchmark of the pipeline asks for more:
+            # the others measure what happens after a model is ready.
+            "variant_kinds": ("float32",),
             "measure_runs": 3,
             "rollout_tick_seconds": 0.5,
             "shutdown_grace_seconds": 0.5,
@@ -182,14 +185,17 @@ class ControlPlaneUnderTest:
     # -- operator steps ----------------------------------------------------------------------
 
     def push_model(self, name: str, version: str, data: bytes,
-                   timeout: float = 120.0) -> pb.ModelVersion:
-        """Push ``data`` as NAME:VERSION and wait until the server measured it (ready)."""
+                   timeout: float = 120.0, calibration: bytes = b"") -> pb.ModelVersion:
+        """Push ``data`` (and ``calibration``, an .npz) as NAME:VERSION and wait until the
+        server's optimize pipeline settled it (ready)."""
 
         def requests() -> Iterator[pb.PushModelRequest]:
             yield pb.PushModelRequest(header=pb.PushModelHeader(
                 name=name, version=version, size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
+                sha256=hashlib.sha256(data).hexdigest(), calibration_size=len(calibration),
             ))
+            for i in range(0, len(calibration), PUSH_CHUNK_BYTES):
+                yield pb.PushModelRequest(calibration_chunk=calibration[i:i + PUSH_CHUNK_BYTES])
             view = memoryview(data)
             for i in range(0, len(data), PUSH_CHUNK_BYTES):
                 yield pb.PushModelRequest(chunk=bytes(view[i:i + PUSH_CHUNK_BYTES]))

@@ -68,6 +68,8 @@ class Settings:
     # room to spare: past these a rollout refuses the device instead of breaking its Sync.
     max_desired_state_bytes: int = 1 * MiB
     max_models_per_device: int = 32
+    # A rollout shows why its devices failed, for at most this many of them.
+    max_failures_shown: int = 20
 
     # Listings (ListTokens, ListModels, ListDevices, ListRollouts) come in pages: page_size 0
     # asks for the default, more than the maximum is refused. Whatever the size, a page stops

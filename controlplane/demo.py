@@ -23,9 +23,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from protos.contract.interpreters import installed_versions
+
 T = TypeVar("T")
 
-MODEL_NAME = "demo-cnn"
+MODEL_NAME = "demo-mobilenet"
 MODEL_VERSION = "1.0.0"
 
 
@@ -59,6 +61,8 @@ class Demo:
     def __init__(self, root: Path, devices: int) -> None:
         self.root = root
         self.devices = devices
+        self.variants_table = ""
+        self.model: dict[str, Any] = {}
         self.server_dir = root / "server"
         self.addr = f"127.0.0.1:{_free_port()}"
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -67,9 +71,11 @@ class Demo:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def spawn(self, label: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(self, label: str, args: list[str],
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{label}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                env={**self.env, **(env or {})})
         self.procs.append((label, proc))
         return proc
 
@@ -89,6 +95,15 @@ class Demo:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+    def cli_text(self, *args: str) -> str:
+        """Run ``edgefleet ARGS`` and return the table it prints."""
+        out = subprocess.run([_bin("edgefleet"), *args], env=self.env, capture_output=True,
+                             timeout=120)
+        if out.returncode != 0:
+            raise DemoError(f"edgefleet {' '.join(args)} failed ({out.returncode}): "
+                            f"{out.stderr.decode(errors='replace').strip()}")
+        return out.stdout.decode()
 
     def cli(self, *args: str) -> Any:
         """Run ``edgefleet ARGS -o json`` and return its JSON document."""
@@ -125,13 +140,15 @@ class Demo:
         self.env["EDGEFLEET_TOKEN"] = admin
         _wait("the server to answer", lambda: self._answers(), 60)
 
-        say("2/7 generating a real TFLite CNN and calibration data with controlplane.modelgen")
-        model_path = self.root / "demo-cnn.tflite"
-        model_path.write_bytes(modelgen.build_cnn(seed=7))
+        say("2/7 generating a real MobileNet-like TFLite CNN and calibration data "
+            "(controlplane.modelgen)")
+        model_path = self.root / "demo-mobilenet.tflite"
+        model_path.write_bytes(modelgen.build_mobilenet(seed=0))
         calib_path = self.root / "calibration.npz"
-        modelgen.write_calibration(model_path, calib_path, samples=16, seed=7)
+        modelgen.write_calibration(model_path, calib_path, samples=32, seed=0)
 
-        say("3/7 pushing it: edgefleet model push")
+        say("3/7 pushing it (edgefleet model push --wait): the control plane builds its "
+            "variants and measures each in every interpreter")
         self.cli(
             "model",
             "push",
@@ -142,10 +159,16 @@ class Demo:
             MODEL_VERSION,
             "--calibration",
             str(calib_path),
+            "--wait",
+            "--timeout",
+            "5m",
         )
         model = _wait("the model to be measured", lambda: self._model_settled(), 90)
         if model["status"] != "ready":
             raise DemoError(f"model failed: {model.get('failure')}")
+        self.model = model
+        self.variants_table = self.cli_text("model", "show", f"{MODEL_NAME}:{MODEL_VERSION}")
+        say(self.variants_table)
 
         say(f"4/7 starting {self.devices} agents, each its own process and data dir")
         enroll = self.cli(
@@ -159,6 +182,9 @@ class Demo:
             "1h",
         )
         for i in range(self.devices):
+            # Every other device runs ai-edge-litert, as on Python 3.12+, so the fleet has both
+            # interpreters and selection gives each what it runs correctly.
+            interpreter = "tflite-runtime" if i % 2 == 0 else "ai-edge-litert"
             self.spawn(
                 f"agent-{i + 1}",
                 [
@@ -179,6 +205,8 @@ class Demo:
                     "--poll-interval",
                     "1",
                 ],
+                env={"EDGEFLEET_AGENT_INTERPRETER": interpreter}
+                if interpreter in installed_versions() else None,
             )
         _wait("every agent to enroll", lambda: self._enrolled(), 60)
 
@@ -265,12 +293,16 @@ class Demo:
             )
             st = json.loads(status.stdout)
             m = st["models"][0]
+            interpreter = (dev_hw := (devices.get(f"demo-device-{i + 1}", {}).get("hardware")
+                                      or {})).get("interpreter") or {}
             dev = devices.get(f"demo-device-{i + 1}", {})
             rows.append(
                 {
                     "device": dev.get("name", f"agent-{i + 1}"),
                     "device_id": st["device_id"],
-                    "arch": (dev.get("hardware") or {}).get("arch", ""),
+                    "arch": dev_hw.get("arch", ""),
+                    "interpreter": f"{interpreter.get('name', '?')} "
+                                   f"{interpreter.get('version', '')}".strip(),
                     "model": f"{m['model']}:{m['version']}",
                     "variant": m["variant"],
                     "sha256": m["sha256"][:12],
@@ -295,18 +327,20 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     table = Table(title="EdgeFleet demo: every device runs the rolled-out model")
     for col, justify in (
         ("device", "left"),
+        ("interpreter", "left"),
         ("model", "left"),
         ("variant", "left"),
         ("sha256", "left"),
         ("state", "left"),
         ("inference ms", "right"),
-        ("max |err| vs server", "right"),
+        ("max |err| vs float32", "right"),
         ("class", "right"),
     ):
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
         table.add_row(
             r["device"],
+            r["interpreter"],
             r["model"],
             r["variant"],
             r["sha256"],
@@ -345,12 +379,14 @@ def run_demo(
             json.dumps(
                 {
                     "devices": rows,
+                    "variants": demo.model.get("variants", []),
                     "seconds": round(time.monotonic() - started, 1),
                     "data_dir": str(root),
                 }
             )
         )
     else:
+        print(demo.variants_table.split("variants:\n", 1)[-1].rstrip() + "\n")
         print_table(rows)
         kept = keep or data_dir is not None
         print(

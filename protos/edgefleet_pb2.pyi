@@ -337,20 +337,30 @@ class RevokedEnrollmentToken(_message.Message):
     def __init__(self, id: _Optional[str] = ..., uses_left: _Optional[int] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PushModelHeader(_message.Message):
-    __slots__ = ("name", "version", "size", "sha256", "calibration_size", "calibration_sha256")
+    __slots__ = ("name", "version", "size", "sha256", "calibration_size", "calibration_sha256", "tolerance")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_SIZE_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_SHA256_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     size: int
     sha256: str
     calibration_size: int
     calibration_sha256: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., calibration_size: _Optional[int] = ..., calibration_sha256: _Optional[str] = ...) -> None: ...
+    tolerance: Tolerance
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., calibration_size: _Optional[int] = ..., calibration_sha256: _Optional[str] = ..., tolerance: _Optional[_Union[Tolerance, _Mapping]] = ...) -> None: ...
+
+class Tolerance(_message.Message):
+    __slots__ = ("min_cosine", "min_top1")
+    MIN_COSINE_FIELD_NUMBER: _ClassVar[int]
+    MIN_TOP1_FIELD_NUMBER: _ClassVar[int]
+    min_cosine: float
+    min_top1: float
+    def __init__(self, min_cosine: _Optional[float] = ..., min_top1: _Optional[float] = ...) -> None: ...
 
 class PushModelRequest(_message.Message):
     __slots__ = ("header", "chunk", "calibration_chunk")
@@ -363,7 +373,7 @@ class PushModelRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[PushModelHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., calibration_chunk: _Optional[bytes] = ...) -> None: ...
 
 class Variant(_message.Message):
-    __slots__ = ("kind", "sha256", "size", "status", "latency_ms", "failure", "manifest", "inputs", "outputs")
+    __slots__ = ("kind", "sha256", "size", "status", "latency_ms", "failure", "manifest", "inputs", "outputs", "min_runtime", "measured_with", "measurements", "golden_sha256", "golden_samples")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +383,11 @@ class Variant(_message.Message):
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    MIN_RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_WITH_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
+    GOLDEN_SHA256_FIELD_NUMBER: _ClassVar[int]
+    GOLDEN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sha256: str
     size: int
@@ -382,10 +397,51 @@ class Variant(_message.Message):
     manifest: SignedDocument
     inputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
     outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
-    def __init__(self, kind: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., failure: _Optional[str] = ..., manifest: _Optional[_Union[SignedDocument, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ...) -> None: ...
+    min_runtime: str
+    measured_with: str
+    measurements: _containers.RepeatedCompositeFieldContainer[VariantMeasurement]
+    golden_sha256: str
+    golden_samples: int
+    def __init__(self, kind: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., status: _Optional[str] = ..., latency_ms: _Optional[float] = ..., failure: _Optional[str] = ..., manifest: _Optional[_Union[SignedDocument, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., min_runtime: _Optional[str] = ..., measured_with: _Optional[str] = ..., measurements: _Optional[_Iterable[_Union[VariantMeasurement, _Mapping]]] = ..., golden_sha256: _Optional[str] = ..., golden_samples: _Optional[int] = ...) -> None: ...
+
+class VariantMeasurement(_message.Message):
+    __slots__ = ("interpreter", "interpreter_version", "status", "reason", "latency_p50_ms", "latency_p95_ms", "accuracy", "inputs_source", "samples")
+    INTERPRETER_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    interpreter: str
+    interpreter_version: str
+    status: str
+    reason: str
+    latency_p50_ms: float
+    latency_p95_ms: float
+    accuracy: _containers.RepeatedCompositeFieldContainer[OutputAccuracy]
+    inputs_source: str
+    samples: int
+    def __init__(self, interpreter: _Optional[str] = ..., interpreter_version: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., accuracy: _Optional[_Iterable[_Union[OutputAccuracy, _Mapping]]] = ..., inputs_source: _Optional[str] = ..., samples: _Optional[int] = ...) -> None: ...
+
+class OutputAccuracy(_message.Message):
+    __slots__ = ("name", "max_abs_error", "mean_abs_error", "cosine", "top1")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MAX_ABS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ABS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    COSINE_FIELD_NUMBER: _ClassVar[int]
+    TOP1_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    max_abs_error: float
+    mean_abs_error: float
+    cosine: float
+    top1: float
+    def __init__(self, name: _Optional[str] = ..., max_abs_error: _Optional[float] = ..., mean_abs_error: _Optional[float] = ..., cosine: _Optional[float] = ..., top1: _Optional[float] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "version", "status", "failure", "inputs", "outputs", "operators", "min_runtime", "sha256", "size", "variants", "created_at")
+    __slots__ = ("name", "version", "status", "failure", "inputs", "outputs", "operators", "min_runtime", "sha256", "size", "variants", "created_at", "tolerance", "calibrated")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -398,6 +454,8 @@ class ModelVersion(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     status: str
@@ -410,7 +468,9 @@ class ModelVersion(_message.Message):
     size: int
     variants: _containers.RepeatedCompositeFieldContainer[Variant]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., failure: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., operators: _Optional[_Iterable[str]] = ..., min_runtime: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tolerance: Tolerance
+    calibrated: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., failure: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., operators: _Optional[_Iterable[str]] = ..., min_runtime: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tolerance: _Optional[_Union[Tolerance, _Mapping]] = ..., calibrated: _Optional[bool] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -525,14 +585,16 @@ class LabelDeviceRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateRolloutRequest(_message.Message):
-    __slots__ = ("model", "version", "selector")
+    __slots__ = ("model", "version", "selector", "variant")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     selector: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ...) -> None: ...
+    variant: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class Wave(_message.Message):
     __slots__ = ("index", "devices", "succeeded", "failed", "state", "skipped")
@@ -551,7 +613,7 @@ class Wave(_message.Message):
     def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by")
+    __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by", "variant", "failed_devices")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -561,6 +623,8 @@ class Rollout(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_DEVICES_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     version: str
@@ -570,7 +634,17 @@ class Rollout(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     created_by: str
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., state: _Optional[str] = ..., waves: _Optional[_Iterable[_Union[Wave, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+    variant: str
+    failed_devices: _containers.RepeatedCompositeFieldContainer[FailedDevice]
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., state: _Optional[str] = ..., waves: _Optional[_Iterable[_Union[Wave, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., variant: _Optional[str] = ..., failed_devices: _Optional[_Iterable[_Union[FailedDevice, _Mapping]]] = ...) -> None: ...
+
+class FailedDevice(_message.Message):
+    __slots__ = ("device_id", "message")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    message: str
+    def __init__(self, device_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ListRolloutsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

@@ -245,7 +245,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     def _rollout_proto(self, s: Any, r: Rollout) -> pb.Rollout:
         mv = s.get(ModelVersion, r.model_version_id)
-        return convert.rollout(r, mv.model.name, mv.version)
+        return convert.rollout(r, mv.model.name, mv.version,
+                               max_failures=self.plane.settings.max_failures_shown)
 
     @rpc
     async def CreateRollout(self, request: pb.CreateRolloutRequest, context: Any) -> pb.Rollout:
@@ -258,6 +259,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                     model=request.model,
                     version=request.version,
                     selector=request.selector,
+                    variant=request.variant,
                     created_by=who,
                     settings=self.plane.settings,
                     now=self.plane.clock(),

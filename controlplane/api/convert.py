@@ -9,9 +9,10 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controlplane.auth.models import EnrollmentToken, OperatorToken
+from controlplane.config import VARIANT_KINDS
 from controlplane.fleet.models import Device, DeviceModel
 from controlplane.pages import PageAsk
-from controlplane.registry.models import ModelVersion, Variant
+from controlplane.registry.models import ModelVersion, Variant, VariantMeasurement
 from controlplane.registry.push import PushHeader
 from controlplane.rollouts.models import Rollout
 from controlplane.rollouts.services import wave_counts
@@ -74,16 +75,33 @@ def tensor(d: dict[str, Any]) -> pb.TensorSpec:
     return msg
 
 
+def measurement(m: VariantMeasurement) -> pb.VariantMeasurement:
+    return pb.VariantMeasurement(
+        interpreter=m.interpreter, interpreter_version=m.interpreter_version, status=m.status,
+        reason=m.reason, latency_p50_ms=m.latency_p50_ms or 0.0,
+        latency_p95_ms=m.latency_p95_ms or 0.0, inputs_source=m.inputs_source,
+        samples=m.samples,
+        accuracy=[pb.OutputAccuracy(
+            name=a["name"], max_abs_error=a["max_abs_error"], mean_abs_error=a["mean_abs_error"],
+            cosine=a["cosine"], top1=a["top1"]) for a in m.accuracy],
+    )
+
+
 def variant(v: Variant) -> pb.Variant:
     msg = pb.Variant(
         kind=v.kind,
-        sha256=v.artifact_sha256,
-        size=v.size,
+        sha256=v.artifact_sha256 or "",
+        size=v.size or 0,
         status=v.status,
         latency_ms=v.latency_ms or 0.0,
         failure=v.failure,
         inputs=[tensor(t) for t in v.inputs],
         outputs=[tensor(t) for t in v.outputs],
+        min_runtime=v.min_runtime,
+        measured_with=v.measured_with,
+        measurements=[measurement(m) for m in v.measurements],
+        golden_sha256=v.golden_sha256 or "",
+        golden_samples=v.golden_samples,
     )
     if v.manifest_payload is not None and v.manifest_signature is not None:
         msg.manifest.CopyFrom(
@@ -94,6 +112,12 @@ def variant(v: Variant) -> pb.Variant:
             )
         )
     return msg
+
+
+def _kind_order(v: Variant) -> tuple[int, str]:
+    """The reference first, then ever smaller kinds, as the pipeline makes them."""
+    order = VARIANT_KINDS.index(v.kind) if v.kind in VARIANT_KINDS else len(VARIANT_KINDS)
+    return order, v.kind
 
 
 def model_version(mv: ModelVersion) -> pb.ModelVersion:
@@ -108,8 +132,10 @@ def model_version(mv: ModelVersion) -> pb.ModelVersion:
         min_runtime=mv.min_runtime,
         sha256=mv.source_sha256,
         size=mv.size,
-        variants=[variant(v) for v in mv.variants],
+        variants=[variant(v) for v in sorted(mv.variants, key=_kind_order)],
         created_at=timestamp(mv.created_at),
+        tolerance=tolerance(mv.tolerance) if mv.tolerance else None,
+        calibrated=mv.calibration_sha256 is not None,
     )
 
 
@@ -167,12 +193,16 @@ def operator_token(t: OperatorToken) -> pb.OperatorToken:
     )
 
 
-def rollout(r: Rollout, model: str, version: str) -> pb.Rollout:
+def rollout(r: Rollout, model: str, version: str, *, max_failures: int) -> pb.Rollout:
+    failed = sorted((t for t in r.targets if t.state == "failed"), key=lambda t: t.device_id)
     return pb.Rollout(
+        failed_devices=[pb.FailedDevice(device_id=t.device_id, message=t.message[:2000])
+                        for t in failed[:max_failures]],
         id=r.id,
         model=model,
         version=version,
         selector=r.selector,
+        variant=r.variant or "",
         state=r.state,
         waves=[
             pb.Wave(
@@ -194,7 +224,16 @@ def rollout(r: Rollout, model: str, version: str) -> pb.Rollout:
 def push_header(h: pb.PushModelHeader) -> PushHeader:
     return PushHeader(name=h.name, version=h.version, size=h.size, sha256=h.sha256,
                       calibration_size=h.calibration_size,
-                      calibration_sha256=h.calibration_sha256)
+                      calibration_sha256=h.calibration_sha256,
+                      tolerance=tolerance_dict(h.tolerance) if h.HasField("tolerance") else None)
+
+
+def tolerance_dict(t: pb.Tolerance) -> dict[str, float]:
+    return {f: getattr(t, f) for f in ("min_cosine", "min_top1") if t.HasField(f)}
+
+
+def tolerance(d: dict[str, float]) -> pb.Tolerance:
+    return pb.Tolerance(**d)
 
 
 def enrollment_token(row: EnrollmentToken, token: str) -> pb.CreateEnrollmentTokenResponse:

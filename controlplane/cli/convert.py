@@ -74,18 +74,53 @@ def signed_document(doc: pb.SignedDocument) -> Doc:
     }
 
 
+def output_accuracy(a: pb.OutputAccuracy) -> Doc:
+    return {
+        "name": a.name,
+        "max_abs_error": a.max_abs_error,
+        "mean_abs_error": a.mean_abs_error,
+        "cosine": a.cosine,
+        "top1": a.top1 if a.HasField("top1") else None,
+    }
+
+
+def measurement(m: pb.VariantMeasurement) -> Doc:
+    measured = m.status != "failed"
+    return {
+        "interpreter": m.interpreter,
+        "interpreter_version": _text(m.interpreter_version),
+        "status": m.status,
+        "reason": _text(m.reason),
+        "latency_p50_ms": m.latency_p50_ms if measured else None,
+        "latency_p95_ms": m.latency_p95_ms if measured else None,
+        "accuracy": [output_accuracy(a) for a in m.accuracy],
+        "inputs_source": m.inputs_source,
+        "samples": m.samples,
+    }
+
+
 def variant(v: pb.Variant) -> Doc:
     return {
         "kind": v.kind,
         "status": v.status,
         "sha256": _text(v.sha256),
         "size": v.size if v.sha256 else None,
+        "min_runtime": _text(v.min_runtime),
         "latency_ms": v.latency_ms or None,
+        "measured_with": _text(v.measured_with),
         "failure": _text(v.failure),
         "inputs": [tensor(t) for t in v.inputs],
         "outputs": [tensor(t) for t in v.outputs],
+        "measurements": [measurement(m) for m in v.measurements],
+        "golden": ({"sha256": v.golden_sha256, "samples": v.golden_samples}
+                   if v.golden_sha256 else None),
         "manifest": signed_document(v.manifest) if v.HasField("manifest") else None,
     }
+
+
+def tolerance(t: pb.Tolerance) -> Doc:
+    return {"min_cosine": t.min_cosine if t.HasField("min_cosine") else None,
+            "min_top1": t.min_top1 if t.HasField("min_top1") else None}
 
 
 def model_version(m: pb.ModelVersion) -> Doc:
@@ -101,6 +136,8 @@ def model_version(m: pb.ModelVersion) -> Doc:
         "operators": list(m.operators),
         "min_runtime": _text(m.min_runtime),
         "created_at": time_field(m, "created_at"),
+        "calibrated": m.calibrated,
+        "tolerance": tolerance(m.tolerance) if m.HasField("tolerance") else None,
         "variants": [variant(v) for v in m.variants],
     }
 
@@ -176,11 +213,14 @@ def rollout(r: pb.Rollout) -> Doc:
         "model": r.model,
         "version": r.version,
         "selector": r.selector,
+        "variant": _text(r.variant),
         "state": r.state,
         "waves": [wave(w) for w in r.waves],
         "created_at": time_field(r, "created_at"),
         "updated_at": time_field(r, "updated_at"),
         "created_by": _text(r.created_by),
+        "failed_devices": [{"device_id": d.device_id, "message": d.message}
+                           for d in r.failed_devices],
     }
 
 

@@ -23,6 +23,8 @@ class ExitCode(IntEnum):
     NOT_FOUND = 5         # the model, device or rollout does not exist
     INVALID = 6           # bad input file or value, already exists, wrong state, over a limit
     ROLLOUT_FAILED = 7    # `rollout status --watch` ended in failed, aborted or rolled_back
+    MODEL_FAILED = 8      # `model push --wait` ended with the version failed
+    TIMED_OUT = 9         # a wait (`model push --wait --timeout`) ran out; the work goes on
     INTERRUPTED = 130     # Ctrl-C
 
 

@@ -61,7 +61,7 @@ output:
 exit codes:
   0 ok, 1 failure, 2 usage, 3 server unreachable, 4 token missing/rejected/not allowed,
   5 not found, 6 invalid input/already exists/wrong state, 7 watched rollout did not succeed,
-  130 interrupted"""
+  8 model push --wait: the version failed, 9 a wait timed out (the work goes on), 130 interrupted"""
 
 
 def _typed(parse: Callable[[str], T], name: str) -> Callable[[str], T]:
@@ -115,7 +115,18 @@ def _positive_duration(text: str) -> int:
     return seconds
 
 
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:   # NaN fails this too
+        raise ValueError(f"{text!r} must be from 0 to 1, e.g. 0.98")
+    return value
+
+
 positive_int = _typed(_positive_int, "count")
+unit_interval = _typed(_unit_interval, "fraction")
 wire_count = _typed(_wire_count, "count")
 port = _typed(_port, "port")
 duration = _typed(parse_duration, "duration")
@@ -283,7 +294,19 @@ def _add_model_commands(top: _Tree) -> None:
     push.add_argument("--name", required=True, help="model name")
     push.add_argument("--version", required=True, help="version, e.g. 1.2.0")
     push.add_argument("--calibration", type=Path, metavar="FILE.npz",
-                      help="one array per model input, keyed by input name, shape (N, *input)")
+                      help="one array per model input, keyed by input name, shape (N, *input); "
+                           "the int8 variant is calibrated and every variant measured on it")
+    push.add_argument("--min-cosine", type=unit_interval, metavar="X",
+                      help="accuracy tolerance: mean cosine similarity of each output to the "
+                           "float reference, 0..1 (server default 0.99)")
+    push.add_argument("--min-top1", type=unit_interval, metavar="X",
+                      help="accuracy tolerance: top-1 agreement of class-like outputs, 0..1 "
+                           "(server default 0.95)")
+    push.add_argument("--wait", action="store_true",
+                      help="follow the optimize pipeline until the version is ready (exit 0) "
+                           "or failed (exit 8)")
+    push.add_argument("--timeout", type=positive_duration, default=1800, metavar="DURATION",
+                      help="with --wait: give up waiting after this long (exit 9; default 30m)")
     model.command("list", "list model versions", handler="models:list_models", words="model list")
     show = model.command("show", "show a model version, its signature and variants",
                          handler="models:show", words="model show")
@@ -318,6 +341,9 @@ def _add_rollout_commands(top: _Tree) -> None:
     create.add_argument("--waves", type=waves, metavar="LIST", help="e.g. 1%%,10%%,50%%,100%%")
     create.add_argument("--bake", type=duration, metavar="DURATION",
                         help="time a wave must stay healthy before the next, e.g. 10m")
+    create.add_argument("--variant", metavar="KIND",
+                        help="give every device this variant (e.g. int8); a device whose "
+                             "interpreter it was rejected for is refused, with the reason")
     rollout.command("list", "list rollouts", handler="rollouts:list_rollouts",
                     words="rollout list")
     status = rollout.command("status", "show a rollout and its waves", handler="rollouts:status",

@@ -141,6 +141,27 @@ class Output:
             yield lambda n: bar.advance(task, n)
 
 
+    @contextmanager
+    def steps(self, description: str) -> Iterator[Any]:
+        """Yields ``update(done, total, status)``: a progress bar of steps (not bytes) on
+        stderr, or a no-op when disabled."""
+        if not self.progress_enabled:
+            yield lambda _done, _total, _status: None
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[status]}"))
+        with Progress(*columns, console=Console(file=self.stderr)) as bar:
+            task = bar.add_task(description, total=None, status="")
+
+            def update(done: int, total: int, status: str) -> None:
+                bar.update(task, completed=done, total=total, status=status)
+
+            yield update
+
+
 def _isatty(stream: TextIO) -> bool:
     try:
         return bool(stream.isatty())

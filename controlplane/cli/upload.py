@@ -120,12 +120,14 @@ class PushStream:
         calibration: bytes,
         chunk_bytes: int,
         on_chunk: Callable[[int], None],
+        tolerance: pb.Tolerance | None = None,
     ) -> None:
         self._model = model
         self._header = pb.PushModelHeader(
             name=name, version=version, size=model.size, sha256=model.sha256,
             calibration_size=len(calibration),
             calibration_sha256=hashlib.sha256(calibration).hexdigest() if calibration else "",
+            tolerance=tolerance,
         )
         self._calibration = calibration
         self._chunk_bytes = chunk_bytes

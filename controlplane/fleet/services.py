@@ -423,7 +423,10 @@ def publish_desired_state(
     state.key_id = signed.key_id
     state.issued_at = now
     state.expires_at = expires
-    state.artifacts = sorted({str(e["sha256"]) for e in entries})
+    # What the device may download: each model and the golden samples its manifest references.
+    goldens = {r.desired_variant.golden_sha256 for r in rows
+               if r.desired_variant is not None and r.desired_variant.golden_sha256}
+    state.artifacts = sorted({str(e["sha256"]) for e in entries} | goldens)
     session.flush()
     return state
 

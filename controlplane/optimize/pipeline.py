@@ -50,7 +50,12 @@ from controlplane.optimize.recipes import plan_variants
 from controlplane.registry.errors import ArtifactNotFoundError, ModelRunError
 from controlplane.registry.measure import Evaluation
 from controlplane.registry.models import ModelVersion, Variant, VariantMeasurement
-from controlplane.registry.signing import build_manifest
+from controlplane.registry.services import (
+    ensure_artifact,
+    mark_variant_ready,
+    reference_of,
+    settle_version,
+)
 from controlplane.registry.tflite import inspect_model
 from protos.contract.interpreters import installed_versions
 
@@ -72,17 +77,6 @@ def _version(session: Session, version_id: str, *, lock: bool = False) -> ModelV
     if lock:
         q = q.with_for_update()
     return session.scalars(q).one_or_none()
-
-
-def reference_of(mv: ModelVersion) -> Variant:
-    """The variant made of the uploaded file: the one every other is compared with."""
-    return next(v for v in mv.variants if v.artifact_sha256 == mv.source_sha256
-                and v.kind in _upload_kinds(mv))
-
-
-def _upload_kinds(mv: ModelVersion) -> set[str]:
-    # Before planning, the upload's row carries the kind registration gave it; after, the plan's.
-    return {v.kind for v in mv.variants if v.artifact_sha256 == mv.source_sha256}
 
 
 def plan(plane: ControlPlane, version_id: str) -> bool:
@@ -157,7 +151,7 @@ def _record_build(plane: ControlPlane, version_id: str, kind: str,
         if stored is None or info is None:
             variant.status, variant.failure = "failed", failure[:2000]
             return
-        _ensure_artifact(session, stored.sha256, stored.size)
+        ensure_artifact(session, stored.sha256, stored.size)
         variant.artifact_sha256, variant.size = stored.sha256, stored.size
         variant.inputs = [t.to_json() for t in info.inputs]
         variant.outputs = [t.to_json() for t in info.outputs]
@@ -232,22 +226,25 @@ def _finish_variant(plane: ControlPlane, m: _Measured, reference: dict[str, np.n
                     specs: tuple[list[dict], list[dict]], interpreters: Mapping[str, str]) -> None:
     rows = []
     ok: list[Evaluation] = []
+    count = len(next(iter(samples.values())))
     for name in interpreters:
         result = m.results[name]
-        if isinstance(result, ModelRunError):
+        try:
+            if isinstance(result, ModelRunError):
+                raise result
+            figures = compare(reference, result.outputs)
+        except (ModelRunError, ValueError) as exc:   # could not run, or outputs of another shape
             rows.append(VariantMeasurement(
                 interpreter=name, interpreter_version=interpreters[name],
-                status="failed", reason=str(result)[:2000], accuracy=[],
-                inputs_source=source, samples=len(next(iter(samples.values())))))
+                status="failed", reason=str(exc)[:2000], accuracy=[],
+                inputs_source=source, samples=count))
             continue
-        figures = compare(reference, result.outputs)
         reason = judge(figures, tolerance)
         rows.append(VariantMeasurement(
             interpreter=result.interpreter_name, interpreter_version=result.interpreter_version,
             status="rejected" if reason else "ok", reason=reason,
             latency_p50_ms=result.latency_ms_median, latency_p95_ms=result.latency_ms_p95,
-            accuracy=[f.to_json() for f in figures], inputs_source=source,
-            samples=len(next(iter(samples.values())))))
+            accuracy=[f.to_json() for f in figures], inputs_source=source, samples=count))
         if not reason:
             ok.append(result)
     golden = None
@@ -273,46 +270,22 @@ def _finish_variant(plane: ControlPlane, m: _Measured, reference: dict[str, np.n
                                         for r in rows)[:2000]
             return
         first_ok = ok[0]
-        variant.latency_ms = first_ok.latency_ms_median
-        variant.measured_with = f"{first_ok.interpreter_name} {first_ok.interpreter_version}"
         if golden is not None and stored is not None:
-            _ensure_artifact(session, stored.sha256, stored.size)
+            ensure_artifact(session, stored.sha256, stored.size)
             variant.golden_sha256, variant.golden_samples = stored.sha256, golden.samples
-        _sign(plane, variant, golden.ref(stored.sha256) if golden and stored else None)
-        variant.status, variant.failure = "ready", ""
-
-
-def _sign(plane: ControlPlane, variant: Variant, golden: dict | None) -> None:
-    mv = variant.model_version
-    assert variant.artifact_sha256 is not None and variant.size is not None
-    manifest = build_manifest(
-        model=mv.model.name, version=mv.version, variant=variant.kind,
-        sha256=variant.artifact_sha256, size=variant.size,
-        inputs=variant.inputs, outputs=variant.outputs,
-        min_runtime=variant.min_runtime or mv.min_runtime, created_at=plane.clock(),
-        golden=golden,
-    )
-    signed = plane.signer.sign_document(manifest)
-    variant.manifest_payload = signed.payload
-    variant.manifest_signature = signed.signature
-    variant.manifest_key_id = signed.key_id
+        mark_variant_ready(
+            variant, signer=plane.signer, now=plane.clock(),
+            latency_ms=first_ok.latency_ms_median,
+            measured_with=f"{first_ok.interpreter_name} {first_ok.interpreter_version}",
+            golden=golden.ref(stored.sha256) if golden is not None and stored is not None
+            else None)
 
 
 def _settle(plane: ControlPlane, version_id: str) -> None:
-    """The version is ready once its reference is (failed if the reference did not make it),
-    and only after every variant has settled."""
     with plane.tx() as session:
         mv = _version(session, version_id, lock=True)
-        if mv is None or mv.status != "pending":
-            return
-        if any(v.status == "pending" for v in mv.variants):
-            return
-        reference = reference_of(mv)
-        if reference.status == "ready":
-            mv.status, mv.failure = "ready", ""
-        else:
-            mv.status = "failed"
-            mv.failure = f"{reference.kind} (the reference): {reference.failure}"[:2000]
+        if mv is not None:
+            settle_version(mv)
 
 
 def _fail_version(plane: ControlPlane, version_id: str, reference_id: str, reason: str) -> None:
@@ -339,8 +312,3 @@ def _path(plane: ControlPlane, sha256: str | None) -> Path:
 
 def _read(plane: ControlPlane, sha256: str, size: int) -> bytes:
     return plane.store.read_bytes(sha256, max_bytes=size)
-
-
-def _ensure_artifact(session: Session, sha256: str, size: int) -> None:
-    from controlplane.registry.services import ensure_artifact
-    ensure_artifact(session, sha256, size)

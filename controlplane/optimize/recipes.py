@@ -48,14 +48,15 @@ from typing import Any, Literal
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.interpreter import Interpreter
 
+from controlplane.config import VARIANT_KINDS
 from controlplane.optimize.errors import QuantizerNotInstalledError, VariantBuildError
 from controlplane.registry.errors import InvalidModelError
 from controlplane.registry.tflite import inspect_model
+from protos.contract.interpreters import import_interpreter
 
 #: Every variant kind, the reference first: "float32" is never built, only uploaded.
-KINDS = ("float32", "float16", "dynamic_int8", "weight_only_int8", "int8")
+KINDS = VARIANT_KINDS   # written once, in the settings that choose among them
 
 Action = Literal["upload", "build", "skip"]
 
@@ -426,7 +427,10 @@ def _check_result(model: bytes, result: bytes, kind: str, operators: tuple[str, 
             kind, f"ai-edge-quantizer quantized none of this model's operators ({ops}) this "
                   f"way: the result is a {made} model")
     try:
-        Interpreter(model_content=result, num_threads=1).allocate_tensors()
+        # Imported here, not at the top: planning (in the worker's own process) needs no
+        # interpreter, and building runs in a child (optimize.build).
+        litert = import_interpreter("ai-edge-litert").cls
+        litert(model_content=result, num_threads=1).allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise VariantBuildError(
             kind, f"ai-edge-litert cannot load what ai-edge-quantizer wrote: {exc}") from exc

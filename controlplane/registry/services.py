@@ -24,6 +24,7 @@ from controlplane.db import insert_ignoring_conflicts, new_id
 from controlplane.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
+from controlplane.registry.signing import Signer, build_manifest
 from controlplane.registry.tflite import ModelInfo
 from controlplane.validation import shown
 
@@ -137,10 +138,12 @@ def _model_id(session: Session, name: str) -> str:
 
 
 def uploaded_kind(info: ModelInfo) -> str:
-    """What the uploaded file is, as a variant kind (the optimize pipeline adds the others)."""
+    """What the uploaded file is as far as its tensor types tell (``int8`` for integer inputs
+    or outputs); the optimize pipeline names it by its weights once it has read them
+    (``optimize.recipes.variant_kind``)."""
     dtypes = {t.dtype for t in (*info.inputs, *info.outputs)}
     if dtypes & {"int8", "uint8"}:
-        return "full_int8"
+        return "int8"
     if "float16" in dtypes:
         return "float16"
     return "float32"
@@ -200,6 +203,7 @@ def register_version(
                     kind=uploaded_kind(info),
                     artifact_sha256=model.sha256,
                     size=model.size,
+                    min_runtime=info.min_runtime,
                     inputs=inputs,
                     outputs=outputs,
                 )
@@ -210,6 +214,53 @@ def register_version(
             f"{name}:{version} already exists: push a new version number"
         ) from exc
     return mv
+
+
+def reference_of(mv: ModelVersion) -> Variant:
+    """The variant made of the uploaded file: the one every other is compared with."""
+    return next(v for v in mv.variants if v.artifact_sha256 == mv.source_sha256)
+
+
+def mark_variant_ready(
+    variant: Variant,
+    *,
+    signer: Signer,
+    now: dt.datetime,
+    latency_ms: float | None,
+    measured_with: str,
+    golden: dict[str, Any] | None = None,
+) -> None:
+    """Sign the variant's manifest (with its golden samples reference, if any) and make it
+    ready; the caller settles the version (``settle_version``)."""
+    mv = variant.model_version
+    if variant.artifact_sha256 is None or variant.size is None:
+        raise ValueError(f"variant {variant.kind} has no artifact to sign")
+    manifest = build_manifest(
+        model=mv.model.name, version=mv.version, variant=variant.kind,
+        sha256=variant.artifact_sha256, size=variant.size,
+        inputs=variant.inputs, outputs=variant.outputs,
+        min_runtime=variant.min_runtime or mv.min_runtime, created_at=now, golden=golden,
+    )
+    signed = signer.sign_document(manifest)
+    variant.manifest_payload = signed.payload
+    variant.manifest_signature = signed.signature
+    variant.manifest_key_id = signed.key_id
+    variant.latency_ms = latency_ms
+    variant.measured_with = measured_with
+    variant.status, variant.failure = "ready", ""
+
+
+def settle_version(mv: ModelVersion) -> None:
+    """Once no variant is pending: ``ready`` when the reference is, else ``failed`` with the
+    reference's reason. A version still pending stays so."""
+    if mv.status != "pending" or any(v.status == "pending" for v in mv.variants):
+        return
+    reference = reference_of(mv)
+    if reference.status == "ready":
+        mv.status, mv.failure = "ready", ""
+    else:
+        mv.status = "failed"
+        mv.failure = f"{reference.kind} (the reference): {reference.failure}"[:2000]
 
 
 def manifest_json(variant: Variant) -> dict[str, Any] | None:

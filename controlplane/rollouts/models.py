@@ -34,6 +34,8 @@ class Rollout(Base):
         sa.ForeignKey("model_versions.id", ondelete="RESTRICT"), index=True
     )
     selector: Mapped[str] = mapped_column(sa.Text)
+    # The variant kind every device must get (rollout create --variant); None: chosen per device.
+    variant: Mapped[str | None] = mapped_column(sa.String(32))
     state: Mapped[str] = mapped_column(sa.String(16), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -28,8 +28,8 @@ from controlplane.fleet.models import DeviceModel
 from controlplane.fleet.selection import choose_variant
 from controlplane.jobs.outbox import enqueue_after_commit
 from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
-from controlplane.registry.models import ModelVersion
-from controlplane.registry.services import find_version
+from controlplane.registry.models import ModelVersion, Variant
+from controlplane.registry.services import check_variant_kind, find_version
 from controlplane.registry.signing import Signer
 from controlplane.rollouts.models import TERMINAL, TRANSITIONS, Rollout, RolloutDevice, Wave
 from controlplane.selectors import parse_target
@@ -60,13 +60,14 @@ def create_rollout(
     created_by: str | None,
     settings: Settings,
     now: dt.datetime,
+    variant: str = "",
 ) -> Rollout:
     """A pending rollout of ``model:version`` to the devices ``selector`` names (stored as
     given), started after the commit.
 
     Raises InvalidArgumentError (no or a malformed model, version or selector, one longer than
     ``max_selector_chars``), NotFoundError, FailedPreconditionError (the version is not ready,
-    or the selector matches no device).
+    or the selector matches no device, ``variant`` is not a ready variant of the version).
     """
     if not model or not version:
         raise InvalidArgumentError("name the model as NAME:VERSION, e.g. face:1.2.0")
@@ -80,6 +81,13 @@ def create_rollout(
         )
     if mv.status == "failed":
         raise FailedPreconditionError(f"{model}:{version} failed validation: {mv.failure}")
+    if variant:
+        check_variant_kind(variant)
+        ready = sorted(v.kind for v in mv.variants if v.status == "ready")
+        if variant not in ready:
+            raise FailedPreconditionError(
+                f"{model}:{version} has no ready {variant} variant (ready: "
+                f"{', '.join(ready) or 'none'}): see `edgefleet model show {model}:{version}`")
     if not fleet.any_device_matches(session, target):
         # A typo in a selector would otherwise "succeed" with nothing deployed.
         raise FailedPreconditionError(
@@ -89,6 +97,7 @@ def create_rollout(
     rollout = Rollout(
         model_version_id=mv.id,
         selector=selector,
+        variant=variant or None,
         state="pending",
         created_by=created_by,
         created_at=now,
@@ -144,7 +153,8 @@ def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
     return session.scalars(
         sa.select(ModelVersion)
         .where(ModelVersion.id == rollout.model_version_id)
-        .options(selectinload(ModelVersion.variants), selectinload(ModelVersion.model))
+        .options(selectinload(ModelVersion.variants).selectinload(Variant.measurements),
+                     selectinload(ModelVersion.model))
     ).one()
 
 
@@ -176,7 +186,7 @@ def start(
     wave = rollout.waves[0]
     for device in fleet.devices_matching(session, selector):
         hardware = device.hardware.profile if device.hardware else None
-        choice = choose_variant(mv.variants, hardware, mv.min_runtime)
+        choice = choose_variant(mv.variants, hardware, mv.min_runtime, only=rollout.variant)
         dm = session.get(DeviceModel, (device.id, mv.model.name))
         previous = dm.active_variant_id if dm else None
         already = False

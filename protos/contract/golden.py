@@ -56,7 +56,10 @@ class GoldenRef:
         """Raises ContractError unless ``obj`` is a well-formed reference for these outputs."""
         if not isinstance(obj, Mapping):
             raise ContractError("golden must be an object")
-        sha256 = check_sha256(obj.get("sha256"))
+        try:
+            sha256 = check_sha256(obj.get("sha256"))
+        except ContractError as exc:
+            raise ContractError(f"golden sha256: {exc}") from exc
         size, samples, atol = obj.get("size"), obj.get("samples"), obj.get("atol")
         if not isinstance(size, int) or not is_json_int(size) or size < 1:
             raise ContractError(f"golden size must be a positive integer: {size!r}")

@@ -193,3 +193,19 @@ def test_documents_from_the_control_plane_signer_verify(artifact):
     key = trust.load_public_key(signer.public_pem)
     state = trust.verify_desired_state(state_doc, key, device_id=DEVICE, held_sequence=0, now=NOW)
     assert state is not None and state.entries[0].sha256 == artifact.sha256
+
+
+def test_a_manifest_s_golden_samples_reference_is_verified_with_it(signing_key, key, artifact):
+    """Inputs tried: a well-formed golden reference, then ones with a bad digest, a zero size,
+    no tolerance for the model's output, and a negative tolerance."""
+    from tests.agent.support import manifest_doc
+
+    output = artifact.outputs[0]["name"]
+    good = {"sha256": "e" * 64, "size": 900, "samples": 4, "atol": {output: 0.01}}
+    doc = {**manifest_doc(artifact), "golden": good}
+    assert trust.verify_manifest(sign(signing_key, doc), key)["golden"] == good
+    for bad in ({**good, "sha256": "E" * 64}, {**good, "size": 0}, {**good, "atol": {}},
+                {**good, "atol": {output: -1.0}}, [good]):
+        with pytest.raises(DocumentError, match="golden"):
+            trust.verify_manifest(sign(signing_key, {**manifest_doc(artifact), "golden": bad}),
+                                  key)

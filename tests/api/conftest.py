@@ -72,8 +72,14 @@ def start_server(settings: Settings) -> tuple[threading.Thread, Any, asyncio.Abs
 
 @pytest.fixture
 def server_settings(db_url: str, tmp_path: Path) -> Settings:
-    """Settings for a server on ``db_url`` with small limits so the bad-input tests stay cheap."""
+    """Settings for a server on ``db_url`` with small limits so the bad-input tests stay cheap.
+
+    The optimize pipeline makes only the reference variant here (measured in every
+    interpreter, signed with golden samples): these tests are about the API around it; the
+    pipeline's other kinds run in ``tests/optimize`` and ``tests/e2e``.
+    """
     return Settings(
+        variant_kinds=("float32",),
         data_dir=tmp_path / "server",
         listen=f"127.0.0.1:{free_port()}",
         database_url=None if db_url.startswith("sqlite") else db_url,

@@ -47,7 +47,12 @@ def test_push_records_signature_and_becomes_ready_with_a_signed_manifest(
     assert "CONV_2D" in mv.operators
     ready = wait_ready(server, "cnn", "1.0.0")
     assert ready.status == "ready", ready.failure
-    (variant,) = ready.variants
+    variant, *others = ready.variants   # the reference first; this server makes no others
+    assert {(v.kind, v.status, v.failure) for v in others} == {
+        ("float16", "skipped", "left out by this server's variant_kinds setting"),
+        ("dynamic_int8", "skipped", "left out by this server's variant_kinds setting"),
+        ("weight_only_int8", "skipped", "left out by this server's variant_kinds setting"),
+        ("int8", "skipped", "needs calibration data")}   # what it would say in any case
     assert variant.kind == "float32" and variant.size == len(MODEL) and variant.latency_ms > 0
     key = load_pem_public_key(server.settings.signing_public_key_path.read_bytes())
     key.verify(variant.manifest.signature, variant.manifest.payload)  # raises if forged

@@ -140,6 +140,7 @@ def test_rollout_with_waves() -> None:
         "waves": [{"index": 0, "devices": 3, "succeeded": 1, "failed": 0, "skipped": 0,
                    "state": "running"}],
         "created_at": "2024-05-01T12:00:00Z", "updated_at": None, "created_by": None,
+        "variant": None, "failed_devices": [],
     }
 
 

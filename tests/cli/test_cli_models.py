@@ -237,7 +237,8 @@ def test_model_show_asks_for_the_named_version(cli: Runner, admin_server: Any) -
     doc = json.loads(result.out)
     assert doc["variants"][0] == {
         "kind": "float32", "status": "ready", "sha256": "ab" * 32, "size": 2 * MiB,
-        "latency_ms": None, "failure": None, "inputs": [], "outputs": [], "manifest": None}
+        "min_runtime": None, "latency_ms": None, "measured_with": None, "failure": None,
+        "inputs": [], "outputs": [], "measurements": [], "golden": None, "manifest": None}
 
 
 def test_model_show_without_version_asks_for_the_newest(cli: Runner, admin_server: Any) -> None:

@@ -31,9 +31,12 @@ class Fleet:
         self.env["EDGEFLEET_SERVER"] = server
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def spawn(self, label: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(self, label: str, args: list[str],
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``args`` with the fleet's environment, plus ``env`` for this process only."""
         log = (self.root / f"{label}.log").open("wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                env={**self.env, **(env or {})})
         self.procs[label] = proc
         return proc
 

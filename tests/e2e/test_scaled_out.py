@@ -15,6 +15,7 @@ import pytest
 
 from controlplane import modelgen
 from controlplane.registry.measure import reference_outputs
+from protos.contract.interpreters import installed_versions
 from tests.e2e.processes import command, fleet, wait_for
 from tests.support import db as testdb
 from tests.support.net import free_port
@@ -76,12 +77,12 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
             check=f.alive,
         )
 
-        # push: the worker process measures and signs it
+        # push: the worker process builds, measures (in both interpreters) and signs variants
         model = tmp / "cnn.tflite"
         model.write_bytes(modelgen.build_cnn(seed=11))
         cal = tmp / "cal.npz"
-        modelgen.write_calibration(model, cal, samples=4, seed=11)
-        pushed = f.cli(
+        modelgen.write_calibration(model, cal, samples=8, seed=11)
+        shown = f.cli(
             "model",
             "push",
             str(model),
@@ -91,17 +92,15 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
             "1.0.0",
             "--calibration",
             str(cal),
-        )
-        assert pushed["status"] == "pending"
-        shown = wait_for(
-            "the worker to measure the model",
-            lambda: (lambda m: m if m["status"] != "pending" else None)(
-                f.cli("model", "show", "cnn:1.0.0")
-            ),
-            check=f.alive,
+            "--wait",
         )
         assert shown["status"] == "ready", shown
-        assert shown["variants"][0]["kind"] == "float32"
+        kinds = [v["kind"] for v in shown["variants"]]
+        assert kinds == ["float32", "float16", "dynamic_int8", "weight_only_int8", "int8"]
+        for v in shown["variants"]:
+            assert v["status"] == "ready", v
+            assert {m["interpreter"] for m in v["measurements"]} == set(installed_versions())
+        assert "optimize.run_pipeline" in f.log("worker")
 
         # a device, as its own process
         enroll = f.cli("enroll-token", "create", "--labels", "site=berlin", "--uses", "1")
@@ -147,7 +146,7 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
         assert final["state"] == "succeeded", final
         assert final["waves"][0]["devices"] == 1 and final["waves"][0]["succeeded"] == 1
         m = _model_state(f, device_id, "cnn")
-        assert m is not None and m["active"]["sha256"] == m["desired"]["sha256"] == shown["sha256"]
+        assert m is not None and m["active"]["sha256"] == m["desired"]["sha256"]
 
         # predict through the agent and compare with the server's own interpreter
         with np.load(cal) as npz:
@@ -165,10 +164,18 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
             "json",
         )
         assert out.returncode == 0, out.stderr.decode()
-        expected = reference_outputs(model, sample)
+        # the variant the device runs gives what it gives on the server, in its interpreter,
+        # and (float in, float out) stays close to the float32 reference
+        active = m["active"]["variant"]
+        variant_sha = next(v["sha256"] for v in shown["variants"] if v["kind"] == active)
+        variant_file = next(p for p in (data / "artifacts").rglob(variant_sha) if p.is_file())
+        exact = reference_outputs(variant_file, sample, interpreter="tflite-runtime"
+                                  if "tflite-runtime" in installed_versions() else "auto")
+        close = reference_outputs(model, sample, interpreter="ai-edge-litert")
         with np.load(tmp / "out.npz") as got:
-            for name, want in expected.items():
+            for name, want in exact.items():
                 np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(got[name], close[name], atol=0.08)
 
         # an artifact altered on the server's disk: refused, reported, old model keeps serving
         model2 = tmp / "cnn2.tflite"
@@ -185,7 +192,8 @@ def _scenario(db: str, redis: str, tmp: Path) -> None:
         raw = bytearray(blob.read_bytes())
         raw[len(raw) // 2] ^= 0xFF
         blob.write_bytes(bytes(raw))
-        rollout2 = f.cli("rollout", "create", "cnn:2.0.0", "--selector", "site=berlin")
+        rollout2 = f.cli("rollout", "create", "cnn:2.0.0", "--selector", "site=berlin",
+                         "--variant", "float32")   # the file altered above
         final2 = wait_for(
             "rollout 2 to finish",
             lambda: (lambda r: r if r["state"] not in ("pending", "running") else None)(

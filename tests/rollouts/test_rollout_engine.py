@@ -50,9 +50,9 @@ def _ready_version(s: Session, version: str, seed: int, name: str = "m") -> str:
     )
     s.flush()
     (variant,) = mv.variants
-    registry.mark_variant_measured(
-        s, variant, signer=SIGNER, latency_ms=0.1, measured_with="test", now=NOW
-    )
+    registry.mark_variant_ready(variant, signer=SIGNER, now=NOW, latency_ms=0.1,
+                                measured_with="test")
+    registry.settle_version(mv)
     return variant.id
 
 

@@ -8,12 +8,13 @@ in a pipe a new table is printed only when something changed.
 from __future__ import annotations
 
 import argparse
-import time
+import math
 from typing import Any
 
 from controlplane.cli import convert
 from controlplane.cli.context import Invocation
 from controlplane.cli.errors import CliError, ExitCode
+from controlplane.cli.follow import follow
 from controlplane.cli.output import render_fields, render_table
 from protos import edgefleet_pb2 as pb
 
@@ -38,6 +39,7 @@ def render_rollout(doc: dict[str, Any]) -> str:
         ("id", doc["id"]),
         ("model", f"{doc['model']}:{doc['version']}"),
         ("selector", doc["selector"]),
+        ("variant", doc["variant"] or "chosen per device"),
         ("state", doc["state"]),
         ("progress", _progress(doc)),
         ("created", doc["created_at"]),
@@ -49,6 +51,9 @@ def render_rollout(doc: dict[str, Any]) -> str:
         [(w["index"], w["devices"], w["succeeded"], w["failed"], w["skipped"], w["state"])
          for w in doc["waves"]],
     )
+    if doc["failed_devices"]:
+        waves += "\n\nfailed devices:\n" + render_table(
+            ("device", "why"), [(d["device_id"], d["message"]) for d in doc["failed_devices"]])
     return fields + "\n\nwaves:\n" + (waves if doc["waves"] else "(none yet)")
 
 
@@ -62,7 +67,7 @@ def create(args: argparse.Namespace, inv: Invocation) -> int:
         inv.output.warn("this control plane runs every rollout as a single wave; "
                         "--bake is ignored")
     request = pb.CreateRolloutRequest(model=args.ref.name, version=args.ref.version,
-                                      selector=args.selector)
+                                      selector=args.selector, variant=args.variant or "")
     with inv.admin("operator") as admin:
         response = admin.call("CreateRollout", request)
     doc = convert.rollout(response)
@@ -102,23 +107,15 @@ def status(args: argparse.Namespace, inv: Invocation) -> int:
     request = pb.GetRolloutRequest(id=args.rollout_id)
     redraw = _Redraw(inv)
     with inv.admin("viewer") as admin:
-        doc = convert.rollout(admin.call("GetRollout", request))
-        last_answer = time.monotonic()
-        while args.watch and doc["state"] not in STOPPED_STATES:
+        def fetch() -> dict[str, Any]:
+            return convert.rollout(admin.call("GetRollout", request))
+
+        def show(doc: dict[str, Any]) -> None:
             if not inv.output.json:
                 redraw.show(render_rollout(doc))
-            time.sleep(inv.settings.watch_interval_seconds)
-            try:
-                doc = convert.rollout(admin.call("GetRollout", request))
-                last_answer = time.monotonic()
-            except CliError as exc:
-                # A server restart (or a replica going away) must not end the watch: the
-                # rollout goes on without us. Give up only after a real outage.
-                outage = time.monotonic() - last_answer
-                if exc.code != ExitCode.UNREACHABLE or outage > inv.settings.watch_outage_seconds:
-                    raise
-                inv.output.note(f"control plane unreachable for {outage:.0f} s; still watching "
-                                f"(gives up after {inv.settings.watch_outage_seconds:.0f} s)")
+
+        doc = follow(inv, fetch, lambda d: not args.watch or d["state"] in STOPPED_STATES, show,
+                     timeout=math.inf, what=f"rollout {args.rollout_id}")
     if inv.output.json:
         inv.output.document(doc)
     elif args.watch:

@@ -1,0 +1,138 @@
+"""Optimized variants end to end on the embedded default: ``edgefleet server`` (its own Celery
+worker inside), ``model push --wait`` of the generated CNN with calibration data, and two real
+agents, one on tflite-runtime and one on ai-edge-litert.
+
+The CNN's dynamic-range variant runs without an error in tflite-runtime 2.14 and gives the same
+near-uniform scores for every input; it is rejected for tflite-runtime, still offered to the
+ai-edge-litert device, and every device answers ``predict`` on float inputs close to the float
+reference whatever variant it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from controlplane import modelgen
+from controlplane.registry.measure import reference_outputs
+from tests.e2e.processes import Fleet, command, fleet, wait_for
+from tests.support.interpreters import needs_tflite_runtime
+from tests.support.net import free_port
+
+pytestmark = [pytest.mark.e2e, needs_tflite_runtime,
+              pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve")]
+
+KINDS = ["float32", "float16", "dynamic_int8", "weight_only_int8", "int8"]
+
+
+def start_agent(f: Fleet, tmp: Path, data: Path, token: str, name: str,
+                interpreter: str) -> Path:
+    agent_dir = tmp / name
+    f.spawn(name, [
+        command("edgefleet-agent"), "run", "--server", f.server, "--data-dir", str(agent_dir),
+        "--enroll-token", token, "--trust-key", str(data / "signing-key.pub"),
+        "--name", name, "--labels", f"runs={interpreter}", "--poll-interval", "1",
+    ], env={"EDGEFLEET_AGENT_INTERPRETER": interpreter})
+    return agent_dir
+
+
+def roll_out(f: Fleet, ref: str, selector: str, *extra: str) -> dict[str, Any]:
+    rollout = f.cli("rollout", "create", ref, "--selector", selector, *extra)
+    return wait_for(f"rollout of {ref} to {selector}", lambda: (
+        lambda r: r if r["state"] not in ("pending", "running") else None)(
+            f.cli("rollout", "status", rollout["id"])), timeout=90, check=f.alive)
+
+
+def predict(f: Fleet, agent_dir: Path, inputs: Path, out: Path) -> dict[str, np.ndarray]:
+    done = f.agent("predict", "--data-dir", str(agent_dir), "--input", str(inputs),
+                   "--output", str(out), "-o", "json")
+    assert done.returncode == 0, done.stderr.decode()
+    with np.load(out) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def device_model(f: Fleet, name: str) -> dict[str, Any]:
+    (device,) = [d for d in f.cli("device", "list")["devices"] if d["name"] == name]
+    shown = f.cli("device", "show", device["id"])
+    return next(m for m in shown["models"] if m["model"] == "cnn")
+
+
+def test_variants_are_measured_per_interpreter_and_each_device_gets_what_it_runs_right(
+        tmp_path: Path) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    data = tmp_path / "server"
+    with fleet(tmp_path, addr) as f:
+        f.spawn("server", [command("edgefleet"), "server", "--data-dir", str(data),
+                           "--listen", addr])
+        token_file = data / "admin-token"
+        wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
+        f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
+
+        model, cal = tmp_path / "cnn.tflite", tmp_path / "cal.npz"
+        model.write_bytes(modelgen.build_cnn(seed=5))
+        modelgen.write_calibration(model, cal, samples=32, seed=5)
+        wait_for("the server to answer",
+                 lambda: f.cli("model", "list", check=False).returncode == 0 or None,
+                 check=f.alive)
+        pushed = f.cli("model", "push", str(model), "--name", "cnn", "--version", "1.0.0",
+                       "--calibration", str(cal), "--wait")
+        assert pushed["status"] == "ready", pushed
+        variants = {v["kind"]: v for v in pushed["variants"]}
+        assert list(variants) == KINDS
+        for v in variants.values():
+            assert v["status"] == "ready", v
+            assert {m["interpreter"] for m in v["measurements"]} == {
+                "tflite-runtime", "ai-edge-litert"}
+            assert all(m["inputs_source"] == "calibration" for m in v["measurements"])
+        assert variants["int8"]["size"] <= 0.3 * variants["float32"]["size"]
+        dynamic = {m["interpreter"]: m for m in variants["dynamic_int8"]["measurements"]}
+        assert dynamic["ai-edge-litert"]["status"] == "ok"
+        assert dynamic["tflite-runtime"]["status"] == "rejected"
+        assert dynamic["tflite-runtime"]["reason"].startswith("scores: cosine similarity")
+
+        # the table says the same to a person
+        table = subprocess.run([command("edgefleet"), "model", "show", "cnn:1.0.0"],
+                               env=f.env, capture_output=True, timeout=60)
+        assert table.returncode == 0
+        assert "rejected: scores: cosine similarity" in table.stdout.decode()
+
+        enroll = f.cli("enroll-token", "create", "--uses", "2")
+        old_dir = start_agent(f, tmp_path, data, enroll["token"], "old-runtime", "tflite-runtime")
+        new_dir = start_agent(f, tmp_path, data, enroll["token"], "new-runtime", "ai-edge-litert")
+        wait_for("both agents to enroll",
+                 lambda: len(f.cli("device", "list")["devices"]) == 2 or None, check=f.alive)
+
+        # dynamic_int8 for everyone: refused where it was rejected, deployed where it runs right
+        final = roll_out(f, "cnn:1.0.0", "runs=tflite-runtime", "--variant", "dynamic_int8")
+        assert final["state"] == "failed" and final["waves"][0]["failed"] == 1, final
+        (why,) = final["failed_devices"]
+        assert "dynamic_int8 rejected for tflite-runtime 2.14.0: scores: cosine" in why["message"]
+        final = roll_out(f, "cnn:1.0.0", "runs=ai-edge-litert", "--variant", "dynamic_int8")
+        assert final["state"] == "succeeded", final
+        assert device_model(f, "new-runtime")["active"]["variant"] == "dynamic_int8"
+
+        # the old runtime gets the full-integer variant instead
+        final = roll_out(f, "cnn:1.0.0", "runs=tflite-runtime", "--variant", "int8")
+        assert final["state"] == "succeeded", final
+
+        # float in, float out, close to the float32 reference, whatever each device runs
+        with np.load(cal) as npz:
+            sample = {k: npz[k][3] for k in npz.files}
+        inputs = tmp_path / "in.npz"
+        np.savez(inputs, **sample)
+        expected = reference_outputs(model, sample, interpreter="ai-edge-litert")["scores"]
+        for agent_dir, kind in ((old_dir, "int8"), (new_dir, "dynamic_int8")):
+            status = json.loads(f.agent("status", "--data-dir", str(agent_dir), "-o",
+                                        "json").stdout)
+            assert [(m["variant"], m["state"]) for m in status["models"]] == [(kind, "active")]
+            got = predict(f, agent_dir, inputs, tmp_path / f"{kind}.npz")["scores"]
+            assert got.dtype == np.float32 and got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, atol=0.08)
+            assert int(np.argmax(got)) == int(np.argmax(expected))
+        assert f.stop("old-runtime") == 0 and f.stop("new-runtime") == 0
+        assert f.stop("server") == 0
