@@ -145,7 +145,12 @@ class ControlPlaneUnderTest:
         # The server prints its admin token and a banner on stdout; keep stdout for figures.
         with contextlib.redirect_stdout(sys.stderr):
             self._server.start()
-        self.admin_token = self.settings.admin_token_path.read_text().strip()
+        return self.connect(self.settings.admin_token_path.read_text().strip())
+
+    def connect(self, admin_token: str) -> ControlPlaneUnderTest:
+        """Open the operator channel to ``address``: to the server ``start`` started, or to
+        one a benchmark runs as a process of its own with these settings."""
+        self.admin_token = admin_token
         limit = self.settings.grpc_max_message_bytes
         self.channel = grpc.insecure_channel(
             self.address,
@@ -159,7 +164,7 @@ class ControlPlaneUnderTest:
             self.channel.close()
             self.channel = None
         with contextlib.redirect_stdout(sys.stderr):
-            self._server.stop()
+            self._server.stop()   # a no-op when it was never started
 
     def __enter__(self) -> ControlPlaneUnderTest:
         return self.start()
@@ -179,7 +184,7 @@ class ControlPlaneUnderTest:
         assert self.channel is not None, "start() first"
         return pb_grpc.DeviceServiceStub(self.channel)
 
-    def _admin_md(self) -> tuple[tuple[str, str], ...]:
+    def admin_md(self) -> tuple[tuple[str, str], ...]:
         return bearer(self.admin_token)
 
     # -- operator steps ----------------------------------------------------------------------
@@ -200,11 +205,11 @@ class ControlPlaneUnderTest:
             for i in range(0, len(data), PUSH_CHUNK_BYTES):
                 yield pb.PushModelRequest(chunk=bytes(view[i:i + PUSH_CHUNK_BYTES]))
 
-        self.admin.PushModel(requests(), metadata=self._admin_md(), timeout=timeout)
+        self.admin.PushModel(requests(), metadata=self.admin_md(), timeout=timeout)
 
         def settled() -> pb.ModelVersion | None:
             mv = self.admin.GetModel(pb.GetModelRequest(name=name, version=version),
-                                     metadata=self._admin_md())
+                                     metadata=self.admin_md())
             return mv if mv.status in ("ready", "failed") else None
 
         mv = wait_for(f"{name}:{version} to be measured", settled, timeout)
@@ -216,7 +221,7 @@ class ControlPlaneUnderTest:
         """Enroll ``count`` devices with one enrollment token carrying ``labels``."""
         et = self.admin.CreateEnrollmentToken(
             pb.CreateEnrollmentTokenRequest(labels=labels, uses=count),
-            metadata=self._admin_md(),
+            metadata=self.admin_md(),
         )
         devices = []
         for i in range(count):
@@ -229,7 +234,7 @@ class ControlPlaneUnderTest:
 
     def enrollment_token(self, labels: dict[str, str], uses: int = 1) -> str:
         et = self.admin.CreateEnrollmentToken(
-            pb.CreateEnrollmentTokenRequest(labels=labels, uses=uses), metadata=self._admin_md()
+            pb.CreateEnrollmentTokenRequest(labels=labels, uses=uses), metadata=self.admin_md()
         )
         return str(et.token)
 
@@ -244,7 +249,7 @@ class ControlPlaneUnderTest:
         retryable = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE)
         for attempt in range(1, attempts + 1):
             try:
-                return str(self.admin.CreateRollout(request, metadata=self._admin_md()).id)
+                return str(self.admin.CreateRollout(request, metadata=self.admin_md()).id)
             except grpc.RpcError as exc:
                 if exc.code() not in retryable or attempt == attempts:
                     raise
@@ -258,7 +263,7 @@ class ControlPlaneUnderTest:
 
         def done() -> pb.Rollout | None:
             r = self.admin.GetRollout(pb.GetRolloutRequest(id=rollout_id),
-                                      metadata=self._admin_md())
+                                      metadata=self.admin_md())
             return r if r.state in ("succeeded", "failed", "aborted", "rolled_back") else None
 
         rollout = wait_for(f"rollout {rollout_id} to finish", done, timeout)

@@ -67,6 +67,8 @@ class AsyncServerThread:
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
+        if not self._thread.is_alive() and self._stop is None:
+            return   # never started
         if self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -35,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 
 from benchmarks._controlplane import ControlPlaneUnderTest, wait_for
@@ -125,25 +127,48 @@ def redis_url(asked: str | None) -> str | None:
 
 @contextmanager
 def separate_worker(root: Path, redis: str) -> Iterator[ControlPlaneUnderTest]:
-    """A server that runs no tasks itself, and an ``edgefleet worker`` process beside it on the
-    same SQLite file and data dir."""
-    db = f"sqlite:///{root / 'server' / 'edgefleet.db'}"
-    with ControlPlaneUnderTest(root, database_url=db, redis_url=redis,
-                               variant_kinds=VARIANT_KINDS) as cp:
-        exe = Path(sys.executable).parent / "edgefleet"
-        log = (root / "worker.log").open("wb")
-        worker = subprocess.Popen(
-            [str(exe), "worker", "--db", db, "--redis", redis,
-             "--data-dir", str(cp.settings.data_dir)],
-            stdout=log, stderr=subprocess.STDOUT)
+    """``edgefleet server`` (which runs no task itself) and ``edgefleet worker``, each a process
+    of its own, on one SQLite file and data dir and on Redis, as scaled out on one host."""
+    cp = ControlPlaneUnderTest(root, variant_kinds=VARIANT_KINDS)
+    data = cp.settings.data_dir
+    db = f"sqlite:///{data / 'edgefleet.db'}"
+    exe = str(Path(sys.executable).parent / "edgefleet")
+    # Scaled out, nobody starts the fleet but `edgefleet init` (schema, key, first token).
+    init = subprocess.run([exe, "init", "--db", db, "--data-dir", str(data), "-o", "json"],
+                          check=True, capture_output=True, timeout=120)
+    token = json.loads(init.stdout)["admin_token"]
+    common = ["--db", db, "--redis", redis, "--data-dir", str(data)]
+    procs = []
+    try:
+        for label, args in (("server", ["--listen", cp.address]), ("worker", [])):
+            log = (root / f"{label}.log").open("wb")
+            procs.append(subprocess.Popen([exe, label, *args, *common], stdout=log,
+                                          stderr=subprocess.STDOUT))
         try:
-            wait_for("the worker to start", lambda: b"ready" in (root / "worker.log")
-                     .read_bytes() or None, timeout=60)
-            yield cp
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
-            log.close()
+            wait_for("the worker to start",
+                     lambda: b"ready" in (root / "worker.log").read_bytes() or None, timeout=60)
+            cp.connect(token)
+            wait_for("the server to answer", lambda: _answers(cp), timeout=60)
+        except RuntimeError as exc:
+            logs = "\n".join(f"--- {label}.log\n" + (root / f"{label}.log").read_text()[-1500:]
+                             for label in ("server", "worker"))
+            raise RuntimeError(f"{exc}\n{logs}") from exc
+        yield cp
+    finally:
+        cp.stop()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _answers(cp: ControlPlaneUnderTest) -> bool | None:
+    try:
+        cp.admin.ListModels(pb.ListModelsRequest(), metadata=cp.admin_md(), timeout=5)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return None
+    return True
 
 
 def time_per_mb(cp: ControlPlaneUnderTest, args: argparse.Namespace, tag: str) -> dict[str, Any]:

@@ -168,7 +168,8 @@ class Demo:
             raise DemoError(f"model failed: {model.get('failure')}")
         self.model = model
         self.variants_table = self.cli_text("model", "show", f"{MODEL_NAME}:{MODEL_VERSION}")
-        say(self.variants_table)
+        ready = [v["kind"] for v in model["variants"] if v["status"] == "ready"]
+        say(f"    ready: {', '.join(ready)} (the table follows at the end)")
 
         say(f"4/7 starting {self.devices} agents, each its own process and data dir")
         enroll = self.cli(
@@ -350,7 +351,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             str(r["top_class"]),
         )
     # A pipe gets a fixed width wide enough for the table rather than rich's 80 columns.
-    Console(width=None if sys.stdout.isatty() else 120).print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def run_demo(
