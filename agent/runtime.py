@@ -44,6 +44,7 @@ from protos.contract.quantization import (
     is_quantized,
     quantize,
     representable_range,
+    same_quantization,
 )
 
 log = logging.getLogger(__name__)
@@ -215,13 +216,23 @@ def _bindings(
                 f"{side} {spec['name']!r} has shape {list(shape)} in the model, "
                 f"{spec['shape']} in the manifest"
             )
+        quantization = from_interpreter_detail(d)
+        declared = spec.get("quantization")
+        declared_q = Quantization.from_json(declared) if declared is not None else None
+        if not same_quantization(quantization, declared_q):
+            # A signed manifest and its model disagree on how to read a tensor: predictions
+            # would be quietly wrong, so the model is not loaded.
+            raise ModelLoadError(
+                f"{side} {spec['name']!r} is quantized as {quantization} in the model, "
+                f"{declared_q} in the manifest"
+            )
         bindings.append(
             _Binding(
                 name=spec["name"],
                 index=int(d["index"]),
                 dtype=dtype,
                 shape=shape,
-                quantization=from_interpreter_detail(d),
+                quantization=quantization,
             )
         )
     return tuple(bindings)

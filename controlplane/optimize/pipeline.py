@@ -81,6 +81,15 @@ def _version(session: Session, version_id: str, *, lock: bool = False) -> ModelV
 
 def plan(plane: ControlPlane, version_id: str) -> bool:
     """Create the version's variant rows (once). False when there is nothing left to do."""
+    with plane.read() as session:
+        mv = _version(session, version_id)
+        if mv is None or mv.status != "pending":
+            return False
+        source_sha256, size = mv.source_sha256, mv.size
+        has_calibration = mv.calibration_sha256 is not None
+    # Read and parse outside the transaction: on SQLite a write transaction holds the whole
+    # database, and a model may be hundreds of MB.
+    planned = plan_variants(_read(plane, source_sha256, size), has_calibration=has_calibration)
     with plane.tx() as session:
         mv = _version(session, version_id, lock=True)
         if mv is None or mv.status != "pending":
@@ -89,8 +98,6 @@ def plan(plane: ControlPlane, version_id: str) -> bool:
         # it when the settings change later.
         mv.tolerance = Tolerance(plane.settings.min_cosine, plane.settings.min_top1) \
             .with_overrides(mv.tolerance).to_json()
-        source = _read(plane, mv.source_sha256, mv.size)
-        planned = plan_variants(source, has_calibration=mv.calibration_sha256 is not None)
         existing = {v.kind: v for v in mv.variants}
         upload = reference_of(mv)
         for p in planned:
@@ -284,8 +291,12 @@ def _finish_variant(plane: ControlPlane, m: _Measured, reference: dict[str, np.n
 def _settle(plane: ControlPlane, version_id: str) -> None:
     with plane.tx() as session:
         mv = _version(session, version_id, lock=True)
-        if mv is not None:
-            settle_version(mv)
+        if mv is None or mv.status != "pending":
+            return
+        settle_version(mv)
+        if mv.status != "pending":
+            log.info("%s:%s %s: %s", mv.model.name, mv.version, mv.status,
+                     ", ".join(f"{v.kind} {v.status}" for v in mv.variants))
 
 
 def _fail_version(plane: ControlPlane, version_id: str, reference_id: str, reason: str) -> None:

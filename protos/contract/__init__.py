@@ -11,6 +11,7 @@ sides treat it, written once so the two can never drift:
 - ``versions``      runtime version strings and their order
 - ``histograms``    latency histograms of metric windows: layout, checks, quantiles
 - ``files``         crash-safe file writes
+- ``golden``        golden samples: their artifact's format, bounded decoding, the check
 
 Rules: ``agent`` and ``controlplane`` both import from here and never from each other. Modules
 here depend on the standard library, numpy and cryptography only (both sides install them), do

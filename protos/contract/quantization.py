@@ -99,3 +99,19 @@ def from_interpreter_detail(detail: dict[str, Any]) -> Quantization | None:
     zero_points = [int(z) for z in np.asarray(params.get("zero_points", []), np.int64).ravel()]
     return Quantization(tuple(scales), tuple(zero_points),
                         int(params.get("quantized_dimension", 0)))
+
+
+def same_quantization(a: Quantization | None, b: Quantization | None) -> bool:
+    """Whether two descriptions of a tensor's quantization agree: both none, or the same zero
+    points, axis and scales equal to float32 precision (a model stores its scales as float32; a
+    manifest carries them as JSON numbers)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if len(a.scale) != len(b.scale):
+        return False
+    if len(a.scale) > 1 and a.quantized_dimension != b.quantized_dimension:
+        return False
+    # An empty zero-point list means zeros (the manifest's JSON may leave it out).
+    if (a.zero_point or (0,) * len(a.scale)) != (b.zero_point or (0,) * len(b.scale)):
+        return False
+    return bool(np.allclose(a.scale, b.scale, rtol=1e-6, atol=0.0))

@@ -178,3 +178,18 @@ def test_unknown_interpreter_name_in_the_environment_is_refused(monkeypatch):
     monkeypatch.setenv("EDGEFLEET_AGENT_INTERPRETER", "tensorflow")
     with pytest.raises(ValueError, match="EDGEFLEET_AGENT_INTERPRETER"):
         _ = AgentSettings().interpreter_choice
+
+
+def test_manifest_contradicting_the_model_s_quantization_is_a_load_error(tmp_path, dense_params):
+    """Input tried: a signed manifest whose input scale is not the model's (predictions would be
+    quietly wrong), then one that calls a quantized input float."""
+    weights, bias = dense_params
+    artifact = build_dense(weights, bias, input_quant=IN_Q, output_quant=OUT_Q)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(artifact.data)
+    assert ModelRunner(path, manifest_doc(artifact)).inputs[0].quantized   # as declared: fine
+    for wrong in ({**artifact.inputs[0]["quantization"], "scale": [IN_Q.scale * 2]}, None):
+        manifest = manifest_doc(artifact)
+        manifest["inputs"] = [{**manifest["inputs"][0], "quantization": wrong}]
+        with pytest.raises(ModelLoadError, match="input 'x' is quantized as"):
+            ModelRunner(path, manifest)

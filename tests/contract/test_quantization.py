@@ -19,6 +19,7 @@ from protos.contract.quantization import (
     is_quantized,
     quantize,
     representable_range,
+    same_quantization,
 )
 
 PER_TENSOR = Quantization((0.5,), (-3,), 0)
@@ -142,3 +143,15 @@ def test_only_integer_tensors_with_a_scale_are_quantized() -> None:
     assert not is_quantized("int8", None)
     with pytest.raises(ContractError, match="not an integer type"):
         quantize(np.zeros(1), PER_TENSOR, "float32")
+
+
+def test_two_descriptions_of_one_quantization_agree_to_float32_precision() -> None:
+    stored = Quantization((float(np.float32(0.02)),), (5,))   # as a model stores the scale
+    assert same_quantization(stored, Quantization((0.02,), (5,)))   # as JSON carries it
+    assert same_quantization(None, None)
+    assert same_quantization(Quantization((0.5,), ()), Quantization((0.5,), (0,)))
+    assert not same_quantization(stored, None)
+    assert not same_quantization(stored, Quantization((0.04,), (5,)))
+    assert not same_quantization(stored, Quantization((0.02,), (4,)))
+    assert not same_quantization(Quantization((0.1, 0.2), (0, 0), 0),
+                                 Quantization((0.1, 0.2), (0, 0), 1))
