@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,18 +77,10 @@ def measure_latency(
     for detail in runner.get_input_details():
         runner.set_tensor(detail["index"], random_input(detail, rng))
 
-    timings_ns = []
     try:
-        for i in range(_WARMUP_RUNS + runs):
-            start = time.perf_counter_ns()
-            runner.invoke()
-            elapsed = time.perf_counter_ns() - start
-            if i >= _WARMUP_RUNS:
-                timings_ns.append(elapsed)
+        median, p95 = _timed_invokes(runner, runs, lambda _i: None)
     except (ValueError, RuntimeError) as exc:
         raise ModelRunError(f"{name} could not run {Path(model_path).name}: {exc}") from exc
-
-    median, p95 = _latency_figures(timings_ns)
     return Measurement(
         latency_ms_median=median,
         latency_ms_p95=p95,
@@ -173,25 +165,20 @@ def evaluate(
     tensors = [[(d["index"], _to_tensor(np.asarray(samples[d["name"]][i]).reshape(d["shape"]), d))
                 for d in details] for i in range(n)]
     outputs: dict[str, list[np.ndarray]] = {d["name"]: [] for d in runner.get_output_details()}
-    timings_ns = []
+
+    def set_sample(i: int) -> None:
+        for index, value in tensors[i % n]:
+            runner.set_tensor(index, value)
+
     try:
         for i in range(n):
-            for index, value in tensors[i]:
-                runner.set_tensor(index, value)
+            set_sample(i)
             runner.invoke()
             for d in runner.get_output_details():
                 outputs[d["name"]].append(_to_real(runner.get_tensor(d["index"]), d))
-        for i in range(_WARMUP_RUNS + runs):
-            for index, value in tensors[i % n]:
-                runner.set_tensor(index, value)
-            start = time.perf_counter_ns()
-            runner.invoke()
-            elapsed = time.perf_counter_ns() - start
-            if i >= _WARMUP_RUNS:
-                timings_ns.append(elapsed)
+        median, p95 = _timed_invokes(runner, runs, set_sample)
     except (ValueError, RuntimeError) as exc:
         raise ModelRunError(f"{name} could not run {Path(model_path).name}: {exc}") from exc
-    median, p95 = _latency_figures(timings_ns)
     return Evaluation(
         outputs={k: np.stack(v) for k, v in outputs.items()},
         latency_ms_median=median, latency_ms_p95=p95,
@@ -199,9 +186,18 @@ def evaluate(
     )
 
 
-def _latency_figures(timings_ns: list[int]) -> tuple[float, float]:
-    """(median, p95) in milliseconds; the p95 is nearest-rank: an observed latency, never an
-    interpolated one."""
+def _timed_invokes(runner: Any, runs: int, prepare: Callable[[int], None]) -> tuple[float, float]:
+    """(median, p95) in milliseconds of ``runs`` ``invoke()`` calls after ``_WARMUP_RUNS``
+    untimed ones; ``prepare(i)`` sets the inputs of call ``i`` and is not timed. The p95 is
+    nearest-rank: an observed latency, never an interpolated one."""
+    timings_ns = []
+    for i in range(_WARMUP_RUNS + runs):
+        prepare(i)
+        start = time.perf_counter_ns()
+        runner.invoke()
+        elapsed = time.perf_counter_ns() - start
+        if i >= _WARMUP_RUNS:
+            timings_ns.append(elapsed)
     ordered = sorted(t / 1e6 for t in timings_ns)
     return statistics.median(ordered), ordered[math.ceil(0.95 * len(ordered)) - 1]
 
