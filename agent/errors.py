@@ -80,6 +80,12 @@ class ValidationError(AgentDataError):
     """A loaded model that fails its pre-activation checks (smoke inference, outputs, latency)."""
 
 
+class IncompatibleVariantError(ValidationError):
+    """A variant that loads and runs, but not correctly here: its golden samples' outputs are
+    not reproduced by this device's interpreter (a runtime too old for it gives wrong numbers
+    without any error). Reported as ``incompatible``, never activated."""
+
+
 class EnrollmentRefusedError(AgentDataError):
     """The server refused the enrollment token (unknown, used up, expired or revoked).
 

@@ -1,10 +1,10 @@
 """The installer: a model goes live through a list of named steps, each taking and returning an
 ``InstallContext``.
 
-The default list (``install_steps``) is download -> verify -> load -> validate -> swap; at start
-the models the data dir kept are re-checked through verify -> load -> validate
-(``restore_steps``) before they go live again. A later check (golden samples, probation) is one
-more ``Step`` in the list, and touches no other step.
+The default list (``install_steps``) is download -> verify -> load -> validate -> prove -> swap;
+at start the models the data dir kept are re-checked through verify -> load -> validate
+(``restore_steps``) before they go live again (they were proven before they first went live).
+A later check (probation) is one more ``Step`` in the list, and touches no other step.
 
 Invariants:
 - The steps run in list order, each once; a step sees what the earlier ones put in the context
@@ -27,8 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+
 from agent.download import download_artifact
-from agent.errors import AgentError, AgentTransportError, ArtifactMismatchError, InstallStepError
+from agent.errors import (
+    AgentError,
+    AgentTransportError,
+    ArtifactMismatchError,
+    IncompatibleVariantError,
+    InstallStepError,
+)
 from agent.link import ServerLink
 from agent.refs import ModelRef
 from agent.runtime import ModelRunner, ValidationReport
@@ -37,6 +45,9 @@ from agent.settings import AgentSettings
 from agent.status import StatusBoard
 from agent.store import AgentStore
 from agent.trust import DesiredEntry, Signed
+from protos.contract import ContractError, golden
+from protos.contract.documents import TensorSpec
+from protos.contract.golden import GoldenRef
 
 #: Tells of an install step: ``(ref, state, message)`` (see ``Reporter.progress``).
 Progress = Callable[[ModelRef, str, str], None]
@@ -170,6 +181,65 @@ class Validate:
         return ctx.with_(validation=_found(ctx.runner, "runner", self.name).validate())
 
 
+class Prove:
+    """The loaded runner reproduces the variant's golden samples (``protos.contract.golden``):
+    the outputs the control plane saw a correct interpreter give, within the manifest's
+    tolerance. A manifest without golden samples has only the smoke test (``Validate``).
+
+    The samples are an artifact of their own, referenced by sha256 and size from the signed
+    manifest, fetched (resumably, checked like a model) into the store beside the model.
+    """
+
+    name = "prove"
+
+    def __init__(self, link: ServerLink, store: AgentStore, settings: AgentSettings,
+                 stop: threading.Event) -> None:
+        self._link, self._store, self._settings, self._stop = link, store, settings, stop
+
+    def __call__(self, ctx: InstallContext) -> InstallContext:
+        """Raises IncompatibleVariantError (outputs off), ArtifactMismatchError (the samples
+        file is not the manifest's, or is malformed), AgentTransportError."""
+        ref_json = ctx.manifest.get("golden")
+        if ref_json is None:
+            return ctx
+        runner = _found(ctx.runner, "runner", self.name)
+        outputs = [TensorSpec.from_json(t) for t in ctx.manifest["outputs"]]
+        ref = GoldenRef.from_json(ref_json, outputs)   # verified with the manifest
+        if ref.size > self._settings.max_golden_bytes:
+            raise ArtifactMismatchError(
+                f"golden samples are {ref.size} bytes, above max_golden_bytes "
+                f"{self._settings.max_golden_bytes}")
+        path = download_artifact(self._link.stub, self._store,
+                                 {"sha256": ref.sha256, "size": ref.size},
+                                 settings=self._settings, metadata=self._link.metadata(),
+                                 stop=self._stop)
+        try:
+            samples = golden.decode(path.read_bytes(), ref,
+                                    [TensorSpec.from_json(t) for t in ctx.manifest["inputs"]],
+                                    outputs)
+        except ContractError as exc:
+            raise ArtifactMismatchError(f"golden samples: {exc}") from exc
+        answers: dict[str, list[Any]] = {t.name: [] for t in outputs}
+        for k in range(samples.samples):
+            try:
+                got = runner.predict({name: x[k] for name, x in samples.inputs.items()})
+            except AgentError as exc:
+                raise IncompatibleVariantError(
+                    f"golden sample {k} did not run: {exc}") from exc
+            for name in answers:
+                answers[name].append(got[name])
+        reason = golden.mismatch(samples, {n: np.stack(v) for n, v in answers.items()},
+                                 ref.atol)
+        info = runner.interpreter_info
+        if reason:
+            raise IncompatibleVariantError(
+                f"{ctx.ref.variant} does not reproduce its golden samples in {info.name} "
+                f"{info.version}: {reason}")
+        ctx.report("proven", f"{samples.samples} golden sample(s) reproduced in {info.name} "
+                             f"{info.version}")
+        return ctx
+
+
 class Swap:
     """Make the validated runner answer for its model name, keep that on disk, say so."""
 
@@ -194,7 +264,7 @@ def install_steps(*, link: ServerLink, store: AgentStore, settings: AgentSetting
                   announce: Progress) -> list[Step]:
     """The steps a model the desired state wants goes through."""
     return [Download(link, store, settings, stop), Verify(store), Load(settings), Validate(),
-            Swap(board, persist, announce)]
+            Prove(link, store, settings, stop), Swap(board, persist, announce)]
 
 
 def restore_steps(*, store: AgentStore, settings: AgentSettings) -> list[Step]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from agent.errors import AgentTransportError, InstallStepError
+from agent.errors import AgentTransportError, IncompatibleVariantError, InstallStepError
 from agent.installer import InstallContext, Installer
 from agent.reporter import Reporter
 from agent.status import StatusBoard
@@ -96,7 +96,11 @@ class Reconciler:
         except InstallStepError as exc:
             self._refused.add(entry.sha256)
             self._board.install_failed(ref, str(exc))
-            self._reporter.event(ref, "failed", str(exc))
+            # "incompatible": it runs here, but wrongly; the control plane learns which variant
+            # this interpreter cannot be trusted with (the reason names it and the figures).
+            state = "incompatible" if isinstance(exc.cause, IncompatibleVariantError) \
+                else "failed"
+            self._reporter.event(ref, state, str(exc))
             log.error("install of %s failed at %s: %s; still serving what was active", ref,
                       exc.step, exc.cause)
             return

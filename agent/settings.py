@@ -34,6 +34,8 @@ class AgentSettings:
     download_timeout_seconds: float = 300.0     # per DownloadArtifact stream
     chunk_retries: int = 5                      # consecutive failed attempts without progress
     max_artifact_bytes: int = 256 * MiB
+    # A variant's golden samples (the control plane's default is 256 KiB): refused above this.
+    max_golden_bytes: int = 4 * MiB
     grpc_max_message_bytes: int = 4 * MiB       # must exceed the server's chunk size
 
     # Inference

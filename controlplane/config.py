@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controlplane.durations import parse_duration
+from protos.contract.interpreters import INTERPRETERS
 
 MiB = 1024 * 1024
 #: Every kind the optimize pipeline makes, reference first (controlplane.optimize.recipes).
@@ -113,7 +114,7 @@ class Settings:
     # every kernel correctly), and those every variant is measured in: () is every interpreter
     # of the contract installed on this host.
     reference_interpreter: str = "ai-edge-litert"
-    measure_interpreters: tuple[str, ...] = ()
+    measure_interpreters: tuple[str, ...] = ()   # env EDGEFLEET_MEASURE_INTERPRETERS=a,b
     # Inputs measured on: at most this many calibration samples, or this many synthetic ones
     # from the input signature when the push brought none.
     measure_samples: int = 64
@@ -230,6 +231,13 @@ class Settings:
                 raise ValueError(f"EDGEFLEET_VARIANT_KINDS: unknown kind(s) {unknown}; use "
                                  f"some of {', '.join(VARIANT_KINDS)}")
             env["variant_kinds"] = kinds
+        if v := os.environ.get("EDGEFLEET_MEASURE_INTERPRETERS"):
+            names = tuple(n.strip() for n in v.split(",") if n.strip())
+            unknown = sorted(set(names) - set(INTERPRETERS))
+            if unknown:
+                raise ValueError(f"EDGEFLEET_MEASURE_INTERPRETERS: unknown interpreter(s) "
+                                 f"{unknown}; use some of {', '.join(INTERPRETERS)}")
+            env["measure_interpreters"] = names
         env.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in env:
             env["data_dir"] = Path(str(env["data_dir"]))

@@ -158,6 +158,11 @@ def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
     ).one()
 
 
+#: What a device reports when it will not run what it was given: it could not install it
+#: (``failed``), or it runs it wrongly: its golden samples were not reproduced (``incompatible``).
+DEVICE_FAILED_STATES = frozenset({"failed", "incompatible"})
+
+
 def _assign(session: Session, dm: DeviceModel | None, device_id: str, model: str,
             variant_id: str, rollout_id: str, reason: str, *, now: dt.datetime) -> bool:
     """Make ``variant_id`` the device's desired variant of ``model``; True if it runs it."""
@@ -246,7 +251,7 @@ def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
             continue
         if dm.active_variant_id == target.variant_id and dm.state == "active":
             target.state, target.message, target.updated_at = "succeeded", "", now
-        elif dm.state == "failed":
+        elif dm.state in DEVICE_FAILED_STATES:
             target.state, target.message, target.updated_at = "failed", dm.message, now
     for wave in rollout.waves:
         members = [t for t in rollout.targets if t.wave_index == wave.index]

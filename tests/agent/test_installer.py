@@ -3,6 +3,8 @@ steps run in order, a refusing step is named and changes nothing that serves."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from agent.errors import (
     AgentTransportError,
+    IncompatibleVariantError,
     InstallStepError,
     ModelLoadError,
     ValidationError,
@@ -18,6 +21,7 @@ from agent.installer import (
     InstallContext,
     Installer,
     Load,
+    Prove,
     Swap,
     Validate,
     Verify,
@@ -30,6 +34,7 @@ from agent.settings import AgentSettings
 from agent.status import StatusBoard
 from agent.store import AgentStore
 from agent.trust import Signed
+from protos.contract import golden
 from tests.agent.support import (
     MLP_INPUT,
     MLP_OUTPUT,
@@ -37,6 +42,7 @@ from tests.agent.support import (
     Artifact,
     manifest_doc,
     mlp_artifact,
+    mlp_reference,
 )
 
 SETTINGS = AgentSettings()
@@ -184,3 +190,92 @@ def test_steps_in_the_wrong_order_are_a_bug_not_a_refused_model(store, board):
     installer = Installer([Verify(store), Validate(), Load(SETTINGS)])
     with pytest.raises(RuntimeError, match=r"validate.*runner"):
         installer.run(on_disk(store, mlp_artifact(seed=0), recorder))
+
+
+# -- proving a variant with its golden samples -------------------------------------------------
+
+
+class OfflineStub:
+    """A server that cannot be reached: what is not in the store cannot be fetched."""
+
+    def DownloadArtifact(self, *args: Any, **kwargs: Any) -> Any:
+        raise AgentTransportError("offline", code="UNAVAILABLE")
+
+
+class OfflineLink:
+    """A link for steps that should find everything in the store already."""
+
+    stub = OfflineStub()
+
+    @staticmethod
+    def metadata() -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+def with_golden(store: AgentStore, ctx: InstallContext, outputs: np.ndarray,
+                atol: float = 1e-4) -> InstallContext:
+    """``ctx`` whose manifest references golden samples (in the store): ``golden_inputs`` and
+    the given outputs for them."""
+    data = golden.encode([golden_inputs()], [outputs])
+    sha256 = hashlib.sha256(data).hexdigest()
+    store.artifact_path(sha256).write_bytes(data)
+    manifest = {**ctx.manifest, "golden": {"sha256": sha256, "size": len(data), "samples": 4,
+                                           "atol": {MLP_OUTPUT: atol}}}
+    return ctx.with_(manifest=manifest)
+
+
+def golden_inputs() -> np.ndarray:
+    return np.random.default_rng(5).uniform(-1, 1, (4, *MLP_SHAPE)).astype(np.float32)
+
+
+def prove_steps(store: AgentStore, board: StatusBoard, recorder: Recorder,
+                **settings: Any) -> list:
+    return steps(store, board, recorder, Prove(OfflineLink(), store,  # type: ignore[arg-type]
+                                               AgentSettings(**settings), threading.Event()))
+
+
+def test_a_variant_that_reproduces_its_golden_samples_goes_live(store, board):
+    recorder = Recorder()
+    expected = np.stack([mlp_reference(x) for x in golden_inputs()])
+    ctx = with_golden(store, on_disk(store, mlp_artifact(seed=0), recorder), expected)
+    Installer(prove_steps(store, board, recorder)).run(ctx)
+    assert ("progress", "1.0.0", "proven") in recorder.calls
+    assert board.snapshot().install["face"].state == "active"
+
+
+def test_a_variant_whose_outputs_are_off_is_incompatible_and_never_goes_live(store, board):
+    """Input tried: golden outputs 0.5 away from what this interpreter computes (as a runtime
+    that runs the variant wrongly would see them)."""
+    recorder = Recorder()
+    expected = np.stack([mlp_reference(x) for x in golden_inputs()]) + 0.5
+    ctx = with_golden(store, on_disk(store, mlp_artifact(seed=0), recorder), expected)
+    with pytest.raises(InstallStepError) as err:
+        Installer(prove_steps(store, board, recorder)).run(ctx)
+    assert err.value.step == "prove" and isinstance(err.value.cause, IncompatibleVariantError)
+    assert f"sample 0, output '{MLP_OUTPUT}': max abs error 0.5" in str(err.value)
+    assert "face" not in board.snapshot().live
+
+
+@pytest.mark.parametrize("case", ["too-large", "altered"])
+def test_golden_samples_that_are_not_the_manifest_s_are_refused(store, board, case):
+    """Inputs tried: samples larger than max_golden_bytes, and a samples file altered on disk
+    (deleted as corrupt, then not fetchable offline)."""
+    recorder = Recorder()
+    expected = np.stack([mlp_reference(x) for x in golden_inputs()])
+    ctx = with_golden(store, on_disk(store, mlp_artifact(seed=0), recorder), expected)
+    settings: dict[str, Any] = {}
+    if case == "too-large":
+        settings["max_golden_bytes"] = 100
+    else:
+        path = store.artifact_path(ctx.manifest["golden"]["sha256"])
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    with pytest.raises((InstallStepError, AgentTransportError)) as err:
+        Installer(prove_steps(store, board, recorder, **settings)).run(ctx)
+    if case == "too-large":
+        assert "above max_golden_bytes 100" in str(err.value)
+    else:   # the corrupt file was deleted and would be fetched again; it is never trusted
+        assert isinstance(err.value, AgentTransportError)
+        assert not store.artifact_path(ctx.manifest["golden"]["sha256"]).exists()
+    assert "face" not in board.snapshot().live

@@ -31,12 +31,12 @@ KINDS = ["float32", "float16", "dynamic_int8", "weight_only_int8", "int8"]
 
 
 def start_agent(f: Fleet, tmp: Path, data: Path, token: str, name: str,
-                interpreter: str) -> Path:
+                interpreter: str, *extra: str) -> Path:
     agent_dir = tmp / name
     f.spawn(name, [
         command("edgefleet-agent"), "run", "--server", f.server, "--data-dir", str(agent_dir),
         "--enroll-token", token, "--trust-key", str(data / "signing-key.pub"),
-        "--name", name, "--labels", f"runs={interpreter}", "--poll-interval", "1",
+        "--name", name, "--labels", f"runs={interpreter}", "--poll-interval", "1", *extra,
     ], env={"EDGEFLEET_AGENT_INTERPRETER": interpreter})
     return agent_dir
 
@@ -134,5 +134,66 @@ def test_variants_are_measured_per_interpreter_and_each_device_gets_what_it_runs
             assert got.dtype == np.float32 and got.shape == expected.shape
             np.testing.assert_allclose(got, expected, atol=0.08)
             assert int(np.argmax(got)) == int(np.argmax(expected))
+        assert f.stop("old-runtime") == 0 and f.stop("new-runtime") == 0
+        assert f.stop("server") == 0
+
+
+def test_a_device_whose_interpreter_runs_a_variant_wrongly_proves_it_and_never_activates_it(
+        tmp_path: Path) -> None:
+    """A control plane that could not measure in tflite-runtime (as on Python 3.12+, where it
+    has no wheel) offers the dynamic-range CNN to a tflite-runtime device that says it is
+    2.17 (``--hardware-profile``: a vendor build whose version says more than its kernels do),
+    so neither the measurements nor the minimum runtime keep it away. The device runs the
+    variant's golden samples before activation, gets the wrong numbers, reports
+    ``incompatible`` with the figures, and keeps serving what it had; an ai-edge-litert device
+    reproduces them and activates it."""
+    addr = f"127.0.0.1:{free_port()}"
+    data = tmp_path / "server"
+    with fleet(tmp_path, addr) as f:
+        f.spawn("server", [command("edgefleet"), "server", "--data-dir", str(data),
+                           "--listen", addr],
+                env={"EDGEFLEET_MEASURE_INTERPRETERS": "ai-edge-litert"})
+        token_file = data / "admin-token"
+        wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
+        f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
+        model, cal = tmp_path / "cnn.tflite", tmp_path / "cal.npz"
+        model.write_bytes(modelgen.build_cnn(seed=6))
+        modelgen.write_calibration(model, cal, samples=16, seed=6)
+        wait_for("the server to answer",
+                 lambda: f.cli("model", "list", check=False).returncode == 0 or None,
+                 check=f.alive)
+        pushed = f.cli("model", "push", str(model), "--name", "cnn", "--version", "1.0.0",
+                       "--calibration", str(cal), "--wait")
+        dynamic = next(v for v in pushed["variants"] if v["kind"] == "dynamic_int8")
+        assert [m["interpreter"] for m in dynamic["measurements"]] == ["ai-edge-litert"]
+        assert dynamic["status"] == "ready" and dynamic["golden"]["samples"] == 4
+
+        enroll = f.cli("enroll-token", "create", "--uses", "2")
+        claims = tmp_path / "claims-2.17.json"
+        claims.write_text(json.dumps(
+            {"interpreter": {"name": "tflite-runtime", "version": "2.17.0"}}))
+        old_dir = start_agent(f, tmp_path, data, enroll["token"], "old-runtime", "tflite-runtime",
+                              "--hardware-profile", str(claims))
+        new_dir = start_agent(f, tmp_path, data, enroll["token"], "new-runtime", "ai-edge-litert")
+        wait_for("both agents to enroll",
+                 lambda: len(f.cli("device", "list")["devices"]) == 2 or None, check=f.alive)
+        assert roll_out(f, "cnn:1.0.0", "runs=tflite-runtime", "--variant", "float32")[
+            "state"] == "succeeded"
+
+        final = roll_out(f, "cnn:1.0.0", "runs=tflite-runtime", "--variant", "dynamic_int8")
+        assert final["state"] == "failed", final
+        (why,) = final["failed_devices"]
+        assert ("prove: dynamic_int8 does not reproduce its golden samples in tflite-runtime "
+                "2.14.0: sample 0, output 'scores': max abs error") in why["message"], why
+        old = device_model(f, "old-runtime")
+        assert old["state"] == "incompatible" and old["active"]["variant"] == "float32", old
+        status = json.loads(f.agent("status", "--data-dir", str(old_dir), "-o", "json").stdout)
+        assert [(m["variant"], m["state"]) for m in status["models"]] == [("float32", "active")]
+
+        assert roll_out(f, "cnn:1.0.0", "runs=ai-edge-litert", "--variant", "dynamic_int8")[
+            "state"] == "succeeded"
+        status = json.loads(f.agent("status", "--data-dir", str(new_dir), "-o", "json").stdout)
+        assert [(m["variant"], m["state"]) for m in status["models"]] == [
+            ("dynamic_int8", "active")]
         assert f.stop("old-runtime") == 0 and f.stop("new-runtime") == 0
         assert f.stop("server") == 0
