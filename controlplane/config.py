@@ -224,24 +224,24 @@ class Settings:
                 env["start_wait_seconds"] = float(parse_duration(v))
             except ValueError as exc:
                 raise ValueError(f"EDGEFLEET_START_WAIT: {exc}") from exc
-        if v := os.environ.get("EDGEFLEET_VARIANT_KINDS"):
-            kinds = tuple(k.strip() for k in v.split(",") if k.strip())
-            unknown = sorted(set(kinds) - set(VARIANT_KINDS))
-            if unknown:
-                raise ValueError(f"EDGEFLEET_VARIANT_KINDS: unknown kind(s) {unknown}; use "
-                                 f"some of {', '.join(VARIANT_KINDS)}")
-            env["variant_kinds"] = kinds
-        if v := os.environ.get("EDGEFLEET_MEASURE_INTERPRETERS"):
-            names = tuple(n.strip() for n in v.split(",") if n.strip())
-            unknown = sorted(set(names) - set(INTERPRETERS))
-            if unknown:
-                raise ValueError(f"EDGEFLEET_MEASURE_INTERPRETERS: unknown interpreter(s) "
-                                 f"{unknown}; use some of {', '.join(INTERPRETERS)}")
-            env["measure_interpreters"] = names
+        for var, name, allowed in (
+                ("EDGEFLEET_VARIANT_KINDS", "variant_kinds", VARIANT_KINDS),
+                ("EDGEFLEET_MEASURE_INTERPRETERS", "measure_interpreters", tuple(INTERPRETERS))):
+            if v := os.environ.get(var):
+                env[name] = _names(var, v, allowed)
         env.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in env:
             env["data_dir"] = Path(str(env["data_dir"]))
         return cls(**env)  # type: ignore[arg-type]
+
+
+def _names(var: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of names out of ``allowed``; ValueError naming ``var`` else."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise ValueError(f"{var}: unknown {unknown}; use some of {', '.join(allowed)}")
+    return names
 
 
 def redact_url(url: str) -> str:

@@ -97,7 +97,9 @@ class Demo:
                     proc.wait()
 
     def cli_text(self, *args: str) -> str:
-        """Run ``edgefleet ARGS`` and return the table it prints."""
+        """Run ``edgefleet ARGS`` and return what it prints (a table, or ``-o json``'s
+        document)."""
+        self.check_alive()
         out = subprocess.run([_bin("edgefleet"), *args], env=self.env, capture_output=True,
                              timeout=120)
         if out.returncode != 0:
@@ -107,16 +109,7 @@ class Demo:
 
     def cli(self, *args: str) -> Any:
         """Run ``edgefleet ARGS -o json`` and return its JSON document."""
-        self.check_alive()
-        out = subprocess.run(
-            [_bin("edgefleet"), *args, "-o", "json"], env=self.env, capture_output=True, timeout=120
-        )
-        if out.returncode != 0:
-            raise DemoError(
-                f"edgefleet {' '.join(args)} failed ({out.returncode}): "
-                f"{out.stderr.decode(errors='replace').strip()}"
-            )
-        return json.loads(out.stdout)
+        return json.loads(self.cli_text(*args, "-o", "json"))
 
     # -- the mission -------------------------------------------------------------------------
 

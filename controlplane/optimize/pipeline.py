@@ -185,8 +185,9 @@ def measure_and_sign(plane: ControlPlane, version_id: str) -> None:
             _settle(plane, version_id)
             return
         # The reference runs first, always: its outputs are what the others are compared
-        # with, even when it was finished before a kill (finishing it again is a no-op).
+        # with, even when it was finished before a kill (then it is run, not finished again).
         order = [reference, *(v for v in todo if v.id != reference.id)]
+        unfinished = {v.id for v in todo}
         paths = [_path(plane, v.artifact_sha256) for v in order]
         ids = [v.id for v in order]
         try:
@@ -212,8 +213,9 @@ def measure_and_sign(plane: ControlPlane, version_id: str) -> None:
         return
     reference_outputs = ref_result.outputs
     for m in measured:
-        _finish_variant(plane, m, reference_outputs, samples, source, tolerance,
-                        specs[m.variant_id], interpreters)
+        if m.variant_id in unfinished:
+            _finish_variant(plane, m, reference_outputs, samples, source, tolerance,
+                            specs[m.variant_id], interpreters)
     _settle(plane, version_id)
 
 
@@ -254,11 +256,10 @@ def _finish_variant(plane: ControlPlane, m: _Measured, reference: dict[str, np.n
             accuracy=[f.to_json() for f in figures], inputs_source=source, samples=count))
         if not reason:
             ok.append(result)
-    golden = None
-    if ok:
-        golden = golden_samples.make(samples, ok, specs, settings=plane.settings)
+    golden = golden_samples.make(samples, ok, specs, settings=plane.settings) if ok else None
     stored = (plane.store.put_bytes(golden.data, max_bytes=plane.settings.max_golden_bytes)
               if golden is not None else None)
+    golden_ref = golden.ref(stored.sha256) if golden is not None and stored is not None else None
     with plane.tx() as session:
         variant = session.scalars(
             sa.select(Variant).where(Variant.id == m.variant_id)
@@ -277,15 +278,15 @@ def _finish_variant(plane: ControlPlane, m: _Measured, reference: dict[str, np.n
                                         for r in rows)[:2000]
             return
         first_ok = ok[0]
-        if golden is not None and stored is not None:
-            ensure_artifact(session, stored.sha256, stored.size)
-            variant.golden_sha256, variant.golden_samples = stored.sha256, golden.samples
+        if golden_ref is not None:
+            ensure_artifact(session, golden_ref["sha256"], golden_ref["size"])
+            variant.golden_sha256 = golden_ref["sha256"]
+            variant.golden_samples = golden_ref["samples"]
         mark_variant_ready(
             variant, signer=plane.signer, now=plane.clock(),
             latency_ms=first_ok.latency_ms_median,
             measured_with=f"{first_ok.interpreter_name} {first_ok.interpreter_version}",
-            golden=golden.ref(stored.sha256) if golden is not None and stored is not None
-            else None)
+            golden=golden_ref)
 
 
 def _settle(plane: ControlPlane, version_id: str) -> None:

@@ -62,25 +62,31 @@ def device_model(f: Fleet, name: str) -> dict[str, Any]:
     return next(m for m in shown["models"] if m["model"] == "cnn")
 
 
+def serve_and_push(f: Fleet, tmp: Path, *, seed: int, samples: int,
+                   env: dict[str, str] | None = None) -> tuple[Path, Path, Path, dict[str, Any]]:
+    """An embedded ``edgefleet server`` (``env`` for it alone), the operator's token, and the
+    generated CNN pushed with ``samples`` calibration inputs and ``--wait``: (server data dir,
+    model, calibration, the settled version's document)."""
+    data = tmp / "server"
+    f.spawn("server", [command("edgefleet"), "server", "--data-dir", str(data),
+                       "--listen", f.server], env=env)
+    token_file = data / "admin-token"
+    wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
+    f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
+    model, cal = tmp / "cnn.tflite", tmp / "cal.npz"
+    model.write_bytes(modelgen.build_cnn(seed=seed))
+    modelgen.write_calibration(model, cal, samples=samples, seed=seed)
+    wait_for("the server to answer",
+             lambda: f.cli("model", "list", check=False).returncode == 0 or None, check=f.alive)
+    pushed = f.cli("model", "push", str(model), "--name", "cnn", "--version", "1.0.0",
+                   "--calibration", str(cal), "--wait")
+    return data, model, cal, pushed
+
+
 def test_variants_are_measured_per_interpreter_and_each_device_gets_what_it_runs_right(
         tmp_path: Path) -> None:
-    addr = f"127.0.0.1:{free_port()}"
-    data = tmp_path / "server"
-    with fleet(tmp_path, addr) as f:
-        f.spawn("server", [command("edgefleet"), "server", "--data-dir", str(data),
-                           "--listen", addr])
-        token_file = data / "admin-token"
-        wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
-        f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
-
-        model, cal = tmp_path / "cnn.tflite", tmp_path / "cal.npz"
-        model.write_bytes(modelgen.build_cnn(seed=5))
-        modelgen.write_calibration(model, cal, samples=32, seed=5)
-        wait_for("the server to answer",
-                 lambda: f.cli("model", "list", check=False).returncode == 0 or None,
-                 check=f.alive)
-        pushed = f.cli("model", "push", str(model), "--name", "cnn", "--version", "1.0.0",
-                       "--calibration", str(cal), "--wait")
+    with fleet(tmp_path, f"127.0.0.1:{free_port()}") as f:
+        data, model, cal, pushed = serve_and_push(f, tmp_path, seed=5, samples=32)
         assert pushed["status"] == "ready", pushed
         variants = {v["kind"]: v for v in pushed["variants"]}
         assert list(variants) == KINDS
@@ -147,23 +153,10 @@ def test_a_device_whose_interpreter_runs_a_variant_wrongly_proves_it_and_never_a
     variant's golden samples before activation, gets the wrong numbers, reports
     ``incompatible`` with the figures, and keeps serving what it had; an ai-edge-litert device
     reproduces them and activates it."""
-    addr = f"127.0.0.1:{free_port()}"
-    data = tmp_path / "server"
-    with fleet(tmp_path, addr) as f:
-        f.spawn("server", [command("edgefleet"), "server", "--data-dir", str(data),
-                           "--listen", addr],
-                env={"EDGEFLEET_MEASURE_INTERPRETERS": "ai-edge-litert"})
-        token_file = data / "admin-token"
-        wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
-        f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
-        model, cal = tmp_path / "cnn.tflite", tmp_path / "cal.npz"
-        model.write_bytes(modelgen.build_cnn(seed=6))
-        modelgen.write_calibration(model, cal, samples=16, seed=6)
-        wait_for("the server to answer",
-                 lambda: f.cli("model", "list", check=False).returncode == 0 or None,
-                 check=f.alive)
-        pushed = f.cli("model", "push", str(model), "--name", "cnn", "--version", "1.0.0",
-                       "--calibration", str(cal), "--wait")
+    with fleet(tmp_path, f"127.0.0.1:{free_port()}") as f:
+        data, _, _, pushed = serve_and_push(
+            f, tmp_path, seed=6, samples=16,
+            env={"EDGEFLEET_MEASURE_INTERPRETERS": "ai-edge-litert"})
         dynamic = next(v for v in pushed["variants"] if v["kind"] == "dynamic_int8")
         assert [m["interpreter"] for m in dynamic["measurements"]] == ["ai-edge-litert"]
         assert dynamic["status"] == "ready" and dynamic["golden"]["samples"] == 4
