@@ -191,7 +191,7 @@ class Rejection(_message.Message):
     def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class MetricWindow(_message.Message):
-    __slots__ = ("window_id", "ref", "start", "end", "count", "errors", "bucket_bounds_ms", "bucket_counts", "latency_sum_ms", "latency_max_ms")
+    __slots__ = ("window_id", "ref", "start", "end", "count", "errors", "bucket_bounds_ms", "bucket_counts", "latency_sum_ms", "latency_max_ms", "nonfinite")
     WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,7 @@ class MetricWindow(_message.Message):
     BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_SUM_MS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    NONFINITE_FIELD_NUMBER: _ClassVar[int]
     window_id: str
     ref: ModelRef
     start: _timestamp_pb2.Timestamp
@@ -212,7 +213,8 @@ class MetricWindow(_message.Message):
     bucket_counts: _containers.RepeatedScalarFieldContainer[int]
     latency_sum_ms: float
     latency_max_ms: float
-    def __init__(self, window_id: _Optional[str] = ..., ref: _Optional[_Union[ModelRef, _Mapping]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., bucket_bounds_ms: _Optional[_Iterable[float]] = ..., bucket_counts: _Optional[_Iterable[int]] = ..., latency_sum_ms: _Optional[float] = ..., latency_max_ms: _Optional[float] = ...) -> None: ...
+    nonfinite: int
+    def __init__(self, window_id: _Optional[str] = ..., ref: _Optional[_Union[ModelRef, _Mapping]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., bucket_bounds_ms: _Optional[_Iterable[float]] = ..., bucket_counts: _Optional[_Iterable[int]] = ..., latency_sum_ms: _Optional[float] = ..., latency_max_ms: _Optional[float] = ..., nonfinite: _Optional[int] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
     __slots__ = ("windows",)
