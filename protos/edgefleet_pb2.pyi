@@ -151,16 +151,36 @@ class ArtifactChunk(_message.Message):
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class InstallEvent(_message.Message):
-    __slots__ = ("ref", "state", "message", "at")
+    __slots__ = ("ref", "state", "message", "at", "finding")
     REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    FINDING_FIELD_NUMBER: _ClassVar[int]
     ref: ModelRef
     state: str
     message: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, ref: _Optional[_Union[ModelRef, _Mapping]] = ..., state: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    finding: Finding
+    def __init__(self, ref: _Optional[_Union[ModelRef, _Mapping]] = ..., state: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finding: _Optional[_Union[Finding, _Mapping]] = ...) -> None: ...
+
+class Finding(_message.Message):
+    __slots__ = ("reason", "interpreter", "interpreter_version", "sample", "output", "observed", "limit")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETER_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    interpreter: str
+    interpreter_version: str
+    sample: int
+    output: str
+    observed: float
+    limit: float
+    def __init__(self, reason: _Optional[str] = ..., interpreter: _Optional[str] = ..., interpreter_version: _Optional[str] = ..., sample: _Optional[int] = ..., output: _Optional[str] = ..., observed: _Optional[float] = ..., limit: _Optional[float] = ...) -> None: ...
 
 class StatusReport(_message.Message):
     __slots__ = ("events", "active")
