@@ -125,6 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="device name (default: host name)")
     run.add_argument("--poll-interval", type=_positive_float, metavar="SECONDS",
                      help="sync at least this often (overrides the server's interval)")
+    run.add_argument("--set", dest="settings", action="append", default=[],
+                     metavar="NAME=VALUE",
+                     help="change one agent setting (agent/settings.py), e.g. "
+                          "probation_seconds=30; repeatable")
     run.set_defaults(command=_run)
 
     status = sub.add_parser("status", help="what the local agent serves")
@@ -190,6 +194,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     tls_ca = _read_file(args.tls_ca, "--tls-ca") if args.tls_ca else None
     overrides = load_hardware_overrides(args.hardware_profile) if args.hardware_profile else None
+    try:
+        settings = AgentSettings(poll_interval_seconds=args.poll_interval).with_text(args.settings)
+    except ValueError as exc:   # a setting's own check (__post_init__) or a bad --set
+        raise ConfigurationError(str(exc)) from exc
     agent = Agent(
         args.data_dir,
         server=args.server,
@@ -200,7 +208,7 @@ def _run(args: argparse.Namespace) -> int:
         name=args.name,
         serve=args.serve,
         hardware_overrides=overrides,
-        settings=AgentSettings(poll_interval_seconds=args.poll_interval),
+        settings=settings,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -6,7 +6,9 @@
     restore      start-up: the stored state and models, re-verified, served again
     sync         SyncLoop: the thread that enrolls, syncs, accepts, reconciles, reports, backs off
     reconcile    Reconciler: install what is wanted, unload what is not; StateWriter: the data dir
-    installer    the install steps: download -> verify -> load -> validate -> swap
+    installer    the install steps: download -> verify -> load -> validate -> prove -> swap
+    probation    the watch on a model just activated; a breach rolls it back (reconcile)
+    budget       the latency budget relative to the manifest's measured figure
     reporter     install events and metric windows to the server (unsent windows kept on disk)
     link         the channel to the control plane and the device credential
     status       StatusBoard: what ``status`` shows, one consistent snapshot
@@ -39,9 +41,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.errors import AgentError, ConfigurationError
 from agent.hardware import hardware_profile
-from agent.installer import Installer, install_steps
+from agent.installer import Installer, install_steps, reactivate_steps
 from agent.link import ServerLink
 from agent.metrics import MetricsRecorder
+from agent.probation import Probation
 from agent.reconcile import Reconciler, StateWriter
 from agent.reporter import Reporter
 from agent.restore import restore
@@ -90,7 +93,7 @@ class Agent:
         if trust_key_pem is not None and trust_key_path is not None:
             raise ConfigurationError("give the trust key as a file or as bytes, not both")
         self.settings = settings or AgentSettings()
-        self.store = AgentStore(data_dir)
+        self.store = AgentStore(data_dir, max_quarantined=self.settings.max_quarantined_files)
         self.metrics = MetricsRecorder(self.settings)
         self.models = ModelTable(self.metrics)
         self.endpoint: str | None = None
@@ -153,12 +156,21 @@ class Agent:
         self.endpoint = self._local.start()
         link.connect(self._load_tls_ca())
         persist = StateWriter(store, trust, board)
+        probation = Probation(settings, self.metrics)
         installer = Installer(install_steps(link=link, store=store, settings=settings,
                                             stop=self._stop, board=board, persist=persist,
-                                            announce=reporter.event))
+                                            announce=reporter.event, probation=probation))
+
+        def reactivate(rollback: str) -> Installer:
+            return Installer(reactivate_steps(store=store, settings=settings, board=board,
+                                              persist=persist, announce=reporter.event,
+                                              probation=probation, rollback=rollback))
+
+        reconciler = Reconciler(trust, board, installer, reporter, persist,
+                                reactivate=reactivate, probation=probation)
         self._loop = SyncLoop(
             settings=settings, store=store, link=link, trust=trust, board=board,
-            reporter=reporter, reconciler=Reconciler(trust, board, installer, reporter, persist),
+            reporter=reporter, reconciler=reconciler,
             persist=persist, enrollment=self._enrollment(), hardware=self._hardware,
             stop=self._stop,
         )

@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -22,8 +23,10 @@ from typing import Any
 
 import grpc
 
+from agent import failpoints
 from agent.backoff import Backoff
-from agent.errors import AgentTransportError, ArtifactMismatchError
+from agent.errors import AgentTransportError, ArtifactMismatchError, InsufficientStorageError
+from agent.findings import INSUFFICIENT_STORAGE, Finding
 from agent.settings import AgentSettings
 from agent.store import AgentStore, file_digest
 from agent.transport import is_transient, transport_error
@@ -65,6 +68,7 @@ def download_artifact(
     part = store.part_path(sha256)
     if part.exists() and part.stat().st_size > size:
         part.unlink()
+    store.check_room(sha256, size, reserve=settings.min_free_bytes)
     part.touch()
     resumed = part.stat().st_size > 0
     stop = stop or threading.Event()
@@ -145,20 +149,32 @@ def _stream_into(
     stream = stub.DownloadArtifact(
         request, timeout=settings.download_timeout_seconds, metadata=metadata
     )
-    with open(part, "ab") as f:
-        try:
-            for chunk in stream:
-                problem = _chunk_problem(chunk, offset, size)
-                if problem:
-                    raise ArtifactMismatchError(f"artifact {sha256[:12]}: {problem}")
-                f.write(chunk.data)
-                f.flush()
-                offset += len(chunk.data)
-                if offset == size:
-                    break
-        finally:
-            stream.cancel()
-        os.fsync(f.fileno())
+    try:
+        with open(part, "ab") as f:
+            try:
+                for chunk in stream:
+                    problem = _chunk_problem(chunk, offset, size)
+                    if problem:
+                        raise ArtifactMismatchError(f"artifact {sha256[:12]}: {problem}")
+                    f.write(chunk.data)
+                    f.flush()
+                    failpoints.hit("download")
+                    offset += len(chunk.data)
+                    if offset == size:
+                        break
+            finally:
+                stream.cancel()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The disk filled under the download (something else wrote to it): give the space
+        # back rather than hold a part file nobody can finish.
+        part.unlink(missing_ok=True)
+        raise InsufficientStorageError(
+            f"the disk filled while downloading artifact {sha256[:12]} ({exc.strerror}); "
+            "free space in the data dir", finding=Finding(INSUFFICIENT_STORAGE, limit=size)
+        ) from exc
 
 
 def _chunk_problem(chunk: pb.ArtifactChunk, offset: int, size: int) -> str | None:

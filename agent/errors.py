@@ -12,7 +12,9 @@
     │   ├── ArtifactMismatchError   artifact length or sha256 differ from the manifest's
     │   ├── ModelLoadError          the interpreter refuses the artifact, or it contradicts
     │   │                           its manifest
-    │   ├── ValidationError         a loaded model fails its smoke test before activation
+    │   ├── ValidationError         a loaded model fails its checks before activation
+    │   │   └── IncompatibleVariantError  it runs, but its golden samples come out wrong
+    │   ├── InsufficientStorageError  no room for the artifact beside the kept ones
     │   ├── InstallStepError        a step of an install refused the model: ``step`` names it,
     │   │                           ``cause`` is the error the step raised
     │   └── EnrollmentRefusedError  the server refused the enrollment token (unknown, used
@@ -35,9 +37,14 @@ answered UNAVAILABLE (or another transient code) is a transport error, tried aga
 
 Foreign exceptions (grpc, cryptography, OSError, interpreter errors) are wrapped at the boundary
 with ``raise ... from exc`` so callers only ever catch these.
+
+A data error that says why this device cannot run a variant carries a ``finding``
+(``agent.findings.Finding``): the reason code and figures the control plane learns from.
 """
 
 from __future__ import annotations
+
+from agent.findings import Finding
 
 
 class AgentError(Exception):
@@ -45,7 +52,13 @@ class AgentError(Exception):
 
 
 class AgentDataError(AgentError):
-    """Untrusted or bad data; the agent refuses it and keeps serving what it had."""
+    """Untrusted or bad data; the agent refuses it and keeps serving what it had.
+
+    ``finding`` is set when the error says why this device cannot run a variant."""
+
+    def __init__(self, message: str, *, finding: Finding | None = None) -> None:
+        super().__init__(message)
+        self.finding = finding
 
 
 class SignatureError(AgentDataError):
@@ -86,6 +99,12 @@ class IncompatibleVariantError(ValidationError):
     without any error). Reported as ``incompatible``, never activated."""
 
 
+class InsufficientStorageError(AgentDataError):
+    """The data dir has no room for an artifact beside the ones it keeps (``min_free_bytes``
+    reserved), or the disk filled while it was written. Reported ``insufficient_storage`` and
+    tried again later: space may be freed."""
+
+
 class EnrollmentRefusedError(AgentDataError):
     """The server refused the enrollment token (unknown, used up, expired or revoked).
 
@@ -102,7 +121,7 @@ class InstallStepError(AgentDataError):
     ``cause`` (also ``__cause__``) the error it raised."""
 
     def __init__(self, step: str, cause: AgentError) -> None:
-        super().__init__(f"{step}: {cause}")
+        super().__init__(f"{step}: {cause}", finding=getattr(cause, "finding", None))
         self.step = step
         self.cause = cause
 

@@ -3,8 +3,10 @@
 
 The default list (``install_steps``) is download -> verify -> load -> validate -> prove -> swap;
 at start the models the data dir kept are re-checked through verify -> load -> validate
-(``restore_steps``) before they go live again (they were proven before they first went live).
-A later check (probation) is one more ``Step`` in the list, and touches no other step.
+(``restore_steps``) before they go live again (they were proven before they first went live),
+and a kept previous version goes back live (a rollback, the server's or probation's) through
+verify -> load -> validate -> swap (``reactivate_steps``): no download, its file is on disk.
+``Swap`` starts the new model's probation (``agent.probation``); a rollback's swap does not.
 
 Invariants:
 - The steps run in list order, each once; a step sees what the earlier ones put in the context
@@ -29,6 +31,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from agent import failpoints
+from agent.budget import LatencyBudget, latency_budget
 from agent.download import download_artifact
 from agent.errors import (
     AgentError,
@@ -37,7 +41,9 @@ from agent.errors import (
     IncompatibleVariantError,
     InstallStepError,
 )
+from agent.findings import GOLDEN_MISMATCH, Finding
 from agent.link import ServerLink
+from agent.probation import Probation
 from agent.refs import ModelRef
 from agent.runtime import ModelRunner, ValidationReport
 from agent.serving import LiveModel
@@ -69,6 +75,7 @@ class InstallContext:
     path: Path | None = None                  # download, verify
     runner: ModelRunner | None = None         # load
     validation: ValidationReport | None = None   # validate
+    budget: LatencyBudget | None = None       # validate: what probation holds it to
     replaced: LiveModel | None = None         # swap: what served before, if anything
 
     @classmethod
@@ -128,7 +135,8 @@ class Download:
         self._link, self._store, self._settings, self._stop = link, store, settings, stop
 
     def __call__(self, ctx: InstallContext) -> InstallContext:
-        """Raises ArtifactMismatchError, AgentTransportError (see ``download_artifact``)."""
+        """Raises ArtifactMismatchError, AgentTransportError (see ``download_artifact``),
+        InsufficientStorageError (no room for it beside the kept artifacts)."""
         ctx.report("downloading", f"{ctx.manifest['size']} bytes")
         path = download_artifact(self._link.stub, self._store, ctx.manifest,
                                  settings=self._settings, metadata=self._link.metadata(),
@@ -153,6 +161,7 @@ class Verify:
         path = self._store.verified_artifact(ctx.manifest)
         if path is None:
             raise ArtifactMismatchError(f"artifact {ctx.ref.sha256[:12]} is missing from disk")
+        failpoints.hit("verify")
         ctx.report("verified", "length and sha256 match the signed manifest")
         return ctx.with_(path=path)
 
@@ -172,13 +181,20 @@ class Load:
 
 
 class Validate:
-    """The loaded runner passes its smoke test before anyone is served by it."""
+    """The loaded runner passes its smoke test before anyone is served by it, within the latency
+    budget relative to what the manifest says its interpreter measured (``agent.budget``)."""
 
     name = "validate"
 
+    def __init__(self, settings: AgentSettings) -> None:
+        self._settings = settings
+
     def __call__(self, ctx: InstallContext) -> InstallContext:
         """Raises ValidationError."""
-        return ctx.with_(validation=_found(ctx.runner, "runner", self.name).validate())
+        runner = _found(ctx.runner, "runner", self.name)
+        budget = latency_budget(ctx.manifest, runner.interpreter_info.name, self._settings)
+        failpoints.hit("validate")
+        return ctx.with_(validation=runner.validate(budget), budget=budget)
 
 
 class Prove:
@@ -225,51 +241,82 @@ class Prove:
                 got = runner.predict({name: x[k] for name, x in samples.inputs.items()})
             except AgentError as exc:
                 raise IncompatibleVariantError(
-                    f"golden sample {k} did not run: {exc}") from exc
+                    f"golden sample {k} did not run: {exc}",
+                    finding=Finding(GOLDEN_MISMATCH, sample=k)) from exc
             for name in answers:
                 answers[name].append(got[name])
-        reason = golden.mismatch(samples, {n: np.stack(v) for n, v in answers.items()},
-                                 ref.atol)
+        found = golden.mismatch(samples, {n: np.stack(v) for n, v in answers.items()},
+                                ref.atol)
         info = runner.interpreter_info
-        if reason:
+        if found is not None:
             raise IncompatibleVariantError(
                 f"{ctx.ref.variant} does not reproduce its golden samples in {info.name} "
-                f"{info.version}: {reason}")
+                f"{info.version}: {found}",
+                finding=Finding(GOLDEN_MISMATCH, observed=found.error, limit=found.limit,
+                                sample=found.sample, output=found.output))
+        failpoints.hit("prove")
         ctx.report("proven", f"{samples.samples} golden sample(s) reproduced in {info.name} "
                              f"{info.version}")
         return ctx
 
 
 class Swap:
-    """Make the validated runner answer for its model name, keep that on disk, say so."""
+    """Make the validated runner answer for its model name, keep that on disk, say so, and put
+    the new model on probation.
+
+    The swap is a reference flip in the live table (``agent.serving``): requests in flight
+    finish on the runner they started with, which is released when the last of them returns.
+    A rollback's swap (``rollback`` set) does not keep what it replaced as the previous version
+    and starts no probation: it goes back to a version that already served here.
+    """
 
     name = "swap"
 
-    def __init__(self, board: StatusBoard, persist: Callable[[], None],
-                 announce: Progress) -> None:
+    def __init__(self, board: StatusBoard, persist: Callable[[], None], announce: Progress,
+                 probation: Probation | None, *, rollback: str = "") -> None:
         self._board, self._persist, self._announce = board, persist, announce
+        self._probation, self._rollback = probation, rollback
 
     def __call__(self, ctx: InstallContext) -> InstallContext:
         runner = _found(ctx.runner, "runner", self.name)
         validation = _found(ctx.validation, "validation", self.name)
-        message = f"validated, median latency {validation.latency_ms:.2f} ms"
-        replaced = self._board.activate(LiveModel(ctx.ref, runner, ctx.signed_manifest), message)
+        message = self._rollback or f"validated, median latency {validation.latency_ms:.2f} ms"
+        live = LiveModel(ctx.ref, runner, ctx.signed_manifest)
+        replaced = self._board.activate(live, message, keep_replaced=not self._rollback)
+        failpoints.hit("swap")
         self._persist()   # before the server hears "active": a restart serves what it heard
+        failpoints.hit("persist")
+        if self._probation is not None:
+            if self._rollback:
+                self._probation.end(ctx.ref.model)
+            else:
+                self._probation.begin(ctx.ref, _found(ctx.budget, "budget", self.name))
         self._announce(ctx.ref, "active", message)
         return ctx.with_(replaced=replaced)
 
 
 def install_steps(*, link: ServerLink, store: AgentStore, settings: AgentSettings,
                   stop: threading.Event, board: StatusBoard, persist: Callable[[], None],
-                  announce: Progress) -> list[Step]:
+                  announce: Progress, probation: Probation | None = None) -> list[Step]:
     """The steps a model the desired state wants goes through."""
-    return [Download(link, store, settings, stop), Verify(store), Load(settings), Validate(),
-            Prove(link, store, settings, stop), Swap(board, persist, announce)]
+    return [Download(link, store, settings, stop), Verify(store), Load(settings),
+            Validate(settings), Prove(link, store, settings, stop),
+            Swap(board, persist, announce, probation)]
 
 
 def restore_steps(*, store: AgentStore, settings: AgentSettings) -> list[Step]:
     """The steps a model the data dir kept goes through again at start, before it goes live."""
-    return [Verify(store), Load(settings), Validate()]
+    return [Verify(store), Load(settings), Validate(settings)]
+
+
+def reactivate_steps(*, store: AgentStore, settings: AgentSettings, board: StatusBoard,
+                     persist: Callable[[], None], announce: Progress,
+                     probation: Probation | None = None, rollback: str = "") -> list[Step]:
+    """The steps a kept previous version goes back live through: checked as at start (its file
+    is on disk, nothing is downloaded), then swapped in. ``rollback``: the message of a local
+    rollback (see ``Swap``)."""
+    return [*restore_steps(store=store, settings=settings),
+            Swap(board, persist, announce, probation, rollback=rollback)]
 
 
 def _found(value: T | None, what: str, step: str) -> T:

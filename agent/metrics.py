@@ -36,16 +36,18 @@ class _Histogram:
     counts: list[int] = field(default_factory=list)
     count: int = 0
     errors: int = 0
+    nonfinite: int = 0
     latency_sum_ms: float = 0.0
     latency_max_ms: float = 0.0
 
     def __post_init__(self) -> None:
         self.counts = [0] * (len(self.bounds) + 1)
 
-    def add(self, latency_ms: float, ok: bool) -> None:
+    def add(self, latency_ms: float, ok: bool, finite: bool) -> None:
         self.counts[bucket_index(self.bounds, latency_ms)] += 1
         self.count += 1
         self.errors += 0 if ok else 1
+        self.nonfinite += 0 if finite else 1
         self.latency_sum_ms += latency_ms
         self.latency_max_ms = max(self.latency_max_ms, latency_ms)
 
@@ -113,6 +115,7 @@ class ModelStats:
 
     inferences: int
     errors: int
+    nonfinite: int
     latency_p50_ms: float
     latency_p95_ms: float
 
@@ -132,11 +135,14 @@ class MetricsRecorder:
         self._queue: OrderedDict[str, MetricWindowRecord] = OrderedDict()
         self.dropped = 0
 
-    def record(self, ref: ModelRef, latency_ms: float, *, ok: bool = True) -> None:
+    def record(self, ref: ModelRef, latency_ms: float, *, ok: bool = True,
+               finite: bool = True) -> None:
+        """One inference: ``ok`` False when it failed, ``finite`` False when it answered with
+        NaN or Inf in an output."""
         bounds = self._settings.latency_buckets_ms
         with self._lock:
             for table in (self._current, self._totals):
-                table.setdefault(ref, _Histogram(bounds)).add(latency_ms, ok)
+                table.setdefault(ref, _Histogram(bounds)).add(latency_ms, ok, finite)
 
     def close_due_window(self) -> int:
         """Close the open window if ``metrics_window_seconds`` passed; returns records queued."""
@@ -196,8 +202,8 @@ class MetricsRecorder:
         with self._lock:
             h = self._totals.get(ref)
             if h is None:
-                return ModelStats(0, 0, 0.0, 0.0)
-            return ModelStats(h.count, h.errors, h.quantile(0.5), h.quantile(0.95))
+                return ModelStats(0, 0, 0, 0.0, 0.0)
+            return ModelStats(h.count, h.errors, h.nonfinite, h.quantile(0.5), h.quantile(0.95))
 
 
 def _utc(epoch_seconds: float) -> datetime:

@@ -3,11 +3,17 @@ and keep that on disk.
 
 Invariants:
 - Every wanted model that is not live in the wanted version goes through the installer; one
-  whose install a step refused is not tried again while the same desired state is held (a new
-  sequence clears the memory: the server may have fixed it).
+  whose install a step refused, or that probation rolled back, is not tried again while the
+  same desired state is held (a new sequence clears the memory: the server may have fixed it).
+  One refused for want of space is tried again every pass (space may be freed), reported once.
+- A wanted version that is the kept previous one (the server rolled back) goes back live from
+  disk through ``reactivate_steps``: nothing is downloaded.
+- A model on probation that broke a limit is swapped back to the kept previous version
+  (``watch``) and reported ``rolled_back`` with the finding; without a kept version it keeps
+  serving and is reported ``failed``.
 - A model the desired state no longer lists leaves the live table and the status board in one
   step, and its artifact is kept as the previous one.
-- ``StateWriter`` writes the accepted desired state, the live models and the previous sha256s
+- ``StateWriter`` writes the accepted desired state, the live models and the kept previous ones
   (crash-safe) after every change of either, and prunes the artifacts nothing refers to; the
   artifacts of the desired, the live and the previous versions stay.
 - Sync thread only.
@@ -16,9 +22,17 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from agent.errors import AgentTransportError, IncompatibleVariantError, InstallStepError
+from agent.errors import (
+    AgentDataError,
+    AgentTransportError,
+    IncompatibleVariantError,
+    InstallStepError,
+    InsufficientStorageError,
+)
 from agent.installer import InstallContext, Installer
+from agent.probation import Breach, Probation
 from agent.reporter import Reporter
 from agent.status import StatusBoard
 from agent.store import ActiveModel, AgentStore, StoredState
@@ -42,7 +56,7 @@ class StateWriter:
             StoredState(
                 desired_state=desired.signed if desired else None,
                 active=tuple(ActiveModel(m.ref, m.signed_manifest) for m in view.live.values()),
-                previous=dict(view.previous),
+                kept=tuple(view.kept.values()),
             )
         )
         keep = {m.ref.sha256 for m in view.live.values()} | set(view.previous.values())
@@ -50,18 +64,29 @@ class StateWriter:
         self._store.prune(keep)
 
 
+#: Makes the installer that puts a kept version back live; its argument is the message of a
+#: local rollback ("" for the server's).
+Reactivator = Callable[[str], Installer]
+
+
 class Reconciler:
-    """Installs what the held desired state wants and unloads what it no longer lists."""
+    """Installs what the held desired state wants, unloads what it no longer lists, and rolls
+    back what fails its probation."""
 
     def __init__(self, trust: TrustState, board: StatusBoard, installer: Installer,
-                 reporter: Reporter, persist: StateWriter) -> None:
+                 reporter: Reporter, persist: StateWriter, *,
+                 reactivate: Reactivator | None = None,
+                 probation: Probation | None = None) -> None:
         self._trust = trust
         self._board = board
         self._installer = installer
+        self._reactivate = reactivate
+        self._probation = probation
         self._reporter = reporter
         self._persist = persist
         self._refused: set[str] = set()     # sha256s a step refused under ...
         self._refused_under = 0             # ... this desired-state sequence
+        self._short_of_space: set[str] = set()   # ... and those told insufficient_storage
 
     def reconcile(self) -> None:
         """One pass. Raises AgentTransportError (an install could not download: the sync loop
@@ -71,6 +96,7 @@ class Reconciler:
             return
         if desired.sequence != self._refused_under:
             self._refused, self._refused_under = set(), desired.sequence
+            self._short_of_space = set()
         for entry in desired.entries:
             live = self._board.snapshot().live.get(entry.model)
             if (live is None or live.ref != entry.ref) and entry.sha256 not in self._refused:
@@ -86,22 +112,75 @@ class Reconciler:
         if unwanted:
             self._persist()
 
+    def watch(self) -> None:
+        """Judge the models on probation; roll back each that broke a limit."""
+        if self._probation is None:
+            return
+        for breach in self._probation.check():
+            self._roll_back(breach)
+
+    @property
+    def watching(self) -> bool:
+        """A model is on probation (the sync loop then checks it every
+        ``probation_check_seconds``)."""
+        return self._probation is not None and self._probation.watching
+
     def _install(self, entry: DesiredEntry) -> None:
         ref = entry.ref
+        kept = self._board.snapshot().kept.get(entry.model)
+        from_disk = self._reactivate is not None and kept is not None and kept.ref == ref
+        installer = self._reactivate("") if from_disk and self._reactivate else self._installer
         try:
-            self._installer.run(InstallContext.of(entry, self._reporter.progress))
+            installer.run(InstallContext.of(entry, self._reporter.progress))
         except AgentTransportError as exc:
             self._board.set_install(ref, "downloading", f"interrupted, will retry: {exc}")
             raise
         except InstallStepError as exc:
-            self._refused.add(entry.sha256)
-            self._board.install_failed(ref, str(exc))
-            # "incompatible": it runs here, but wrongly; the control plane learns which variant
-            # this interpreter cannot be trusted with (the reason names it and the figures).
-            state = "incompatible" if isinstance(exc.cause, IncompatibleVariantError) \
-                else "failed"
-            self._reporter.event(ref, state, str(exc))
-            log.error("install of %s failed at %s: %s; still serving what was active", ref,
-                      exc.step, exc.cause)
+            self._refused_install(entry, exc)
             return
-        log.info("now serving %s", ref)
+        self._short_of_space.discard(entry.sha256)
+        log.info("now serving %s%s", ref, " (the kept previous version, from disk)"
+                 if from_disk else "")
+
+    def _refused_install(self, entry: DesiredEntry, exc: InstallStepError) -> None:
+        ref = entry.ref
+        self._board.install_failed(ref, str(exc))
+        if isinstance(exc.cause, InsufficientStorageError):
+            if entry.sha256 not in self._short_of_space:   # once, not every poll
+                self._short_of_space.add(entry.sha256)
+                self._reporter.event(ref, "insufficient_storage", str(exc), exc.finding)
+                log.error("cannot install %s: %s; still serving what was active", ref,
+                          exc.cause)
+            return
+        self._refused.add(entry.sha256)
+        # "incompatible": it runs here, but wrongly; the control plane learns which variant
+        # this interpreter cannot be trusted with (the finding names it and the figures).
+        state = "incompatible" if isinstance(exc.cause, IncompatibleVariantError) else "failed"
+        self._reporter.event(ref, state, str(exc), exc.finding)
+        log.error("install of %s failed at %s: %s; still serving what was active", ref,
+                  exc.step, exc.cause)
+
+    def _roll_back(self, breach: Breach) -> None:
+        ref = breach.ref
+        self._refused.add(ref.sha256)   # not installed again under this desired state
+        kept = self._board.snapshot().kept.get(ref.model)
+        if kept is None or self._reactivate is None:
+            message = f"{breach.message}; no previous version to roll back to, still serving it"
+            self._board.install_failed(ref, message)
+            self._reporter.event(ref, "failed", message, breach.finding)
+            log.error("%s failed probation: %s", ref, message)
+            return
+        note = f"rolled back from {ref.version} ({ref.variant}): {breach.message}"
+        try:
+            manifest = self._trust.manifest(kept.signed_manifest, kept.ref)
+            self._reactivate(note).run(InstallContext(kept.ref, manifest, kept.signed_manifest,
+                                                      self._reporter.progress))
+        except AgentDataError as exc:
+            message = f"{breach.message}; the rollback to {kept.ref.version} failed ({exc}), " \
+                      "still serving it"
+            self._board.install_failed(ref, message)
+            self._reporter.event(ref, "failed", message, breach.finding)
+            log.error("%s failed probation: %s", ref, message)
+            return
+        self._reporter.event(ref, "rolled_back", breach.message, breach.finding)
+        log.warning("%s failed probation (%s): serving %s again", ref, breach.message, kept.ref)

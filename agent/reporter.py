@@ -25,9 +25,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from agent.errors import AgentTransportError
+from agent.findings import Finding
 from agent.link import ServerLink
 from agent.metrics import MetricsRecorder, MetricWindowRecord
 from agent.refs import ModelRef
+from agent.runtime import interpreter_factory
 from agent.settings import AgentSettings
 from agent.status import StatusBoard
 from agent.store import AgentStore
@@ -57,10 +59,15 @@ class Reporter:
         self._board.set_install(ref, state, message)
         self.event(ref, state, message)
 
-    def event(self, ref: ModelRef | None, state: str, message: str) -> None:
-        """Tell the server (queued if it cannot hear it now); ``ref`` None: no model."""
+    def event(self, ref: ModelRef | None, state: str, message: str,
+              finding: Finding | None = None) -> None:
+        """Tell the server (queued if it cannot hear it now); ``ref`` None: no model;
+        ``finding``: why this device refused or rolled back the variant."""
         event = pb.InstallEvent(ref=ref.to_proto() if ref else pb.ModelRef(), state=state,
                                 message=message)
+        if finding is not None:
+            _, info = interpreter_factory(self._settings.interpreter_choice)
+            event.finding.CopyFrom(finding.to_proto(info.name, info.version))
         event.at.FromDatetime(datetime.now(UTC))
         self._events.append(event)
         if self._link.ready:

@@ -7,8 +7,10 @@ Invariants:
   server sends a valid desired state, and the status says why.
 - Each stored active model goes live again only after its manifest verified against the trust
   key and described it, and it passed the installer's ``restore_steps`` (length and sha256 of
-  the file on disk, a fresh runner, its smoke test). One that does not is reported failed and
-  not served; the next sync installs it again if it is still wanted.
+  the file on disk, a fresh runner, its smoke test). One that does not is reported failed (a
+  file that fails re-verification is quarantined by the store) and the kept previous version of
+  that model serves instead if it passes the same checks: the last verified model, so a device
+  killed mid-update, or whose file rotted, still serves. The next sync installs what is wanted.
 - Runs before the sync thread starts and before the local endpoint serves.
 """
 
@@ -22,7 +24,7 @@ from agent.reporter import Reporter
 from agent.serving import LiveModel
 from agent.settings import AgentSettings
 from agent.status import StatusBoard
-from agent.store import AgentStore
+from agent.store import ActiveModel, AgentStore
 from agent.trust_state import TrustState
 
 log = logging.getLogger(__name__)
@@ -45,20 +47,33 @@ def restore(store: AgentStore, trust: TrustState, board: StatusBoard, reporter: 
         log.error("%s", message)
         board.set_data_error(message)
         return
-    board.restore_previous(stored.previous)
+    board.restore_kept(stored.kept)
+    kept = {k.ref.model: k for k in stored.kept}
     checks = Installer(restore_steps(store=store, settings=settings))
     for active in stored.active:
-        try:
-            manifest = trust.manifest(active.signed_manifest, active.ref)
-            ctx = checks.run(InstallContext(active.ref, manifest, active.signed_manifest))
-        except AgentDataError as exc:
-            # Nothing else would tell the person at the device why it serves nothing: the
-            # server hears of it in the next status report, the log says it now.
-            log.error("not serving %s: it could not be reloaded at start (%s); the next sync "
-                      "downloads it again if it is still desired", active.ref, exc)
-            reporter.progress(active.ref, "failed", f"could not reload at start: {exc}")
-            continue
-        assert ctx.runner is not None   # restore_steps end with a validated runner
-        board.activate(LiveModel(active.ref, ctx.runner, active.signed_manifest),
-                       "reloaded at start")
-        log.info("serving %s again", active.ref)
+        live = _reload(active, trust, checks, reporter)
+        note = "reloaded at start"
+        fallback = kept.get(active.ref.model)
+        if live is None and fallback is not None:
+            live = _reload(fallback, trust, checks, reporter)
+            note = f"reloaded at start in place of {active.ref.version}, which did not verify"
+        if live is not None:
+            board.activate(live, note)
+            log.info("serving %s again (%s)", live.ref, note)
+
+
+def _reload(model: ActiveModel, trust: TrustState, checks: Installer,
+            reporter: Reporter) -> LiveModel | None:
+    """``model`` ready to serve again, or None (reported) when it does not re-verify."""
+    try:
+        manifest = trust.manifest(model.signed_manifest, model.ref)
+        ctx = checks.run(InstallContext(model.ref, manifest, model.signed_manifest))
+    except AgentDataError as exc:
+        # Nothing else would tell the person at the device why it serves nothing: the
+        # server hears of it in the next status report, the log says it now.
+        log.error("not serving %s: it could not be reloaded at start (%s); the next sync "
+                  "downloads it again if it is still desired", model.ref, exc)
+        reporter.progress(model.ref, "failed", f"could not reload at start: {exc}")
+        return None
+    assert ctx.runner is not None   # restore_steps end with a validated runner
+    return LiveModel(model.ref, ctx.runner, model.signed_manifest)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import queue
 import statistics
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.budget import LatencyBudget
 from agent.errors import (
     ConfigurationError,
     InferenceError,
@@ -34,6 +36,7 @@ from agent.errors import (
     ModelLoadError,
     ValidationError,
 )
+from agent.findings import LATENCY_BUDGET, LOAD_FAILED, VALIDATION_FAILED, Finding
 from agent.settings import AgentSettings
 from protos.contract import ContractError
 from protos.contract.documents import Quantization
@@ -122,7 +125,10 @@ class ModelRunner:
             )
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelLoadError(f"{self.interpreter_info.name} cannot load {path}: {exc}") from exc
+            # The interpreter here refuses what the control plane built (an operator it lacks,
+            # a delegate failing): a finding about this hardware, not about the bytes.
+            raise ModelLoadError(f"{self.interpreter_info.name} cannot load {path}: {exc}",
+                                 finding=Finding(LOAD_FAILED)) from exc
         return interpreter
 
     def predict(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -144,11 +150,12 @@ class ModelRunner:
             self._pool.put(interpreter)
         return {b.name: _dequantize(b, raw[b.name]) for b in self.outputs}
 
-    def validate(self) -> ValidationReport:
+    def validate(self, budget: LatencyBudget | None = None) -> ValidationReport:
         """Smoke-test before activation: zeros, then random inputs in range; outputs must be
-        finite and the median latency within ``validation_latency_budget_ms``.
+        finite and the median latency within ``budget`` (default: the absolute
+        ``validation_latency_budget_ms``).
 
-        Raises ValidationError.
+        Raises ValidationError (its ``finding`` says which check failed, with the figures).
         """
         rng = np.random.default_rng(0)
         latencies = []
@@ -161,15 +168,21 @@ class ModelRunner:
             try:
                 outputs = self.predict(sample)
             except (InvalidInputError, InferenceError) as exc:
-                raise ValidationError(f"smoke inference failed: {exc}") from exc
+                raise ValidationError(f"smoke inference failed: {exc}",
+                                      finding=Finding(VALIDATION_FAILED)) from exc
             latencies.append((time.perf_counter() - started) * 1000.0)
             for name, value in outputs.items():
                 if not np.all(np.isfinite(value)):
-                    raise ValidationError(f"output {name!r} is not finite on a smoke input")
+                    raise ValidationError(
+                        f"output {name!r} is not finite on a smoke input",
+                        finding=Finding(VALIDATION_FAILED, observed=math.inf, output=name))
         median = statistics.median(latencies)
-        budget = self.settings.validation_latency_budget_ms
-        if median > budget:
-            raise ValidationError(f"median latency {median:.1f} ms exceeds the {budget} ms budget")
+        budget = budget or LatencyBudget(self.settings.validation_latency_budget_ms,
+                                         "the absolute budget")
+        if median > budget.limit_ms:
+            raise ValidationError(budget.describe(median, "median latency"),
+                                  finding=Finding(LATENCY_BUDGET, observed=median,
+                                                  limit=budget.limit_ms))
         return ValidationReport(runs=len(latencies), latency_ms=median)
 
     def _prepare(self, inputs: Mapping[str, Any]) -> list[tuple[_Binding, np.ndarray]]:

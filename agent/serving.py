@@ -84,7 +84,8 @@ class ModelTable:
             self._metrics.record(live.ref, _ms_since(started), ok=False)
             raise
         latency_ms = _ms_since(started)
-        self._metrics.record(live.ref, latency_ms, ok=True)
+        finite = all(np.isfinite(v).all() for v in outputs.values())
+        self._metrics.record(live.ref, latency_ms, ok=True, finite=finite)
         return Prediction(outputs=outputs, ref=live.ref, latency_ms=latency_ms)
 
     def activate(self, live: LiveModel) -> LiveModel | None:

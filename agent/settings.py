@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from protos.contract.interpreters import INTERPRETERS as CONTRACT_INTERPRETERS
@@ -43,7 +44,12 @@ class AgentSettings:
     interpreter_threads: int | None = None
     runner_pool_size: int = 2                   # interpreters per model; one request each
     validation_runs: int = 3
+    # The latency budget (agent.budget): a multiple of the p95 the manifest says this
+    # interpreter measured, at least the floor, at most the absolute budget (also used when the
+    # manifest has no figure).
     validation_latency_budget_ms: float = 2000.0
+    latency_budget_factor: float = 4.0
+    latency_budget_floor_ms: float = 10.0
     local_server_workers: int = 8
     local_rpc_timeout_seconds: float = 30.0
 
@@ -57,6 +63,18 @@ class AgentSettings:
         0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
     )
 
+    # Probation (agent.probation): after activation, a model is watched this long; breaking a
+    # limit swaps back to the kept previous variant. Rates are judged once it ran the minimum.
+    probation_seconds: float = 60.0
+    probation_min_inferences: int = 20
+    probation_max_error_rate: float = 0.05
+    probation_max_nonfinite_rate: float = 0.0   # any NaN or Inf output breaks it
+    probation_check_seconds: float = 1.0
+
+    # Storage: room kept free beside a new artifact; corrupt files kept aside for inspection.
+    min_free_bytes: int = 16 * MiB
+    max_quarantined_files: int = 4
+
     # Lifecycle
     shutdown_grace_seconds: float = 5.0
 
@@ -65,6 +83,13 @@ class AgentSettings:
             raise ValueError("sync_jitter must be in [0, 1)")
         if not 0 < self.backoff_min_seconds <= self.backoff_max_seconds:
             raise ValueError("need 0 < backoff_min_seconds <= backoff_max_seconds")
+        if self.latency_budget_factor <= 0 or self.latency_budget_floor_ms < 0:
+            raise ValueError("need latency_budget_factor > 0 and latency_budget_floor_ms >= 0")
+        if not (0 <= self.probation_max_error_rate <= 1
+                and 0 <= self.probation_max_nonfinite_rate <= 1):
+            raise ValueError("probation rates must be in [0, 1]")
+        if self.probation_seconds < 0 or self.probation_check_seconds <= 0:
+            raise ValueError("need probation_seconds >= 0 and probation_check_seconds > 0")
         if self.runner_pool_size < 1:
             raise ValueError("runner_pool_size must be at least 1")
         if list(self.latency_buckets_ms) != sorted(set(self.latency_buckets_ms)):
@@ -75,6 +100,26 @@ class AgentSettings:
     def replace(self, **changes: object) -> AgentSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def with_text(self, pairs: Iterable[str]) -> AgentSettings:
+        """These settings with ``NAME=VALUE`` pairs applied (``edgefleet-agent run --set``),
+        each value read as its field's type (numbers; a tuple as comma-separated numbers;
+        ``none`` for an optional one).
+
+        Raises ValueError naming the pair that is not a setting or not of its type."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes: dict[str, object] = {}
+        for pair in pairs:
+            name, sep, text = pair.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in fields:
+                raise ValueError(f"--set {pair!r}: not NAME=VALUE with a setting's NAME "
+                                 f"(settings: {', '.join(sorted(fields))})")
+            try:
+                changes[name] = _parse(str(fields[name].type), text.strip())
+            except ValueError as exc:
+                raise ValueError(f"--set {pair!r}: {exc}") from None
+        return self.replace(**changes)
+
     @property
     def interpreter_choice(self) -> str | None:
         """The interpreter asked for: this setting, else ``EDGEFLEET_AGENT_INTERPRETER``."""
@@ -84,3 +129,20 @@ class AgentSettings:
                 f"EDGEFLEET_AGENT_INTERPRETER={choice!r}: use one of {', '.join(INTERPRETERS)}"
             )
         return choice
+
+
+def _parse(annotation: str, text: str) -> object:
+    """``text`` as a value of the field annotated ``annotation`` (annotations are strings here:
+    ``from __future__ import annotations``)."""
+    if annotation.endswith("| None") and text.lower() == "none":
+        return None
+    kind = annotation.removesuffix(" | None")
+    if kind == "str":
+        return text
+    if kind.startswith("tuple"):
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    raise ValueError(f"cannot set a {kind} from text")

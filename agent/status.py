@@ -1,9 +1,10 @@
 """The status board: everything ``edgefleet-agent status`` shows, kept consistent.
 
-The board holds, under one lock, the install state of each model name, the previous sha256 of
-each, the held desired-state sequence, the device id and server, the last sync and the last
-error; and it is the only way the live model table (``agent.serving.ModelTable``) changes, so
-that a model going live or away and its install state change in one step.
+The board holds, under one lock, the install state of each model name, the previous version of
+each (ref and signed manifest, kept on disk so it can serve again without a download), the held
+desired-state sequence, the device id and server, the last sync and the last error; and it is the
+only way the live model table (``agent.serving.ModelTable``) changes, so that a model going live
+or away and its install state change in one step.
 
 Invariants:
 - Writers: start-up (restoring what the data dir holds, before the sync thread runs), then the
@@ -18,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -26,6 +27,7 @@ from types import MappingProxyType
 from agent.metrics import MetricsRecorder
 from agent.refs import ModelRef
 from agent.serving import LiveModel, ModelTable
+from agent.store import ActiveModel
 from protos import edgefleet_pb2 as pb
 
 
@@ -47,9 +49,14 @@ class StatusSnapshot:
     held_sequence: int = 0
     live: Mapping[str, LiveModel] = field(default_factory=dict)
     install: Mapping[str, InstallStatus] = field(default_factory=dict)
-    previous: Mapping[str, str] = field(default_factory=dict)
+    kept: Mapping[str, ActiveModel] = field(default_factory=dict)   # the previous, per model
     last_sync: datetime | None = None
     last_error: str = ""
+
+    @property
+    def previous(self) -> Mapping[str, str]:
+        """The previous version's sha256 per model name."""
+        return {name: kept.ref.sha256 for name, kept in self.kept.items()}
 
 
 class StatusBoard:
@@ -62,7 +69,7 @@ class StatusBoard:
         self._server = ""
         self._held_sequence = 0
         self._install: dict[str, InstallStatus] = {}
-        self._previous: dict[str, str] = {}
+        self._kept: dict[str, ActiveModel] = {}
         self._last_sync: datetime | None = None
         # Two kinds of trouble, shown as one last_error: a transport error lasts until the next
         # successful sync; a refused document or a failed install until a new desired state.
@@ -80,7 +87,7 @@ class StatusBoard:
                 # The table publishes a new dict on every change: this one stays as it is.
                 live=MappingProxyType(self._models.snapshot()),
                 install=MappingProxyType(dict(self._install)),
-                previous=MappingProxyType(dict(self._previous)),
+                kept=MappingProxyType(dict(self._kept)),
                 last_sync=self._last_sync,
                 last_error=self._transport_error or self._data_error,
             )
@@ -127,24 +134,27 @@ class StatusBoard:
             self._install[ref.model] = InstallStatus(ref, "failed", message)
             self._data_error = f"{ref}: {message}"
 
-    def restore_previous(self, previous: Mapping[str, str]) -> None:
-        """The previous sha256 per model, as the data dir kept them (start-up only)."""
+    def restore_kept(self, kept: Iterable[ActiveModel]) -> None:
+        """The previous version per model, as the data dir kept them (start-up only)."""
         with self._lock:
-            self._previous = dict(previous)
+            self._kept = {k.ref.model: k for k in kept}
 
-    def activate(self, live: LiveModel, message: str) -> LiveModel | None:
-        """Make ``live`` answer for its model name and show it active, in one step; the model
-        it replaced (returned) becomes the previous one."""
+    def activate(self, live: LiveModel, message: str, *, keep_replaced: bool = True,
+                 state: str = "active") -> LiveModel | None:
+        """Make ``live`` answer for its model name and show it ``state`` (active), in one step;
+        the model it replaced (returned) becomes the previous one, unless ``keep_replaced`` is
+        False (a rollback: what it replaced is not worth going back to)."""
         name, sha256 = live.ref.model, live.ref.sha256
         with self._lock:
             replaced = self._models.activate(live)
-            if replaced is not None and replaced.ref.sha256 != sha256:
-                self._previous[name] = replaced.ref.sha256
-            elif self._previous.get(name) == sha256:
-                # Back on the version that was kept as previous (removed, then wanted again):
-                # it is not its own fallback.
-                del self._previous[name]
-            self._install[name] = InstallStatus(live.ref, "active", message)
+            if keep_replaced and replaced is not None and replaced.ref.sha256 != sha256:
+                self._kept[name] = ActiveModel(replaced.ref, replaced.signed_manifest)
+            elif name in self._kept and (self._kept[name].ref.sha256 == sha256
+                                         or not keep_replaced):
+                # Back on the version that was kept as previous (removed then wanted again, or
+                # rolled back to): it is not its own fallback.
+                del self._kept[name]
+            self._install[name] = InstallStatus(live.ref, state, message)
         return replaced
 
     def remove(self, name: str) -> LiveModel | None:
@@ -153,7 +163,7 @@ class StatusBoard:
         with self._lock:
             removed = self._models.remove(name)
             if removed is not None:
-                self._previous[name] = removed.ref.sha256
+                self._kept[name] = ActiveModel(removed.ref, removed.signed_manifest)
             self._install.pop(name, None)
         return removed
 

@@ -7,10 +7,12 @@ Layout::
                                      repeated after a lost answer gets the same device back
     DATA_DIR/server-ca.pem           the CA for the control plane's TLS, given once with --tls-ca
     DATA_DIR/metrics-pending.json    metric windows closed but not yet acknowledged by the server
-    DATA_DIR/state.json              accepted desired state (signed, base64), active models with
-                                     their signed manifests, previous sha256 per model
+    DATA_DIR/state.json              accepted desired state (signed, base64), active models and
+                                     the kept previous one per model, with signed manifests
     DATA_DIR/artifacts/<sha256>.tflite   complete artifacts whose length and sha256 verified
     DATA_DIR/downloads/<sha256>.part     partial downloads, resumed from their length
+    DATA_DIR/quarantine/<sha256>.<time>  artifacts that failed re-verification, set aside (never
+                                     loaded) for inspection; the newest ``max_quarantined`` kept
 
 The trust key is not here: it is read at every start from a path outside the data dir
 (``agent.trust_key``), and a ``DATA_DIR/trust-key.pub`` left by an earlier version is ignored.
@@ -19,7 +21,8 @@ Invariants:
 - Every whole-file write goes to a temp file in the same directory, is fsynced, renamed over the
   target with ``os.replace`` and the directory is fsynced: a reader sees the old or the new file.
 - A file lands in ``artifacts/`` only by ``install_part`` after its bytes verified; an artifact
-  is verified again (``verified_artifact``) before every load, and a corrupt one is deleted.
+  is verified again (``verified_artifact``) before every load, and a corrupt one is moved to
+  ``quarantine/`` (out of every path a load reads), so it is fetched again, never loaded.
 - This module decides nothing about trust: signatures are checked by ``agent.trust``, and no
   file in the data dir is ever taken as the key they are checked against.
 """
@@ -31,11 +34,19 @@ import hashlib
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
+import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
+from agent.errors import (
+    ArtifactMismatchError,
+    ConfigurationError,
+    DocumentError,
+    InsufficientStorageError,
+)
+from agent.findings import INSUFFICIENT_STORAGE, Finding
 from agent.refs import ModelRef
 from agent.trust import Signed, check_artifact, nested_signed
 from protos.contract.files import move_into_place, replace_atomically
@@ -65,7 +76,7 @@ class ActiveModel:
 class StoredState:
     desired_state: Signed | None = None
     active: tuple[ActiveModel, ...] = ()
-    previous: dict[str, str] = field(default_factory=dict)   # model -> sha256 kept for rollback
+    kept: tuple[ActiveModel, ...] = ()   # the previous version per model, for rollback
 
 
 def file_digest(path: Path) -> tuple[int, str]:
@@ -82,8 +93,9 @@ def file_digest(path: Path) -> tuple[int, str]:
 class AgentStore:
     """Paths and crash-safe reads/writes of everything the agent keeps in ``data_dir``."""
 
-    def __init__(self, data_dir: Path | str) -> None:
+    def __init__(self, data_dir: Path | str, *, max_quarantined: int = 4) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.max_quarantined = max_quarantined
         self.credential_path = self.data_dir / "credential.json"
         self.enrollment_key_path = self.data_dir / "enrollment-key"
         self.tls_ca_path = self.data_dir / "server-ca.pem"
@@ -92,6 +104,7 @@ class AgentStore:
         self.socket_path = self.data_dir / "agent.sock"
         self.artifacts_dir = self.data_dir / "artifacts"
         self.downloads_dir = self.data_dir / "downloads"
+        self.quarantine_dir = self.data_dir / "quarantine"
 
     def ensure(self) -> None:
         """Create the data dir (0700: it holds the device credential) and its subdirectories."""
@@ -186,19 +199,10 @@ class AgentStore:
             desired = raw.get("desired_state")
             return StoredState(
                 desired_state=nested_signed(desired) if desired is not None else None,
-                active=tuple(
-                    ActiveModel(
-                        ref=ModelRef(
-                            model=a["model"],
-                            version=a["version"],
-                            variant=a["variant"],
-                            sha256=a["sha256"],
-                        ),
-                        signed_manifest=nested_signed(a["manifest"]),
-                    )
-                    for a in raw.get("active", [])
-                ),
-                previous={str(k): str(v) for k, v in raw.get("previous", {}).items()},
+                active=tuple(_active_model(a) for a in raw.get("active", [])),
+                # A list of kept models; an earlier version wrote {model: sha256}, which cannot
+                # be served again without its manifest: read as nothing kept.
+                kept=tuple(_active_model(a) for a in raw.get("kept", [])),
             )
         except (AttributeError, KeyError, TypeError) as exc:
             raise DocumentError(f"{self.state_path} is malformed: {exc}") from exc
@@ -206,11 +210,8 @@ class AgentStore:
     def write_state(self, state: StoredState) -> None:
         doc: dict[str, Any] = {
             "desired_state": state.desired_state.to_json() if state.desired_state else None,
-            "active": [
-                {**dataclasses.asdict(a.ref), "manifest": a.signed_manifest.to_json()}
-                for a in state.active
-            ],
-            "previous": dict(state.previous),
+            "active": [_active_json(a) for a in state.active],
+            "kept": [_active_json(k) for k in state.kept],
         }
         replace_atomically(self.state_path, _json_bytes(doc))
 
@@ -225,8 +226,8 @@ class AgentStore:
     def verified_artifact(self, manifest: dict[str, Any]) -> Path | None:
         """The artifact's path if it is on disk and matches ``manifest``; None if absent.
 
-        A present file that does not match is deleted (so it gets downloaded again) and
-        ArtifactMismatchError is raised.
+        A present file that does not match is quarantined (so it gets downloaded again, and is
+        never loaded) and ArtifactMismatchError is raised.
         """
         path = self.artifact_path(manifest["sha256"])
         try:
@@ -235,10 +236,43 @@ class AgentStore:
             return None
         try:
             check_artifact(size, digest, manifest)
-        except ArtifactMismatchError:
-            path.unlink(missing_ok=True)
-            raise
+        except ArtifactMismatchError as exc:
+            where = self.quarantine(path)
+            raise ArtifactMismatchError(f"{exc}; set aside as {where}") from exc
         return path
+
+    def quarantine(self, path: Path) -> Path:
+        """Move ``path`` into ``quarantine/`` (the newest ``max_quarantined`` files stay there,
+        older ones are deleted: a device's disk is small); returns where it went (or would
+        have, when even that failed and it was deleted)."""
+        self.quarantine_dir.mkdir(exist_ok=True)
+        target = self.quarantine_dir / f"{path.stem}.{time.time_ns()}"
+        try:
+            path.replace(target)
+        except OSError as exc:
+            log.warning("could not quarantine %s (%s); deleting it", path, exc)
+            path.unlink(missing_ok=True)
+            return target
+        log.warning("%s failed verification: quarantined as %s", path.name, target)
+        kept = sorted(self.quarantine_dir.iterdir(), key=_quarantined_at)
+        for old in kept[:max(0, len(kept) - self.max_quarantined)]:
+            old.unlink(missing_ok=True)
+        return target
+
+    def check_room(self, sha256: str, size: int, *, reserve: int) -> None:
+        """Raises InsufficientStorageError unless the data dir's file system has room for the
+        rest of artifact ``sha256`` (``size`` bytes, less what its part file holds) with
+        ``reserve`` bytes still free after it: the kept artifacts stay, the disk never fills."""
+        part = self.part_path(sha256)
+        have = part.stat().st_size if part.exists() else 0
+        need = max(0, size - have) + reserve
+        free = shutil.disk_usage(self.data_dir).free
+        if free < need:
+            raise InsufficientStorageError(
+                f"artifact {sha256[:12]} needs {need - reserve} more bytes and {reserve} kept "
+                f"free, but {self.data_dir} has {free} bytes free; free space there (the "
+                "current and previous models stay)",
+                finding=Finding(INSUFFICIENT_STORAGE, observed=float(free), limit=float(need)))
 
     def install_part(self, sha256: str) -> Path:
         """Move a verified part file into ``artifacts/`` (atomic rename, directory fsynced)."""
@@ -255,6 +289,22 @@ class AgentStore:
                     path.unlink(missing_ok=True)
                     removed.append(path.name)
         return removed
+
+
+def _quarantined_at(path: Path) -> int:
+    """When ``quarantine`` set ``path`` aside (its name's suffix); 0 for a stranger's file."""
+    suffix = path.suffix[1:]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+def _active_model(doc: dict[str, Any]) -> ActiveModel:
+    ref = ModelRef(model=doc["model"], version=doc["version"], variant=doc["variant"],
+                   sha256=doc["sha256"])
+    return ActiveModel(ref=ref, signed_manifest=nested_signed(doc["manifest"]))
+
+
+def _active_json(model: ActiveModel) -> dict[str, Any]:
+    return {**dataclasses.asdict(model.ref), "manifest": model.signed_manifest.to_json()}
 
 
 def _json_bytes(doc: dict[str, Any]) -> bytes:

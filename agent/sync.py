@@ -120,16 +120,22 @@ class SyncLoop:
     def _round(self) -> None:
         if self._link.credential is None:
             self._enroll()
+        self._reconciler.watch()   # a rollback first: it must not wait for a slow server
         self._sync()
         self._reconciler.reconcile()
         self._reporter.flush()
 
     def _idle(self, seconds: float) -> None:
-        """Wait ``seconds`` (or until stopped), closing and reporting metric windows meanwhile."""
+        """Wait ``seconds`` (or until stopped), closing and reporting metric windows and judging
+        models on probation meanwhile (every ``probation_check_seconds`` while one is)."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
-            if self._stop.wait(min(remaining, self._settings.metrics_window_seconds / 2)):
+            tick = self._settings.metrics_window_seconds / 2
+            if self._reconciler.watching:
+                tick = min(tick, self._settings.probation_check_seconds)
+            if self._stop.wait(min(remaining, tick)):
                 return
+            self._reconciler.watch()
             self._reporter.tick()
 
     def _poll_seconds(self) -> float:

@@ -43,6 +43,7 @@ from protos.contract.documents import (
 )
 from protos.contract.golden import GoldenRef
 from protos.contract.identifiers import is_sha256
+from protos.contract.latency import parse_latency
 
 __all__ = [
     "DesiredEntry",
@@ -147,6 +148,11 @@ def verify_manifest(signed: SignedLike, key: Ed25519PublicKey) -> dict[str, Any]
     if doc.get("golden") is not None:
         try:
             GoldenRef.from_json(doc["golden"], [TensorSpec.from_json(t) for t in doc["outputs"]])
+        except ContractError as exc:
+            raise DocumentError(f"manifest {exc}") from exc
+    if doc.get("latency_ms") is not None:
+        try:
+            parse_latency(doc["latency_ms"])
         except ContractError as exc:
             raise DocumentError(f"manifest {exc}") from exc
     return doc

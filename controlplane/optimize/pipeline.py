@@ -58,6 +58,7 @@ from controlplane.registry.services import (
 )
 from controlplane.registry.tflite import inspect_model
 from protos.contract.interpreters import installed_versions
+from protos.contract.latency import MeasuredLatency
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,9 @@ def _finish_variant(plane: ControlPlane, m: _Measured, reference: dict[str, np.n
             variant, signer=plane.signer, now=plane.clock(),
             latency_ms=first_ok.latency_ms_median,
             measured_with=f"{first_ok.interpreter_name} {first_ok.interpreter_version}",
-            golden=golden_ref)
+            golden=golden_ref,
+            latency={r.interpreter_name: MeasuredLatency(r.latency_ms_median, r.latency_ms_p95)
+                     for r in ok})
 
 
 def _settle(plane: ControlPlane, version_id: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from controlplane.registry.models import Artifact, Model, ModelVersion, Variant
 from controlplane.registry.signing import Signer, build_manifest
 from controlplane.registry.tflite import ModelInfo
 from controlplane.validation import shown
+from protos.contract.latency import MeasuredLatency
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")
@@ -229,9 +230,11 @@ def mark_variant_ready(
     latency_ms: float | None,
     measured_with: str,
     golden: dict[str, Any] | None = None,
+    latency: Mapping[str, MeasuredLatency] | None = None,
 ) -> None:
-    """Sign the variant's manifest (with its golden samples reference, if any) and make it
-    ready; the caller settles the version (``settle_version``)."""
+    """Sign the variant's manifest (with its golden samples reference and its latency per
+    interpreter, if any) and make it ready; the caller settles the version
+    (``settle_version``)."""
     mv = variant.model_version
     if variant.artifact_sha256 is None or variant.size is None:
         raise ValueError(f"variant {variant.kind} has no artifact to sign")
@@ -240,6 +243,7 @@ def mark_variant_ready(
         sha256=variant.artifact_sha256, size=variant.size,
         inputs=variant.inputs, outputs=variant.outputs,
         min_runtime=variant.min_runtime or mv.min_runtime, created_at=now, golden=golden,
+        latency=latency,
     )
     signed = signer.sign_document(manifest)
     variant.manifest_payload = signed.payload

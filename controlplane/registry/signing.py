@@ -41,6 +41,7 @@ from protos.contract.documents import (
 from protos.contract.files import fsync_dir, replace_atomically, write_temp_beside
 from protos.contract.golden import GoldenRef
 from protos.contract.identifiers import check_sha256
+from protos.contract.latency import MeasuredLatency, latency_json
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,11 @@ def build_manifest(
     min_runtime: str,
     created_at: datetime,
     golden: Mapping[str, Any] | None = None,
+    latency: Mapping[str, MeasuredLatency] | None = None,
 ) -> dict[str, Any]:
     """An ``edgefleet.manifest.v1`` document. ``golden`` is the reference to the variant's
-    golden samples (``protos.contract.golden``), left out when None.
+    golden samples (``protos.contract.golden``), ``latency`` what each interpreter that ran it
+    within tolerance measured (``protos.contract.latency``); each is left out when None or empty.
 
     Raises ValueError on an invalid field."""
     for field, value in (("model", model), ("version", version), ("variant", variant),
@@ -172,6 +175,11 @@ def build_manifest(
         except ContractError as exc:
             raise ValueError(f"manifest {exc}") from exc
         doc["golden"] = ref.to_json()
+    if latency:
+        try:
+            doc["latency_ms"] = latency_json(latency)
+        except ContractError as exc:
+            raise ValueError(f"manifest {exc}") from exc
     return doc
 
 

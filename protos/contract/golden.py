@@ -150,18 +150,38 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, spec: TensorSpec,
     return array
 
 
-def mismatch(golden: Golden, actual: Mapping[str, np.ndarray], atol: Mapping[str, float]) -> str:
+@dataclass(frozen=True)
+class Mismatch:
+    """Where outputs left their golden values: the first sample and output off, how far
+    (``error``, inf when not finite or of another shape) and the tolerance it broke."""
+
+    sample: int       # -1: the whole output (another shape)
+    output: str
+    error: float
+    limit: float
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def mismatch(golden: Golden, actual: Mapping[str, np.ndarray],
+             atol: Mapping[str, float]) -> Mismatch | None:
     """Why ``actual`` (``{output: (K, *shape)}`` real values) is not ``golden.outputs`` within
-    ``atol``: the first sample and output off, with the error; "" when all agree."""
+    ``atol``: the first sample and output off, with the error; None when all agree."""
     for name, expected in golden.outputs.items():
         got = np.asarray(actual[name], np.float64)
         if got.shape != expected.shape:
-            return f"output {name!r} has shape {list(got.shape)}, expected {list(expected.shape)}"
+            return Mismatch(-1, name, math.inf, atol[name],
+                            f"output {name!r} has shape {list(got.shape)}, expected "
+                            f"{list(expected.shape)}")
         for k in range(expected.shape[0]):
             if not np.all(np.isfinite(got[k])):
-                return f"sample {k}, output {name!r}: non-finite values"
+                return Mismatch(k, name, math.inf, atol[name],
+                                f"sample {k}, output {name!r}: non-finite values")
             error = float(np.max(np.abs(got[k] - expected[k].astype(np.float64)), initial=0.0))
             if error > atol[name]:
-                return (f"sample {k}, output {name!r}: max abs error {error:.6g} exceeds the "
-                        f"tolerance {atol[name]:.6g}")
-    return ""
+                return Mismatch(k, name, error, atol[name],
+                                f"sample {k}, output {name!r}: max abs error {error:.6g} "
+                                f"exceeds the tolerance {atol[name]:.6g}")
+    return None

@@ -105,8 +105,8 @@ def on_disk(store: AgentStore, artifact: Artifact, recorder: Recorder,
 
 
 def steps(store: AgentStore, board: StatusBoard, recorder: Recorder, *inserted) -> list:
-    return [Verify(store), Load(SETTINGS), Validate(), *inserted,
-            Swap(board, recorder.persist, recorder.announce)]
+    return [Verify(store), Load(SETTINGS), Validate(SETTINGS), *inserted,
+            Swap(board, recorder.persist, recorder.announce, None)]
 
 
 def test_a_model_goes_live_through_its_steps_in_order(store, board):
@@ -187,7 +187,7 @@ def test_two_steps_with_one_name_are_refused():
 def test_steps_in_the_wrong_order_are_a_bug_not_a_refused_model(store, board):
     """Input tried: validate placed before load (no runner yet)."""
     recorder = Recorder()
-    installer = Installer([Verify(store), Validate(), Load(SETTINGS)])
+    installer = Installer([Verify(store), Validate(SETTINGS), Load(SETTINGS)])
     with pytest.raises(RuntimeError, match=r"validate.*runner"):
         installer.run(on_disk(store, mlp_artifact(seed=0), recorder))
 

@@ -7,7 +7,12 @@ import stat
 
 import pytest
 
-from agent.errors import ArtifactMismatchError, ConfigurationError, DocumentError
+from agent.errors import (
+    ArtifactMismatchError,
+    ConfigurationError,
+    DocumentError,
+    InsufficientStorageError,
+)
 from agent.refs import ModelRef
 from agent.store import ActiveModel, AgentStore, Credential, StoredState
 from agent.trust import Signed
@@ -44,10 +49,18 @@ def test_state_round_trips(store):
     state = StoredState(
         desired_state=signed,
         active=(ActiveModel(ModelRef("face", "1", "float32", "a" * 64), signed),),
-        previous={"face": "b" * 64},
+        kept=(ActiveModel(ModelRef("face", "0", "int8", "b" * 64), signed),),
     )
     store.write_state(state)
     assert store.read_state() == state
+
+
+def test_a_state_file_from_before_kept_manifests_reads_as_nothing_kept(store):
+    """Input tried: the earlier layout's ``"previous": {model: sha256}``, which cannot be served
+    again without its manifest."""
+    store.state_path.write_text('{"desired_state": null, "active": [], '
+                                '"previous": {"face": "' + "b" * 64 + '"}}')
+    assert store.read_state() == StoredState()
 
 
 def test_missing_state_is_empty_and_garbage_state_is_a_document_error(store):
@@ -57,7 +70,7 @@ def test_missing_state_is_empty_and_garbage_state_is_a_document_error(store):
         store.read_state()
 
 
-def test_verified_artifact_deletes_a_corrupt_file(store):
+def test_verified_artifact_quarantines_a_corrupt_file(store):
     artifact = mlp_artifact()
     manifest = manifest_doc(artifact)
     assert store.verified_artifact(manifest) is None
@@ -65,9 +78,38 @@ def test_verified_artifact_deletes_a_corrupt_file(store):
     path.write_bytes(artifact.data)
     assert store.verified_artifact(manifest) == path
     path.write_bytes(artifact.data[:-1] + b"\0")
-    with pytest.raises(ArtifactMismatchError):
+    with pytest.raises(ArtifactMismatchError, match=r"set aside as .*quarantine"):
         store.verified_artifact(manifest)
     assert not path.exists()
+    [quarantined] = store.quarantine_dir.iterdir()
+    assert quarantined.read_bytes() == artifact.data[:-1] + b"\0"
+    assert store.verified_artifact(manifest) is None   # gone from where loads look
+
+
+def test_quarantine_keeps_only_the_newest_files(tmp_path):
+    """Input tried: six corrupt files set aside with max_quarantined=2."""
+    store = AgentStore(tmp_path / "data", max_quarantined=2)
+    store.ensure()
+    for k in range(6):
+        path = store.artifact_path(f"{k:064x}")
+        path.write_bytes(bytes([k]))
+        store.quarantine(path)
+    kept = sorted(p.read_bytes() for p in store.quarantine_dir.iterdir())
+    assert kept == [bytes([4]), bytes([5])]
+
+
+def test_check_room_refuses_an_artifact_that_would_eat_the_reserve(store):
+    """Input tried: a reserve larger than the file system's free space (the real statvfs
+    figure), then a part file that already holds all but one byte."""
+    import shutil
+
+    free = shutil.disk_usage(store.data_dir).free
+    with pytest.raises(InsufficientStorageError, match="free space") as caught:
+        store.check_room("c" * 64, 10, reserve=free + 1)
+    assert caught.value.finding.reason == "insufficient_storage"
+    assert caught.value.finding.observed <= free + 4096 * 1024
+    store.part_path("c" * 64).write_bytes(b"x" * 9)
+    store.check_room("c" * 64, 10, reserve=free // 2)   # 1 byte left to fetch: room
 
 
 def test_prune_keeps_only_named_artifacts_and_parts(store):

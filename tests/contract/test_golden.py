@@ -40,14 +40,18 @@ def test_round_trip_is_exact_and_byte_for_byte_deterministic() -> None:
 def test_outputs_within_atol_pass_and_beyond_it_name_sample_output_and_error() -> None:
     x, y = sample_arrays()
     golden = Golden({"image": x}, {"scores": y})
-    assert mismatch(golden, {"scores": y + 0.005}, {"scores": 0.01}) == ""
+    assert mismatch(golden, {"scores": y + 0.005}, {"scores": 0.01}) is None
     off = y.copy()
     off[1, 0, 2] += 0.5
-    reason = mismatch(golden, {"scores": off}, {"scores": 0.01})
-    assert reason.startswith("sample 1, output 'scores': max abs error 0.5")
+    found = mismatch(golden, {"scores": off}, {"scores": 0.01})
+    assert found is not None
+    assert str(found).startswith("sample 1, output 'scores': max abs error 0.5")
+    assert (found.sample, found.output, found.limit) == (1, "scores", 0.01)
+    assert found.error == pytest.approx(0.5, abs=1e-6)
     nan = y.copy()
     nan[0, 0, 0] = np.nan
-    assert "non-finite" in mismatch(golden, {"scores": nan}, {"scores": 1.0})
+    found = mismatch(golden, {"scores": nan}, {"scores": 1.0})
+    assert found is not None and "non-finite" in str(found) and found.sample == 0
 
 
 @pytest.mark.parametrize("case", ["size", "member", "shape", "dtype", "inflated", "not-zip"])
