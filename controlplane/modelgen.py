@@ -123,8 +123,12 @@ def cnn_params(
 
 def mlp_params(
     *, seed: int = 0, input_shape: Sequence[int] = (1, 16), hidden: int = 8, classes: int = 4,
+    hidden_scale: float = 1.0,
 ) -> MlpParams:
-    """The weights ``build_mlp`` writes for these arguments."""
+    """The weights ``build_mlp`` writes for these arguments. ``hidden_scale`` multiplies the
+    hidden layer's weights: 1e30 makes a model that is finite on inputs in [-1, 1] and
+    overflows (NaN out of the softmax) on inputs of magnitude 1e9 and more, for tests of what
+    a device does with a model that breaks on the field's data."""
     if len(input_shape) != 2 or min(input_shape) < 1:
         raise ValueError(f"an MLP input shape is (batch, features), got {tuple(input_shape)}")
     if hidden < 1 or classes < 2:
@@ -132,7 +136,7 @@ def mlp_params(
     features = input_shape[1]
     rng = np.random.default_rng(seed)
     arrays = (
-        rng.normal(0.0, np.sqrt(2.0 / features), (hidden, features)),
+        rng.normal(0.0, np.sqrt(2.0 / features), (hidden, features)) * hidden_scale,
         rng.normal(0.0, 0.1, hidden),
         rng.normal(0.0, np.sqrt(1.0 / hidden), (classes, hidden)),
         rng.normal(0.0, 0.1, classes),
@@ -215,9 +219,12 @@ def build_mlp(
     classes: int = 4,
     input_name: str = "features",
     output_name: str = "scores",
+    hidden_scale: float = 1.0,
 ) -> bytes:
-    """A tiny classifier for fast tests: FULLY_CONNECTED+RELU -> FULLY_CONNECTED -> SOFTMAX."""
-    params = mlp_params(seed=seed, input_shape=input_shape, hidden=hidden, classes=classes)
+    """A tiny classifier for fast tests: FULLY_CONNECTED+RELU -> FULLY_CONNECTED -> SOFTMAX
+    (``hidden_scale``: see ``mlp_params``)."""
+    params = mlp_params(seed=seed, input_shape=input_shape, hidden=hidden, classes=classes,
+                        hidden_scale=hidden_scale)
     batch = input_shape[0]
     g = _Graph()
     x = g.tensor(input_name, input_shape)

@@ -56,10 +56,10 @@ class Artifact:
         return len(self.data)
 
 
-def mlp_artifact(seed: int = 0) -> Artifact:
+def mlp_artifact(seed: int = 0, hidden_scale: float = 1.0) -> Artifact:
     """``controlplane.modelgen.build_mlp``: features (1,16) -> scores (1,4) softmax."""
     return Artifact(
-        data=build_mlp(seed=seed),
+        data=build_mlp(seed=seed, hidden_scale=hidden_scale),
         inputs=[_spec(MLP_INPUT, MLP_SHAPE)],
         outputs=[_spec(MLP_OUTPUT, (1, MLP_CLASSES))],
     )
@@ -196,12 +196,13 @@ def rfc3339(moment: datetime) -> str:
 
 
 def manifest_doc(artifact: Artifact, *, model: str = "demo", version: str = "1.0.0",
-                 variant: str = "float32") -> dict[str, Any]:
+                 variant: str = "float32", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``extra``: optional manifest fields (``latency_ms``, ``golden``)."""
     return {
         "type": "edgefleet.manifest.v1", "model": model, "version": version, "variant": variant,
         "sha256": artifact.sha256, "size": artifact.size, "min_runtime": "2.3.0",
         "created_at": rfc3339(datetime.now(UTC)),
-        "inputs": artifact.inputs, "outputs": artifact.outputs,
+        "inputs": artifact.inputs, "outputs": artifact.outputs, **(extra or {}),
     }
 
 
@@ -213,7 +214,7 @@ def nested(signed: pb.SignedDocument) -> dict[str, str]:
     }
 
 
-def entry(key: Ed25519PrivateKey, artifact: Artifact, **fields: str) -> dict[str, Any]:
+def entry(key: Ed25519PrivateKey, artifact: Artifact, **fields: Any) -> dict[str, Any]:
     """A desired-state entry for ``artifact`` with its manifest signed by ``key``."""
     manifest = manifest_doc(artifact, **fields)
     return {
