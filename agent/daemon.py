@@ -159,7 +159,8 @@ class Agent:
         probation = Probation(settings, self.metrics)
         installer = Installer(install_steps(link=link, store=store, settings=settings,
                                             stop=self._stop, board=board, persist=persist,
-                                            announce=reporter.event, probation=probation))
+                                            announce=reporter.event, probation=probation),
+                              failpoints=True)
 
         def reactivate(rollback: str) -> Installer:
             return Installer(reactivate_steps(store=store, settings=settings, board=board,

@@ -158,7 +158,7 @@ def _stream_into(
                         raise ArtifactMismatchError(f"artifact {sha256[:12]}: {problem}")
                     f.write(chunk.data)
                     f.flush()
-                    failpoints.hit("download")
+                    failpoints.hit("chunk")
                     offset += len(chunk.data)
                     if offset == size:
                         break

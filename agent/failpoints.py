@@ -5,9 +5,11 @@
 device's agent: no handler, no flush, no cleanup. Unset (every deployment), ``hit`` is a set
 lookup and does nothing.
 
-Points, in install order: ``download`` (after the first chunk reached the part file),
-``verify``, ``validate``, ``prove``, ``swap`` (the live table flipped, the data dir not yet
-written), ``persist`` (the data dir written, the server not yet told).
+Points, in install order: ``chunk`` (a chunk reached the part file, the download is not
+complete), then ``download``, ``verify``, ``load``, ``validate``, ``prove`` (that step of an
+update is done, the next not begun: ``Installer(failpoints=True)``), ``flip`` (the live table
+flipped, the data dir not yet written), ``persist`` (the data dir written, the server not yet
+told).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import os
 import signal
 
 ENV = "EDGEFLEET_AGENT_FAILPOINTS"
-POINTS = frozenset({"download", "verify", "validate", "prove", "swap", "persist"})
+POINTS = frozenset({"chunk", "download", "verify", "load", "validate", "prove", "flip",
+                    "persist"})
 
 log = logging.getLogger(__name__)
 

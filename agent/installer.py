@@ -98,10 +98,13 @@ class Step(Protocol):
 
 
 class Installer:
-    """Runs a model through its steps."""
+    """Runs a model through its steps. ``failpoints``: after each step, an armed failpoint of
+    the step's name kills the agent (``agent.failpoints``; the install path's installer only,
+    so a kill at "verify" is one during an update, not during start-up's re-check)."""
 
-    def __init__(self, steps: Iterable[Step]) -> None:
+    def __init__(self, steps: Iterable[Step], *, failpoints: bool = False) -> None:
         self.steps = tuple(steps)
+        self._failpoints = failpoints
         names = [s.name for s in self.steps]
         if len(names) != len(set(names)):
             raise ValueError(f"step names must be unique: {names}")
@@ -119,6 +122,8 @@ class Installer:
                 raise
             except AgentError as exc:
                 raise InstallStepError(step.name, exc) from exc
+            if self._failpoints:
+                failpoints.hit(step.name)
         return ctx
 
 
@@ -161,7 +166,6 @@ class Verify:
         path = self._store.verified_artifact(ctx.manifest)
         if path is None:
             raise ArtifactMismatchError(f"artifact {ctx.ref.sha256[:12]} is missing from disk")
-        failpoints.hit("verify")
         ctx.report("verified", "length and sha256 match the signed manifest")
         return ctx.with_(path=path)
 
@@ -193,7 +197,6 @@ class Validate:
         """Raises ValidationError."""
         runner = _found(ctx.runner, "runner", self.name)
         budget = latency_budget(ctx.manifest, runner.interpreter_info.name, self._settings)
-        failpoints.hit("validate")
         return ctx.with_(validation=runner.validate(budget), budget=budget)
 
 
@@ -254,7 +257,6 @@ class Prove:
                 f"{info.version}: {found}",
                 finding=Finding(GOLDEN_MISMATCH, observed=found.error, limit=found.limit,
                                 sample=found.sample, output=found.output))
-        failpoints.hit("prove")
         ctx.report("proven", f"{samples.samples} golden sample(s) reproduced in {info.name} "
                              f"{info.version}")
         return ctx
@@ -283,7 +285,7 @@ class Swap:
         message = self._rollback or f"validated, median latency {validation.latency_ms:.2f} ms"
         live = LiveModel(ctx.ref, runner, ctx.signed_manifest)
         replaced = self._board.activate(live, message, keep_replaced=not self._rollback)
-        failpoints.hit("swap")
+        failpoints.hit("flip")
         self._persist()   # before the server hears "active": a restart serves what it heard
         failpoints.hit("persist")
         if self._probation is not None:

@@ -27,6 +27,7 @@ from controlplane.registry.tflite import inspect_model
 from protos.contract import golden
 from protos.contract.documents import TensorSpec, parse_payload
 from protos.contract.interpreters import installed_versions
+from protos.contract.latency import parse_latency
 from tests.optimize.test_recipes import with_conv3d
 from tests.support.interpreters import TFLITE_RUNTIME, needs_tflite_runtime
 
@@ -138,6 +139,14 @@ def test_each_manifest_is_signed_and_its_golden_samples_reproduce_in_the_interpr
         doc = parse_payload(v.manifest_payload)
         assert (doc["variant"], doc["sha256"], doc["min_runtime"]) == (
             v.kind, v.artifact_sha256, v.min_runtime)
+        # What each interpreter that ran it within tolerance measured, as the device's latency
+        # budget reads it (protos.contract.latency).
+        measured = parse_latency(doc["latency_ms"])
+        ok = {m.interpreter: m for m in v.measurements if m.status == "ok"}
+        assert set(measured) == set(ok) and ok
+        for name, figures in measured.items():
+            assert (figures.p50_ms, figures.p95_ms) == (ok[name].latency_p50_ms,
+                                                        ok[name].latency_p95_ms)
         outputs = [TensorSpec.from_json(t) for t in doc["outputs"]]
         ref = golden.GoldenRef.from_json(doc["golden"], outputs)
         assert ref.sha256 == v.golden_sha256 and ref.samples == v.golden_samples == 4
