@@ -146,17 +146,17 @@ class Agent:
         board.set_server(server)
         link = self._link = ServerLink(server, settings, store, credential)
         reporter = self._reporter = Reporter(link, self.metrics, board, store, settings)
+        probation = Probation(settings, self.metrics)
         if credential is not None:
             trust.bind(credential.device_id)
             board.set_device(credential.device_id)
-            restore(store, trust, board, reporter, settings)
+            restore(store, trust, board, reporter, settings, probation)
             reporter.restore_windows()
 
         self._local = LocalInferenceServer(self, self._serve, settings=settings)
         self.endpoint = self._local.start()
         link.connect(self._load_tls_ca())
-        persist = StateWriter(store, trust, board)
-        probation = Probation(settings, self.metrics)
+        persist = StateWriter(store, trust, board, probation)
         installer = Installer(install_steps(link=link, store=store, settings=settings,
                                             stop=self._stop, board=board, persist=persist,
                                             announce=reporter.event, probation=probation),

@@ -68,7 +68,6 @@ def download_artifact(
     part = store.part_path(sha256)
     if part.exists() and part.stat().st_size > size:
         part.unlink()
-    store.check_room(sha256, size, reserve=settings.min_free_bytes)
     part.touch()
     resumed = part.stat().st_size > 0
     stop = stop or threading.Event()

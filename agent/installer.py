@@ -141,8 +141,12 @@ class Download:
 
     def __call__(self, ctx: InstallContext) -> InstallContext:
         """Raises ArtifactMismatchError, AgentTransportError (see ``download_artifact``),
-        InsufficientStorageError (no room for it beside the kept artifacts)."""
-        ctx.report("downloading", f"{ctx.manifest['size']} bytes")
+        InsufficientStorageError (no room for it beside the kept artifacts: checked before the
+        first byte, and before "downloading" is told, so a retry each pass stays quiet)."""
+        sha256, size = ctx.manifest["sha256"], ctx.manifest["size"]
+        if not self._store.artifact_path(sha256).exists():
+            self._store.check_room(sha256, size, reserve=self._settings.min_free_bytes)
+        ctx.report("downloading", f"{size} bytes")
         path = download_artifact(self._link.stub, self._store, ctx.manifest,
                                  settings=self._settings, metadata=self._link.metadata(),
                                  stop=self._stop)
@@ -285,14 +289,14 @@ class Swap:
         message = self._rollback or f"validated, median latency {validation.latency_ms:.2f} ms"
         live = LiveModel(ctx.ref, runner, ctx.signed_manifest)
         replaced = self._board.activate(live, message, keep_replaced=not self._rollback)
-        failpoints.hit("flip")
-        self._persist()   # before the server hears "active": a restart serves what it heard
-        failpoints.hit("persist")
-        if self._probation is not None:
+        if self._probation is not None:   # before the persist: a restart resumes the watch
             if self._rollback:
                 self._probation.end(ctx.ref.model)
             else:
                 self._probation.begin(ctx.ref, _found(ctx.budget, "budget", self.name))
+        failpoints.hit("flip")
+        self._persist()   # before the server hears "active": a restart serves what it heard
+        failpoints.hit("persist")
         self._announce(ctx.ref, "active", message)
         return ctx.with_(replaced=replaced)
 

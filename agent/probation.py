@@ -13,8 +13,11 @@ at activation):
 Invariants:
 - A watch ends when judged: a breach is returned once, and a model that served its window
   without one passes; a model activated again (or rolled back) starts a new watch or none.
-- Called from the sync thread only (``begin`` from its swap, ``check`` from its idle loop);
-  nothing here touches the live table.
+- A watch outlives a restart: its end (wall-clock epoch, ``deadlines``) is kept in the data
+  dir's state, and start-up resumes it for what is left (with fresh counts), so a model killed
+  while on probation is still judged before it is trusted.
+- Called from the sync thread only (``begin`` from its swap, ``check`` from its idle loop), and
+  from start-up before that thread runs; nothing here touches the live table.
 """
 
 from __future__ import annotations
@@ -49,27 +52,41 @@ class Breach:
 class _Watch:
     ref: ModelRef
     budget: LatencyBudget
-    until: float
+    until: float          # on ``clock``
+    until_epoch: float    # the same moment on the wall clock, for the data dir
     baseline: ModelStats
 
 
 class Probation:
     def __init__(self, settings: AgentSettings, metrics: MetricsRecorder,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._settings, self._metrics, self._clock = settings, metrics, clock
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._settings, self._metrics, self._clock, self._wall = settings, metrics, clock, wall
         self._watches: dict[str, _Watch] = {}
 
     @property
     def watching(self) -> bool:
         return bool(self._watches)
 
-    def begin(self, ref: ModelRef, budget: LatencyBudget) -> None:
-        """Watch ``ref`` (just activated for its model name) for the probation window."""
-        if self._settings.probation_seconds <= 0:
+    def deadlines(self) -> dict[str, tuple[str, float]]:
+        """Per model name on probation: the sha256 watched and when its watch ends (epoch)."""
+        return {m: (w.ref.sha256, w.until_epoch) for m, w in self._watches.items()}
+
+    def begin(self, ref: ModelRef, budget: LatencyBudget, *,
+              seconds: float | None = None) -> None:
+        """Watch ``ref`` (just activated for its model name) for the probation window, or for
+        ``seconds`` (what was left of it before a restart)."""
+        seconds = self._settings.probation_seconds if seconds is None else seconds
+        if seconds <= 0:
             return
-        self._watches[ref.model] = _Watch(ref, budget,
-                                          self._clock() + self._settings.probation_seconds,
-                                          self._metrics.stats(ref))
+        self._watches[ref.model] = _Watch(ref, budget, self._clock() + seconds,
+                                          self._wall() + seconds, self._metrics.stats(ref))
+
+    def resume(self, ref: ModelRef, budget: LatencyBudget, until_epoch: float) -> None:
+        """Watch ``ref`` again after a restart, until ``until_epoch`` (no longer than a whole
+        window: a wall clock set back must not make it endless)."""
+        left = min(until_epoch - self._wall(), self._settings.probation_seconds)
+        self.begin(ref, budget, seconds=left)
 
     def end(self, model: str) -> None:
         self._watches.pop(model, None)

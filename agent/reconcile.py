@@ -45,8 +45,10 @@ log = logging.getLogger(__name__)
 class StateWriter:
     """Writes what the agent holds to the data dir; call it after every change."""
 
-    def __init__(self, store: AgentStore, trust: TrustState, board: StatusBoard) -> None:
+    def __init__(self, store: AgentStore, trust: TrustState, board: StatusBoard,
+                 probation: Probation | None = None) -> None:
         self._store, self._trust, self._board = store, trust, board
+        self._probation = probation
 
     def __call__(self) -> None:
         """Raises OSError when the data dir cannot be written."""
@@ -57,6 +59,7 @@ class StateWriter:
                 desired_state=desired.signed if desired else None,
                 active=tuple(ActiveModel(m.ref, m.signed_manifest) for m in view.live.values()),
                 kept=tuple(view.kept.values()),
+                probation=self._probation.deadlines() if self._probation else {},
             )
         )
         keep = {m.ref.sha256 for m in view.live.values()} | set(view.previous.values())

@@ -20,6 +20,7 @@ import logging
 
 from agent.errors import AgentDataError
 from agent.installer import InstallContext, Installer, restore_steps
+from agent.probation import Probation
 from agent.reporter import Reporter
 from agent.serving import LiveModel
 from agent.settings import AgentSettings
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def restore(store: AgentStore, trust: TrustState, board: StatusBoard, reporter: Reporter,
-            settings: AgentSettings) -> None:
+            settings: AgentSettings, probation: Probation | None = None) -> None:
     """Hold the stored desired state again and serve the stored active models that re-verify.
 
     Raises nothing for bad stored data (it is logged, reported and not used); OSError when the
@@ -51,23 +52,29 @@ def restore(store: AgentStore, trust: TrustState, board: StatusBoard, reporter: 
     kept = {k.ref.model: k for k in stored.kept}
     checks = Installer(restore_steps(store=store, settings=settings))
     for active in stored.active:
-        live = _reload(active, trust, checks, reporter)
+        ctx = _reload(active, trust, checks, reporter)
         note = "reloaded at start"
         fallback = kept.get(active.ref.model)
-        if live is None and fallback is not None:
-            live = _reload(fallback, trust, checks, reporter)
+        if ctx is None and fallback is not None:
+            ctx = _reload(fallback, trust, checks, reporter)
             note = f"reloaded at start in place of {active.ref.version}, which did not verify"
-        if live is not None:
-            board.activate(live, note)
-            log.info("serving %s again (%s)", live.ref, note)
+        if ctx is None:
+            continue
+        assert ctx.runner is not None and ctx.budget is not None   # restore_steps validated it
+        board.activate(LiveModel(ctx.ref, ctx.runner, ctx.signed_manifest), note)
+        log.info("serving %s again (%s)", ctx.ref, note)
+        watched = stored.probation.get(ctx.ref.model)
+        if probation is not None and watched is not None and watched[0] == ctx.ref.sha256:
+            probation.resume(ctx.ref, ctx.budget, watched[1])
 
 
 def _reload(model: ActiveModel, trust: TrustState, checks: Installer,
-            reporter: Reporter) -> LiveModel | None:
-    """``model`` ready to serve again, or None (reported) when it does not re-verify."""
+            reporter: Reporter) -> InstallContext | None:
+    """``model`` through the restore steps (a validated runner), or None (reported) when it
+    does not re-verify."""
     try:
         manifest = trust.manifest(model.signed_manifest, model.ref)
-        ctx = checks.run(InstallContext(model.ref, manifest, model.signed_manifest))
+        return checks.run(InstallContext(model.ref, manifest, model.signed_manifest))
     except AgentDataError as exc:
         # Nothing else would tell the person at the device why it serves nothing: the
         # server hears of it in the next status report, the log says it now.
@@ -75,5 +82,3 @@ def _reload(model: ActiveModel, trust: TrustState, checks: Installer,
                   "downloads it again if it is still desired", model.ref, exc)
         reporter.progress(model.ref, "failed", f"could not reload at start: {exc}")
         return None
-    assert ctx.runner is not None   # restore_steps end with a validated runner
-    return LiveModel(model.ref, ctx.runner, model.signed_manifest)

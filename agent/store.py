@@ -36,7 +36,8 @@ import logging
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ class StoredState:
     desired_state: Signed | None = None
     active: tuple[ActiveModel, ...] = ()
     kept: tuple[ActiveModel, ...] = ()   # the previous version per model, for rollback
+    #: Per model on probation: the sha256 watched and when the watch ends (epoch seconds).
+    probation: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
 
 def file_digest(path: Path) -> tuple[int, str]:
@@ -203,8 +206,10 @@ class AgentStore:
                 # A list of kept models; an earlier version wrote {model: sha256}, which cannot
                 # be served again without its manifest: read as nothing kept.
                 kept=tuple(_active_model(a) for a in raw.get("kept", [])),
+                probation={str(m): (str(w["sha256"]), float(w["until"]))
+                           for m, w in raw.get("probation", {}).items()},
             )
-        except (AttributeError, KeyError, TypeError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise DocumentError(f"{self.state_path} is malformed: {exc}") from exc
 
     def write_state(self, state: StoredState) -> None:
@@ -212,6 +217,8 @@ class AgentStore:
             "desired_state": state.desired_state.to_json() if state.desired_state else None,
             "active": [_active_json(a) for a in state.active],
             "kept": [_active_json(k) for k in state.kept],
+            "probation": {m: {"sha256": sha, "until": until}
+                          for m, (sha, until) in state.probation.items()},
         }
         replace_atomically(self.state_path, _json_bytes(doc))
 

@@ -234,3 +234,23 @@ def test_a_download_that_would_fill_the_disk_is_refused_once_as_insufficient_sto
     assert list((data_dir / "downloads").iterdir()) == []
     assert agent.status().models[0].state == "failed"
     assert "free space" in agent.status().last_error
+
+
+def test_a_watch_outlives_a_restart_and_still_rolls_back(
+        start_agent, control_plane, signing_key, data_dir):
+    """Input tried: v2 (NaN on field data) goes live, the agent stops before serving anything,
+    a new agent on the same data dir gets the field data."""
+    cp = control_plane.servicer
+    v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1, hidden_scale=1e30)
+    cp.publish([entry(signing_key, v1, model="face", version="1.0.0")], (v1,))
+    first = start_agent(probation_seconds=60.0)
+    wait_until(lambda: serving(first) == v1.sha256, what="v1 live")
+    cp.publish([entry(signing_key, v2, model="face", version="2.0.0")], (v2,))
+    wait_until(lambda: serving(first) == v2.sha256, what="v2 live")
+    first.stop()
+
+    second = start_agent(probation_seconds=60.0)
+    assert serving(second) == v2.sha256          # restored, and on probation still
+    second.predict(None, {MLP_INPUT: FIELD_DATA})
+    wait_until(lambda: serving(second) == v1.sha256, what="the rollback after the restart")
+    assert cp.events_for("rolled_back")[-1].finding.reason == "probation_nonfinite"
