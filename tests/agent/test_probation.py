@@ -253,4 +253,5 @@ def test_a_watch_outlives_a_restart_and_still_rolls_back(
     assert serving(second) == v2.sha256          # restored, and on probation still
     second.predict(None, {MLP_INPUT: FIELD_DATA})
     wait_until(lambda: serving(second) == v1.sha256, what="the rollback after the restart")
-    assert cp.events_for("rolled_back")[-1].finding.reason == "probation_nonfinite"
+    [event] = wait_until(lambda: cp.events_for("rolled_back"), what="the rollback reported")
+    assert event.ref.sha256 == v2.sha256 and event.finding.reason == "probation_nonfinite"
