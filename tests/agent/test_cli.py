@@ -169,3 +169,17 @@ def test_a_refused_enrollment_token_exits_4_refused(control_plane, trust_key_fil
 def test_malformed_labels_are_a_usage_error():
     result = cli("run", "--data-dir", "/tmp/x", "--labels", "site")
     assert result.returncode == 2 and "k=v" in result.stderr
+
+
+def test_set_changes_a_setting_and_a_wrong_one_exits_2_naming_it(tmp_path, trust_key_file):
+    """Inputs tried: a name that is no setting, a number that is not one, a value a setting's
+    own check refuses (a negative probation)."""
+    base = ["run", "--server", "127.0.0.1:9", "--data-dir", str(tmp_path / "d"),
+            "--trust-key", str(trust_key_file), "--enroll-token", "t"]
+    unknown = cli(*base, "--set", "probation_secs=5")
+    assert unknown.returncode == 2 and "probation_secs" in unknown.stderr
+    assert "probation_seconds" in unknown.stderr          # the names it would take
+    not_a_number = cli(*base, "--set", "probation_seconds=soon")
+    assert not_a_number.returncode == 2 and "probation_seconds=soon" in not_a_number.stderr
+    negative = cli(*base, "--set", "probation_seconds=-1")
+    assert negative.returncode == 2 and "probation_seconds" in negative.stderr
