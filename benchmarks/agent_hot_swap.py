@@ -104,9 +104,13 @@ def swap_windows(load: LoadResult, swaps: list[dict[str, Any]],
                  events: list[dict[str, Any]]) -> None:
     """Fill each swap with its install events, its two windows and the answers around it."""
     versions = np.array(load.answered_by, dtype=object)
-    for swap in swaps:
+    for n, swap in enumerate(swaps):
         sha, since = swap["to_sha256"], swap["rollout_at"]
-        mine = {e["state"]: e["at"] for e in events if e["sha256"] == sha and e["at"] >= since}
+        until = swaps[n + 1]["rollout_at"] if n + 1 < len(swaps) else float("inf")
+        mine: dict[str, float] = {}
+        for e in events:   # this install's: the first of each state after its rollout
+            if e["sha256"] == sha and e["at"] >= since:
+                mine.setdefault(e["state"], e["at"])
         swap["events"] = {k: round(v - since, 4) for k, v in sorted(mine.items(),
                                                                    key=lambda kv: kv[1])}
         if "downloading" not in mine or "active" not in mine:
@@ -121,12 +125,33 @@ def swap_windows(load: LoadResult, swaps: list[dict[str, Any]],
         first_new = float(load.start[new[0]])
         swap["first_answer_after_rollout_s"] = round(first_new - since, 4)
         swap["first_answer_after_active_s"] = round(first_new - mine["active"], 4)
-        old = np.flatnonzero((versions == swap["from_sha256"]) & (load.start >= first_new))
+        old = np.flatnonzero((versions == swap["from_sha256"]) & (load.start >= first_new)
+                             & (load.start < until))
         # Requests sent after the first new answer that the old version still answered (they
         # reached the agent before the swap): a clean switch has none or a few in flight.
         swap["old_answers_after_first_new"] = int(old.size)
         swap["around_first_answer"] = (first_new - AROUND_FIRST_ANSWER_S,
                                        first_new + AROUND_FIRST_ANSWER_S)
+
+
+def steady_segments(start: np.ndarray, latency: np.ndarray, steady: np.ndarray,
+                    seconds: float) -> dict[str, Any]:
+    """p99 of every ``seconds``-long piece of the run made only of steady requests."""
+    if not start.size or seconds <= 0:
+        return {"segments": 0}
+    bins = np.floor((start - start[0]) / seconds).astype(int)
+    p99s = []
+    for b in np.unique(bins):
+        inside = bins == b
+        if steady[inside].all() and inside.sum() >= 20:
+            p99s.append(percentile(sorted(latency[inside].tolist()), 99))
+    if not p99s:
+        return {"segments": 0}
+    p99s.sort()
+    return {"segments": len(p99s), "seconds": round(seconds, 3),
+            "min": round(p99s[0], 3), "p10": round(percentile(p99s, 10), 3),
+            "median": round(percentile(p99s, 50), 3), "p90": round(percentile(p99s, 90), 3),
+            "max": round(p99s[-1], 3)}
 
 
 def figures(load: LoadResult, swaps: list[dict[str, Any]], load_started: float,
@@ -151,6 +176,9 @@ def figures(load: LoadResult, swaps: list[dict[str, Any]], load_started: float,
             mask |= (start >= lo) & (start <= hi)
         pooled[key] = summary(latency[mask & ok])
     steady_p99 = steady.get("p99_ms", 0.0)
+    segments = steady_segments(start, latency, steady_mask,
+                               float(np.median([s["window"][1] - s["window"][0]
+                                                for s in swaps])))
     for swap in swaps:
         for key in ("window", "around_first_answer"):
             swap[f"{key}_p99_over_steady_p99"] = ratio(
@@ -169,6 +197,8 @@ def figures(load: LoadResult, swaps: list[dict[str, Any]], load_started: float,
         "steady": steady,
         "steady_before_first_swap": before,
         "swap_windows_pooled": pooled,
+        # How much p99 moves by itself: the steady requests cut into pieces as long as a window.
+        "steady_segments_p99_ms": segments,
         "ratios": {
             "pooled_window_p99_over_steady_p99": ratio(pooled["window"].get("p99_ms", 0.0),
                                                        steady_p99),
@@ -176,6 +206,9 @@ def figures(load: LoadResult, swaps: list[dict[str, Any]], load_started: float,
                 pooled["around_first_answer"].get("p99_ms", 0.0), steady_p99),
             "worst_window_p99_over_steady_p99": max(
                 s["window_p99_over_steady_p99"] for s in swaps),
+            "median_window_p99_over_median_segment_p99": ratio(
+                float(np.median([s["window_latency"].get("p99_ms", 0.0) for s in swaps])),
+                segments.get("median", 0.0)),
         },
         "swaps": swaps,
     }
@@ -277,6 +310,12 @@ def report(doc: dict[str, Any]) -> None:
                      f"{w.get('p99_ms', 0):.2f}", f"{w.get('max_ms', 0):.2f}",
                      f"{r['pooled_' + key + '_p99_over_steady_p99']:.2f}"))
     print_table("latency (window: downloading event -> active event + 1 s)", rows)
+    seg = doc["steady_segments_p99_ms"]
+    if seg.get("segments"):
+        print(f"\nsteady p99 over {seg['segments']} pieces of {seg['seconds']:g} s: median "
+              f"{seg['median']:.2f} ms (p10 {seg['p10']:.2f}, p90 {seg['p90']:.2f}, max "
+              f"{seg['max']:.2f}); median window p99 / median piece p99 = "
+              f"{r['median_window_p99_over_median_segment_p99']:.2f}")
     old = [swap["old_answers_after_first_new"] for swap in doc["swaps"]]
     print(f"\nold-version answers sent after the first new-version answer, per swap: {old}")
 
