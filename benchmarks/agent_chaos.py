@@ -7,16 +7,21 @@ different artifacts, so every round is a real download, verify, load, validate, 
 swap), ``edgefleet-agent run`` as its own process (``--poll-interval 0.2``; metric windows of
 ``--metrics-window`` seconds, a setting the CLI has no flag for: see ``benchmarks._agent_process``).
 Two rollouts without a kill measure how long an update takes (rollout created -> the agent
-serves it); ``--max-delay`` (default 1.25 x the slower one) bounds the kill delays so they land in
-every phase: before the agent heard, download, verification, load/validation/proof, swap, after.
+serves it) and how long its install (the agent's ``downloading`` to its ``active`` event). Most
+of an update is the wait for the agent to hear of it, so a kill is timed one of two ways (drawn
+per round, ``--aim-install`` of them aimed): uniform in [0, ``--max-delay``] after the rollout
+was created (default 1.25 x the slower update), or uniform in [0, 1.25 x the slower install]
+after the agent's status first shows the install began (polled every 5 ms). Between them kills
+land in every phase: before the agent heard, download, verification/load/validation/proof,
+swap, after.
 ``--baseline-restarts`` clean restarts (SIGTERM, start) give the time to serve of a process that
 was not killed, measured in the same run.
 
 Then, while a load process (``benchmarks._agent_process``) predicts at ``--rate`` requests/s and
 counts the successes per version (every answer checked against a raw interpreter of the version
 that answered), ``--kills`` rounds of:
-  roll out the next version (one the agent does not serve) -> wait a random delay in
-  [0, max-delay] -> read the agent's status (the phase the kill lands in) -> SIGKILL -> start it
+  roll out the next version (one the agent does not serve) -> wait a random delay (above)
+  -> read the agent's status (the phase the kill lands in) -> SIGKILL -> start it
   again -> predict until it answers (``--serve-timeout``): the answering sha256 must be one of
   the pushed variants', ``artifacts/<sha256>.tflite`` in the data dir must hash to it, and the
   outputs must be the raw interpreter's -> wait until the rollout finished (``--settle-timeout``).
@@ -32,7 +37,7 @@ not finish, and where each kill landed (from the status just before it, and from
 events the control plane holds).
 
 Run: ``python -m benchmarks.agent_chaos [--kills N] [--rate N] [--model-mib N]
-[--max-delay S] [--seed N] [--quick]``.
+[--max-delay S] [--aim-install FRACTION] [--metrics-window S] [--seed N] [--quick]``.
 """
 
 from __future__ import annotations
@@ -96,6 +101,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-delay", type=float,
                    help="kill delays are uniform in [0, this] after the rollout "
                         "(default: 1.25 x the measured update time)")
+    p.add_argument("--aim-install", type=float, default=0.5, metavar="FRACTION",
+                   help="share of the kills aimed at the install: after the agent's status "
+                        "shows it began, a delay up to 1.25 x the measured install (0.5)")
     p.add_argument("--serve-timeout", type=float, default=30.0,
                    help="seconds a restarted agent has to answer a prediction (30)")
     p.add_argument("--settle-timeout", type=float, default=30.0,
@@ -231,13 +239,34 @@ class Chaos:
                 "served_version": self.version_of.get(sha, "?"), "served_sha256": sha,
                 "verified": not problems, "problems": problems}
 
-    def update_time(self, version: str) -> float:
-        """Roll ``version`` out and time it to the moment the agent serves it."""
+    def update_time(self, version: str) -> tuple[float, float]:
+        """Roll ``version`` out; seconds until the agent serves it, and seconds of the install
+        itself (its ``downloading`` to its ``active`` event)."""
         rollout, began = self.roll_out(version)
         served = wait_serving(self.agent.data_dir, MODEL, self.sha[version], timeout=60)
         self.cp.wait_rollout(rollout)
         self.served = version
-        return served - began
+        mine: dict[str, float] = {}
+        for e in install_events(self.cp, self.device):
+            if e["sha256"] == self.sha[version] and e["at"] >= began:
+                mine.setdefault(e["state"], e["at"])
+        return served - began, mine["active"] - mine["downloading"]
+
+    def wait_install_began(self, version: str, timeout: float) -> str:
+        """Poll the agent's status until its install of ``version`` began; the phase seen."""
+        from agent import AgentError, InferenceClient
+
+        deadline = time.monotonic() + timeout
+        with InferenceClient(self.agent.data_dir, timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    phase = phase_from_status(client.status(), version, self.sha[version])
+                except AgentError:
+                    phase = "no answer"
+                if phase != "before install":
+                    return phase
+                time.sleep(0.005)
+        return "before install"
 
     def clean_restart(self) -> float:
         self.end_life(time.time(), "SIGTERM")
@@ -253,11 +282,20 @@ class Chaos:
         versions = [v for v in VERSIONS if self.sha[v] != current and v != self.served]
         return self.rng.choice(versions) if versions else VERSIONS[0]
 
-    def round(self, n: int, max_delay: float) -> dict[str, Any]:
+    def round(self, n: int, max_delay: float, install_delay: float) -> dict[str, Any]:
+        """One update and one kill: ``aimed`` rounds wait until the agent's status shows the
+        install began, then up to ``install_delay``; the others up to ``max_delay`` after the
+        rollout was created."""
         version = self.next_version()
+        aimed = self.rng.random() < self.args.aim_install
         rollout, began = self.roll_out(version)
-        delay = self.rng.uniform(0.0, max_delay)
-        time.sleep(max(0.0, began + delay - time.time()))
+        if aimed:
+            self.wait_install_began(version, max_delay + 5.0)
+            delay = self.rng.uniform(0.0, install_delay)
+            time.sleep(delay)
+        else:
+            delay = self.rng.uniform(0.0, max_delay)
+            time.sleep(max(0.0, began + delay - time.time()))
         status = agent_status(self.agent.data_dir, timeout=1.0)
         killed = self.agent.kill()
         self.end_life(killed, "SIGKILL")
@@ -267,7 +305,7 @@ class Chaos:
         settled = time.time()
         now_serving = (served_version(self.agent.data_dir, MODEL) or {}).get("sha256", "")
         self.served = self.version_of.get(now_serving, self.served)
-        return {"round": n, "target": version, "rollout_at": began,
+        return {"round": n, "target": version, "aimed": aimed, "rollout_at": began,
                 "delay_s": round(delay, 4), "killed_after_s": round(killed - began, 4),
                 "killed_at": killed, "phase_status": phase_from_status(status, version,
                                                                         self.sha[version]),
@@ -325,8 +363,10 @@ def measure(chaos: Chaos) -> dict[str, Any]:
     chaos.device = enrolled_device(chaos.cp, chaos.agent.selector)
     chaos.cp.wait_rollout(chaos.cp.roll_out(MODEL, VERSIONS[0], chaos.agent.selector))
     wait_serving(chaos.agent.data_dir, MODEL, chaos.sha[VERSIONS[0]])
-    update_times = [chaos.update_time(v) for v in VERSIONS[1:]]
+    updates = [chaos.update_time(v) for v in VERSIONS[1:]]
+    update_times, install_times = [u for u, _ in updates], [i for _, i in updates]
     max_delay = args.max_delay if args.max_delay is not None else 1.25 * max(update_times)
+    install_delay = 1.25 * max(install_times)
     clean = [chaos.clean_restart() for _ in range(args.baseline_restarts)]
 
     load = LoadProcess({
@@ -338,7 +378,7 @@ def measure(chaos: Chaos) -> dict[str, Any]:
     load.start()
     rounds = []
     for n in range(args.kills):
-        rounds.append(chaos.round(n, max_delay))
+        rounds.append(chaos.round(n, max_delay, install_delay))
         print(f"kill {n + 1}/{args.kills}: {rounds[-1]['phase_status']}, served again after "
               f"{rounds[-1].get('seconds_to_serve', 'never')} s", file=sys.stderr)
     time.sleep(2.0)
@@ -379,6 +419,8 @@ def measure(chaos: Chaos) -> dict[str, Any]:
             "agent_metrics_window_seconds": args.metrics_window,
             "max_delay_seconds": round(max_delay, 3),
             "measured_update_seconds": [round(t, 3) for t in update_times],
+            "measured_install_seconds": [round(t, 3) for t in install_times],
+            "aim_install": args.aim_install, "install_delay_seconds": round(install_delay, 3),
             "serve_timeout_seconds": args.serve_timeout,
             "settle_timeout_seconds": args.settle_timeout, "seed": args.seed,
             "agent_command": chaos.agent.command,
@@ -417,9 +459,10 @@ def measure(chaos: Chaos) -> dict[str, Any]:
 
 def report(doc: dict[str, Any]) -> None:
     cfg, pr = doc["config"], doc["predictions"]
-    print(f"Chaos: {cfg['kills']} SIGKILLs, {cfg['model']}, kill delays in "
-          f"[0, {cfg['max_delay_seconds']}] s after each rollout; {doc['seconds']} s "
-          f"({doc['seconds_per_kill']} s per kill)")
+    print(f"Chaos: {cfg['kills']} SIGKILLs, {cfg['model']}; kill delays in "
+          f"[0, {cfg['max_delay_seconds']}] s after the rollout, or ({cfg['aim_install']:.0%}) "
+          f"in [0, {cfg['install_delay_seconds']}] s after the install began; "
+          f"{doc['seconds']} s ({doc['seconds_per_kill']} s per kill)")
     print(f"restarts not serving within {cfg['serve_timeout_seconds']:g} s: "
           f"{doc['restarts_not_serving_within_timeout']}; served an unverified model: "
           f"{doc['served_unverified']}; rollouts not succeeded: "
