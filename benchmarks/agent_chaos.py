@@ -106,8 +106,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "shows it began, a delay up to 1.25 x the measured install (0.5)")
     p.add_argument("--serve-timeout", type=float, default=30.0,
                    help="seconds a restarted agent has to answer a prediction (30)")
-    p.add_argument("--settle-timeout", type=float, default=30.0,
-                   help="seconds a rollout has to finish after the restart (30)")
+    p.add_argument("--settle-timeout", type=float, default=15.0,
+                   help="seconds a rollout has to finish after the restart (15)")
     p.add_argument("--metrics-window", type=float, default=1.0,
                    help="the agent's metrics_window_seconds (1; the agent's default is 10)")
     p.add_argument("--baseline-restarts", type=int, help="clean restarts measured (3)")
@@ -431,6 +431,11 @@ def measure(chaos: Chaos) -> dict[str, Any]:
         "served_unverified": sum(1 for r in rounds if r["served"] and not r["verified"]),
         "rollouts_not_succeeded": dict(Counter(r["rollout_state"] for r in rounds
                                                if r["rollout_state"] != "succeeded")),
+        # Where the kill landed in the rounds whose rollout did not finish.
+        "rollouts_not_succeeded_phases": [
+            {"round": r["round"], "state": r["rollout_state"], "by_status": r["phase_status"],
+             "by_events": r["phase_events"]} for r in rounds
+            if r["rollout_state"] != "succeeded"],
         "time_to_serve_after_kill": summary_s(serve_times),
         "time_to_serve_after_clean_restart": summary_s(clean),
         "time_to_serve_ratio_p50_kill_over_clean": ratio(
@@ -466,7 +471,10 @@ def report(doc: dict[str, Any]) -> None:
     print(f"restarts not serving within {cfg['serve_timeout_seconds']:g} s: "
           f"{doc['restarts_not_serving_within_timeout']}; served an unverified model: "
           f"{doc['served_unverified']}; rollouts not succeeded: "
-          f"{doc['rollouts_not_succeeded'] or 0}")
+          f"{doc['rollouts_not_succeeded'] or 0}"
+          + "".join(f"\n  round {x['round']}: {x['state']}, killed in {x['by_status']} "
+                    f"(status) / {x['by_events']} (events)"
+                    for x in doc["rollouts_not_succeeded_phases"]))
     t, c = doc["time_to_serve_after_kill"], doc["time_to_serve_after_clean_restart"]
     print_table("time to serve after a restart", [
         ("", "n", "p50 s", "p99 s", "max s"),
