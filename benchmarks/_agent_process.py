@@ -12,10 +12,8 @@
   every answer: finite, the expected shape, and equal to what a raw interpreter of the variant
   that claims to have answered gives for the same input; any other answer is a failure.
 
-Settings the agent's CLI has no flag for (``metrics_window_seconds``) are given with
-``AgentProcess(settings={...})``: the process then runs ``python -m benchmarks._agent_process
-agent --settings JSON run ...``, which is ``agent.cli.main`` with those fields replaced in the
-``AgentSettings`` the CLI builds, and nothing else changed.
+Agent settings without a flag of their own (``metrics_window_seconds``) are given with
+``AgentProcess(settings={...})``, passed as ``edgefleet-agent run --set NAME=VALUE``.
 
 Timestamps are wall-clock (``time.time_ns``) in every process, so the load's records, the
 agent's install events (the control plane's ``install_events.at``) and the kills line up.
@@ -154,16 +152,14 @@ class AgentProcess:
 
     @property
     def command(self) -> list[str]:
-        launcher = ["-m", "agent.cli"]
-        if self._settings:
-            launcher = ["-m", "benchmarks._agent_process", "agent",
-                        "--settings", json.dumps(self._settings)]
         labels = ",".join(f"{k}={v}" for k, v in self.labels.items())
-        return [sys.executable, *launcher, "run", "--server", self.cp.address,
+        settings = [arg for name, value in self._settings.items()
+                    for arg in ("--set", f"{name}={value}")]
+        return [sys.executable, "-m", "agent.cli", "run", "--server", self.cp.address,
                 "--data-dir", str(self.data_dir),
                 "--trust-key", str(self.cp.settings.signing_public_key_path),
                 "--labels", labels, "--name", self._name,
-                "--poll-interval", f"{self._poll_interval:g}"]
+                "--poll-interval", f"{self._poll_interval:g}", *settings]
 
     @property
     def pid(self) -> int:
@@ -481,35 +477,12 @@ def _run_load(spec: dict[str, Any]) -> int:
     return 0
 
 
-# -- the agent launcher ------------------------------------------------------------------------
-
-
-def _run_agent(settings: dict[str, Any], argv: list[str]) -> int:
-    """``agent.cli.main(argv)`` with ``settings`` replacing fields of its ``AgentSettings``."""
-    from agent import cli, daemon
-    from agent.settings import AgentSettings
-
-    original = daemon.Agent.__init__
-
-    def init(self: daemon.Agent, *args: Any, **kwargs: Any) -> None:
-        given: AgentSettings = kwargs.pop("settings", None) or AgentSettings()
-        original(self, *args, settings=given.replace(**settings), **kwargs)
-
-    daemon.Agent.__init__ = init  # type: ignore[method-assign]
-    return cli.main(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks._agent_process",
-                                description="the benchmarks' agent launcher and load process")
+                                description="the benchmarks' open-loop predict load process")
     sub = p.add_subparsers(dest="what", required=True)
-    a = sub.add_parser("agent", help="edgefleet-agent with some AgentSettings fields replaced")
-    a.add_argument("--settings", type=json.loads, default={}, help="JSON object of fields")
-    a.add_argument("agent_args", nargs=argparse.REMAINDER, help="edgefleet-agent's arguments")
     sub.add_parser("load", help="an open-loop predict load; JSON spec on stdin")
-    args = p.parse_args(argv)
-    if args.what == "agent":
-        return _run_agent(args.settings, args.agent_args)
+    p.parse_args(argv)
     return _run_load(json.loads(sys.stdin.read()))
 
 

@@ -5,7 +5,7 @@ Setup (the real path end to end): an in-process control plane, three versions of
 CNN (``build_cnn(seed=1|2|3)`` with a fully connected layer that makes it ``--model-mib`` MiB:
 different artifacts, so every round is a real download, verify, load, validate, prove and
 swap), ``edgefleet-agent run`` as its own process (``--poll-interval 0.2``; metric windows of
-``--metrics-window`` seconds, a setting the CLI has no flag for: see ``benchmarks._agent_process``).
+``--metrics-window`` seconds, given as ``--set metrics_window_seconds=...``).
 Two rollouts without a kill measure how long an update takes (rollout created -> the agent
 serves it) and how long its install (the agent's ``downloading`` to its ``active`` event). Most
 of an update is the wait for the agent to hear of it, so a kill is timed one of two ways (drawn
