@@ -11,6 +11,8 @@ Invariants:
   file that fails re-verification is quarantined by the store) and the kept previous version of
   that model serves instead if it passes the same checks: the last verified model, so a device
   killed mid-update, or whose file rotted, still serves. The next sync installs what is wanted.
+- What goes live again is reported ``active`` again: the server may never have heard it (a kill
+  between writing the state and telling the server).
 - Runs before the sync thread starts and before the local endpoint serves.
 """
 
@@ -62,6 +64,9 @@ def restore(store: AgentStore, trust: TrustState, board: StatusBoard, reporter: 
             continue
         assert ctx.runner is not None and ctx.budget is not None   # restore_steps validated it
         board.activate(LiveModel(ctx.ref, ctx.runner, ctx.signed_manifest), note)
+        # Told again: a kill after the state file named it but before the server heard
+        # "active" would otherwise leave the server waiting for an event that never comes.
+        reporter.event(ctx.ref, "active", note)
         log.info("serving %s again (%s)", ctx.ref, note)
         watched = stored.probation.get(ctx.ref.model)
         if probation is not None and watched is not None and watched[0] == ctx.ref.sha256:
