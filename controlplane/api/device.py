@@ -7,6 +7,7 @@ last-seen times are buffered here and written in batches by ``LastSeenBuffer.flu
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
@@ -148,15 +149,24 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         download = await plane.run_db(open_download)
         loop = asyncio.get_running_loop()
         offset = request.offset
+        reading: concurrent.futures.Future[bytes | None] | None = None
         try:
             while True:
-                data = await loop.run_in_executor(plane.executor, next, download.chunks, None)
+                reading = plane.executor.submit(next, download.chunks, None)
+                data = await asyncio.wrap_future(reading)
+                reading = None
                 if data is None:
                     break
                 yield pb.ArtifactChunk(offset=offset, data=data, total_size=download.size)
                 offset += len(data)
         finally:
-            await loop.run_in_executor(plane.executor, download.close)
+            if reading is not None:
+                # Cancelled (the device went away) while a thread still reads a chunk: the
+                # file is closed when that read returns, not under it ("generator already
+                # executing").
+                reading.add_done_callback(lambda _: download.close())
+            else:
+                await loop.run_in_executor(plane.executor, download.close)
 
     @rpc
     async def ReportStatus(self, request: pb.StatusReport, context: Any) -> pb.ReportAck:
