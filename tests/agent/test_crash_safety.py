@@ -101,6 +101,11 @@ def test_sigkill_at_each_phase_of_an_update_restarts_serving_a_verified_model(
         # Whatever answers is a verified model; the update finishes.
         wait_until(lambda: _try(answered_by, data_dir) == v2.sha256, timeout=60,
                    what="the update to finish after the restart")
+        if phase == "persist":
+            # Killed before the server heard "active": it hears it from the restarted agent.
+            wait_until(lambda: any(e.ref.sha256 == v2.sha256 and "reloaded at start" in e.message
+                                   for e in cp.events_for("active")),
+                       what="v2 told active again")
     finally:
         again.send_signal(signal.SIGTERM)
         log = again.communicate(timeout=30)[1]
@@ -108,10 +113,6 @@ def test_sigkill_at_each_phase_of_an_update_restarts_serving_a_verified_model(
     # reached (the state names it); before that, v1.
     reloaded = "2.0.0" if phase == "persist" else "1.0.0"
     assert f"serving face:{reloaded} (float32" in log and "reloaded at start" in log
-    if phase == "persist":
-        # Killed before the server heard "active": it hears it from the restarted agent.
-        assert any(e.ref.sha256 == v2.sha256 and "reloaded at start" in e.message
-                   for e in cp.events_for("active"))
     resumed = [offset for sha, offset in cp.download_requests[downloads:] if sha == v2.sha256]
     if phase == "chunk":
         assert resumed and resumed[0] > 0        # resumed from the part file, not from 0
