@@ -6,7 +6,7 @@ Version 2 of the model is an MLP whose hidden layer overflows on the field's dat
 magnitude 1e9; ``modelgen.build_mlp(hidden_scale=1e30)``) while it passes every check the
 control plane and the agent run on inputs in [-1, 1]. It goes live, answers field data with
 NaN, and probation swaps the device back to version 1 from disk; the server hears
-``rolled_back`` with the finding, and counts every inference it was sent.
+``rolled_back`` with the finding, and shows it in ``device show``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_a_version_that_gives_nan_on_field_data_is_rolled_back_by_the_device_and
         answered = f.agent("predict", "--data-dir", str(agent_dir), "--input", str(field_data),
                            "--output", str(out), "-o", "json")
         assert answered.returncode == 0, answered.stderr.decode()
-        assert json.loads(answered.stdout)["ref"]["version"] == "2.0.0"
+        assert json.loads(answered.stdout)["version"] == "2.0.0"
         with np.load(out) as npz:
             assert np.isnan(npz["scores"]).all()
 
@@ -88,16 +88,10 @@ def test_a_version_that_gives_nan_on_field_data_is_rolled_back_by_the_device_and
 
         [device] = f.cli("device", "list")["devices"]
 
-        def reported() -> dict[str, Any] | None:
-            shown = f.cli("device", "show", device["id"])
-            rows = {m["version"]: m for m in shown["metrics"]}
-            done = rows.get("1.0.0", {}).get("inferences") == 1
-            return shown if done and rows.get("2.0.0", {}).get("nonfinite") == 1 else None
+        def rolled_back() -> dict[str, Any] | None:
+            [dm] = f.cli("device", "show", device["id"])["models"]
+            return dm if dm["state"] == "rolled_back" else None
 
-        shown = wait_for("the metrics on the server", reported, timeout=30, check=f.alive)
-        [dm] = shown["models"]
-        assert dm["state"] == "rolled_back", dm
-        assert "NaN or Inf" in dm["message"]
-        v2 = next(m for m in shown["metrics"] if m["version"] == "2.0.0")
-        assert (v2["inferences"], v2["errors"], v2["nonfinite"]) == (1, 0, 1)
+        dm = wait_for("the rollback on the server", rolled_back, timeout=30, check=f.alive)
+        assert "NaN or Inf" in dm["message"], dm
         assert f.stop("agent") == 0 and f.stop("server") == 0
