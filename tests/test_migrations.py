@@ -6,6 +6,7 @@ nothing is what is under test.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -136,3 +137,51 @@ def test_cli_db_upgrade_migrates_an_empty_database(empty_db_url: str) -> None:
     assert schema_diff(empty_db_url) == []
     again = cli_upgrade()  # idempotent, and says so
     assert again["from"] == again["to"] == head_revision()
+
+
+def _insert(url: str, table: str, row: dict[str, Any]) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.Table(table, sa.MetaData(), autoload_with=conn).insert(), [row])
+    finally:
+        engine.dispose()
+
+
+def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+def test_0005_keeps_windows_and_events_written_before_it_and_by_the_previous_release(
+        empty_db_url: str) -> None:
+    """Input tried: a window and an install event stored at revision 0004; after 0005 a window
+    inserted without nonfinite (as a server of the previous release does during an upgrade);
+    then a downgrade to 0004. The old rows read nonfinite 0 and no finding, the insert without
+    nonfinite is stored with 0, and the downgrade keeps the rows."""
+    config = alembic_config(empty_db_url)
+    command.upgrade(config, "0004")
+    at = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+    _insert(empty_db_url, "devices", {"id": "d" * 36, "name": "cam", "labels": {},
+                                      "secret_hash": "0" * 64, "enrolled_at": at,
+                                      "desired_sequence": 0})
+    window = {"device_id": "d" * 36, "model_name": "m", "version": "1", "variant": "float32",
+              "sha256": "a" * 64, "start": at, "end": at, "count": 3, "errors": 0,
+              "bucket_bounds_ms": [1.0], "bucket_counts": [3, 0], "latency_sum_ms": 1.5,
+              "latency_max_ms": 0.9, "received_at": at}
+    _insert(empty_db_url, "metric_windows", {**window, "window_id": "w-before"})
+    _insert(empty_db_url, "install_events", {
+        "device_id": "d" * 36, "model_name": "m", "version": "1", "variant": "float32",
+        "sha256": "a" * 64, "state": "active", "message": "", "at": at, "received_at": at})
+    upgrade(empty_db_url)
+    _insert(empty_db_url, "metric_windows", {**window, "window_id": "w-old-release"})
+    assert _rows(empty_db_url, "SELECT window_id, nonfinite FROM metric_windows "
+                               "ORDER BY window_id") == [("w-before", 0), ("w-old-release", 0)]
+    assert _rows(empty_db_url, "SELECT state, finding FROM install_events") == [("active", None)]
+    command.downgrade(config, "0004")
+    assert _rows(empty_db_url, "SELECT count(*) FROM metric_windows") == [(2,)]
+    assert _rows(empty_db_url, "SELECT count(*) FROM install_events") == [(1,)]

@@ -1,13 +1,19 @@
 """Install events and inference metric windows.
 
-Invariant: (device, ``window_id``) is the primary key, with the id chosen by the agent, so a
-window the agent re-sends after a lost acknowledgement is stored once, and no device can shadow
-another's windows by reusing their ids.
+Invariants:
+- (device, ``window_id``) is the primary key, with the id chosen by the agent, so a window the
+  agent re-sends after a lost acknowledgement is stored once, and no device can shadow another's
+  windows by reusing their ids.
+- ``MetricWindow.nonfinite`` and ``errors`` are each at most ``count``
+  (``protos.contract.histograms.check_window`` before every insert).
+- ``InstallEvent.finding`` is None or a finding as ``telemetry.findings.check_finding`` returns
+  it: every field present, bounded and finite.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,12 +36,18 @@ class InstallEvent(Base):
     sha256: Mapped[str] = mapped_column(sa.String(64))
     state: Mapped[str] = mapped_column(sa.String(32))
     message: Mapped[str] = mapped_column(sa.Text, default="")
+    # Why the device refused or rolled back the variant (the proto's Finding), when it said.
+    finding: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class MetricWindow(Base):
     __tablename__ = "metric_windows"
+    __table_args__ = (
+        # The per-device read (telemetry.device_metrics): a device's most recent windows.
+        sa.Index("ix_metric_windows_device_id_end", "device_id", "end"),
+    )
 
     device_id: Mapped[str] = mapped_column(
         sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
@@ -49,6 +61,9 @@ class MetricWindow(Base):
     end: Mapped[dt.datetime]
     count: Mapped[int] = mapped_column(sa.BigInteger)
     errors: Mapped[int] = mapped_column(sa.BigInteger)
+    # Inferences whose outputs held NaN or Inf. The server default is for rows written before
+    # migration 0005 and by the previous release during an upgrade: they counted none.
+    nonfinite: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     bucket_bounds_ms: Mapped[list[float]] = mapped_column(sa.JSON)
     bucket_counts: Mapped[list[int]] = mapped_column(sa.JSON)
     latency_sum_ms: Mapped[float]
