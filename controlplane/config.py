@@ -92,6 +92,9 @@ class Settings:
     max_window_buckets: int = 64           # bucket bounds of one window's histogram
     # An install event's free-text message is cut to this (with a visible marker), not refused.
     max_event_message_chars: int = 2000
+    # A finding's text fields (interpreter, its version, the output tensor's name) are cut to
+    # this, as the message is: the event carrying them may be what a rollout waits for.
+    max_finding_text_chars: int = 256
 
     # Tokens
     enrollment_token_default_uses: int = 1

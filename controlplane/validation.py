@@ -1,5 +1,5 @@
-"""Checks for what requests carry, shared by the domain services: text, ids, wire timestamps,
-64-bit counts, label maps and selectors.
+"""Checks for what requests carry, shared by the domain services: text, ids, code words, wire
+timestamps, 64-bit counts, label maps and selectors.
 
 Why they exist: PostgreSQL refuses NUL in text and integers past 2^63 - 1, SQLite keeps NaN as
 NULL, Python's datetime ends at year 9999, and anything a request carries may end up in a
@@ -31,6 +31,7 @@ MIN_TIMESTAMP_SECONDS = -62_135_596_800
 MAX_TIMESTAMP_SECONDS = 253_402_300_799
 SHOWN_CHARS = 40
 
+_CODE_WORD = re.compile(r"[a-z][a-z_]{0,31}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -65,6 +66,16 @@ def check_name(value: str, *, what: str, max_chars: int, setting: str) -> str:
         raise InvalidArgumentError(
             f"{what} {shown(value)} holds a control character (NUL, newline, ...): use "
             f"printable text")
+    return value
+
+
+def check_code_word(value: str, *, what: str) -> str:
+    """A code word agents and the server agree on (an install state, a finding's reason): a
+    lower-case word of at most 32 letters and '_'. Returns it unchanged. Raises
+    InvalidArgumentError."""
+    if not _CODE_WORD.fullmatch(value):
+        raise InvalidArgumentError(
+            f"bad {what} {shown(value)}: a lower-case word of at most 32 letters and '_'")
     return value
 
 

@@ -42,14 +42,22 @@ def page_ask(request: Any) -> PageAsk:
 def install_event(e: pb.InstallEvent) -> telemetry.Event:
     return telemetry.Event(model=e.ref.model, version=e.ref.version, variant=e.ref.variant,
                            sha256=e.ref.sha256, state=e.state, message=e.message,
-                           at=wire_time(e.at))
+                           at=wire_time(e.at),
+                           finding=finding_dict(e.finding) if e.HasField("finding") else None)
+
+
+def finding_dict(f: pb.Finding) -> dict[str, Any]:
+    """A finding's fields as they arrived; the domain checks them (``telemetry.findings``)."""
+    return {"reason": f.reason, "interpreter": f.interpreter,
+            "interpreter_version": f.interpreter_version, "sample": f.sample,
+            "output": f.output, "observed": f.observed, "limit": f.limit}
 
 
 def metric_window(w: pb.MetricWindow) -> telemetry.Window:
     return telemetry.Window(
         window_id=w.window_id, model=w.ref.model, version=w.ref.version, variant=w.ref.variant,
         sha256=w.ref.sha256, start=wire_time(w.start), end=wire_time(w.end), count=w.count,
-        errors=w.errors, bucket_bounds_ms=list(w.bucket_bounds_ms),
+        errors=w.errors, nonfinite=w.nonfinite, bucket_bounds_ms=list(w.bucket_bounds_ms),
         bucket_counts=list(w.bucket_counts), latency_sum_ms=w.latency_sum_ms,
         latency_max_ms=w.latency_max_ms)
 

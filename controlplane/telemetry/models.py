@@ -37,7 +37,8 @@ class InstallEvent(Base):
     state: Mapped[str] = mapped_column(sa.String(32))
     message: Mapped[str] = mapped_column(sa.Text, default="")
     # Why the device refused or rolled back the variant (the proto's Finding), when it said.
-    finding: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    # none_as_null: an event without one stores SQL NULL (so it can be filtered), not JSON null.
+    finding: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -15,14 +15,18 @@ Invariants:
   with each other (``protos.contract.histograms.check_window``).
 - An event's free-text ``message`` is never a reason to refuse it: it is cut to
   ``max_event_message_chars`` with a visible marker, and NUL shows as U+FFFD (``cut_text``),
-  because the event may carry the state change a rollout waits for.
+  because the event may carry the state change a rollout waits for. Nor is its ``finding``: a
+  malformed one is dropped (``telemetry.findings``) and the event stored with a note at the end
+  of its message saying why, within the same bound.
+- A ``rolled_back`` event about the device's desired variant leaves no variant active when that
+  one was: the device serves its kept previous version again, which the server did not assign.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -33,19 +37,26 @@ from controlplane.errors import InvalidArgumentError, ResourceExhaustedError
 from controlplane.fleet.models import DeviceModel
 from controlplane.registry.models import Model, ModelVersion, Variant
 from controlplane.registry.services import check_name_version, check_variant_kind
+from controlplane.telemetry.findings import check_finding
 from controlplane.telemetry.models import InstallEvent, MetricWindow
-from controlplane.validation import WireTime, check_int64, cut_text, is_uuid, shown
+from controlplane.validation import (
+    WireTime,
+    check_code_word,
+    check_int64,
+    cut_text,
+    is_uuid,
+    shown,
+)
 from protos.contract import ContractError
 from protos.contract.histograms import check_window
 from protos.contract.identifiers import is_sha256
-
-_STATE = re.compile(r"[a-z][a-z_]{0,31}")
 
 
 @dataclass(frozen=True)
 class Event:
     """An install event as an agent sent it, not yet checked. An event about no model (a
-    refused desired state) has an empty ref: model, version, variant and sha256 all ""."""
+    refused desired state) has an empty ref: model, version, variant and sha256 all "".
+    ``finding``: the proto's Finding as a dict of its fields, None when the event has none."""
 
     model: str
     version: str
@@ -54,6 +65,7 @@ class Event:
     state: str
     message: str
     at: WireTime = field(default_factory=WireTime)  # unset: when it was received
+    finding: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class Window:
     end: WireTime
     count: int
     errors: int
+    nonfinite: int = 0   # of count: inferences whose outputs held NaN or Inf
     bucket_bounds_ms: list[float] = field(default_factory=list)
     bucket_counts: list[int] = field(default_factory=list)
     latency_sum_ms: float = 0.0
@@ -126,10 +139,26 @@ def _check_event(ev: Event, *, now: dt.datetime) -> dt.datetime:
     """The event's time; raises InvalidArgumentError for anything that makes it unstorable."""
     if ev.model or ev.version or ev.variant or ev.sha256:
         _check_ref(ev.model, ev.version, ev.variant, ev.sha256)
-    if not _STATE.fullmatch(ev.state):
-        raise InvalidArgumentError(
-            f"bad state {shown(ev.state)}: a lower-case word of at most 32 letters and '_'")
+    check_code_word(ev.state, what="state")
     return ev.at.to_datetime(what="the event's time (at)", default=now)
+
+
+def _finding_and_message(ev: Event, *, settings: Settings) -> tuple[dict[str, Any] | None, str]:
+    """The finding to store and the message: a malformed finding is dropped and the message
+    ends in a note saying why, the two together within ``max_event_message_chars``."""
+    limit = settings.max_event_message_chars
+    if ev.finding is None:
+        return None, cut_text(ev.message, limit)
+    try:
+        return check_finding(ev.finding, settings=settings), cut_text(ev.message, limit)
+    except InvalidArgumentError as exc:
+        note = f"[finding dropped: {exc}]"
+    if not ev.message:
+        return None, cut_text(note, limit)
+    room = limit - len(note) - 1
+    if room <= 0:   # a bound too small for both: the note, which says what is missing, wins
+        return None, cut_text(note, limit)
+    return None, f"{cut_text(ev.message, room)} {note}"
 
 
 def record_status(
@@ -140,6 +169,7 @@ def record_status(
     events are named by their index in ``events``.
 
     Invariant: ``active_variant_id`` only ever becomes the device's desired variant.
+    A malformed finding does not refuse its event (see the module's invariants).
     Raises ResourceExhaustedError for more than ``max_events_per_report`` events.
     """
     _check_report_size(len(events), settings.max_events_per_report, "install events",
@@ -151,7 +181,7 @@ def record_status(
         except InvalidArgumentError as exc:
             rejections.append(Rejection(str(index), str(exc)))
             continue
-        message = cut_text(ev.message, settings.max_event_message_chars)
+        finding, message = _finding_and_message(ev, settings=settings)
         session.add(
             InstallEvent(
                 device_id=device_id,
@@ -161,6 +191,7 @@ def record_status(
                 sha256=ev.sha256,
                 state=ev.state,
                 message=message,
+                finding=finding,
                 at=at,
                 received_at=now,
             )
@@ -190,6 +221,8 @@ def _move_device_model(
         return
     if ev.state == "active":
         dm.active_variant_id = variant_id
+    elif ev.state == "rolled_back" and dm.active_variant_id == variant_id:
+        dm.active_variant_id = None  # back on its kept version, which the server did not assign
     dm.state = ev.state
     dm.message = message
     dm.updated_at = now
@@ -207,9 +240,11 @@ def _window_row(w: Window, *, settings: Settings, now: dt.datetime) -> dict[str,
             f"{settings.max_window_buckets} (setting max_window_buckets)")
     check_int64(w.count, what="count")
     check_int64(w.errors, what="errors")
+    check_int64(w.nonfinite, what="nonfinite")
     try:
         check_window(w.bucket_bounds_ms, w.bucket_counts, count=w.count, errors=w.errors,
-                     latency_sum_ms=w.latency_sum_ms, latency_max_ms=w.latency_max_ms)
+                     nonfinite=w.nonfinite, latency_sum_ms=w.latency_sum_ms,
+                     latency_max_ms=w.latency_max_ms)
     except ContractError as exc:
         raise InvalidArgumentError(str(exc)) from exc
     start = w.start.to_datetime(what="the window's start", default=now)
@@ -227,6 +262,7 @@ def _window_row(w: Window, *, settings: Settings, now: dt.datetime) -> dict[str,
         "end": end,
         "count": w.count,
         "errors": w.errors,
+        "nonfinite": w.nonfinite,
         "bucket_bounds_ms": list(w.bucket_bounds_ms),
         "bucket_counts": list(w.bucket_counts),
         "latency_sum_ms": w.latency_sum_ms,

@@ -57,6 +57,9 @@ BAD_WINDOWS = {
     "counts not summing to count": dict(bucket_counts=[6, 3, 2]),
     "a count short": dict(bucket_counts=[6, 4]),
     "errors above count": dict(errors=11),
+    "nonfinite above count": dict(nonfinite=11),
+    "nonfinite 2^63": dict(nonfinite=2**63),
+    "negative nonfinite": dict(nonfinite=-1),
     "NaN latency_sum_ms": dict(latency_sum_ms=math.nan),
     "infinite latency_max_ms": dict(latency_max_ms=math.inf),
     "-inf latency_max_ms": dict(latency_max_ms=-math.inf),
@@ -97,6 +100,33 @@ def test_a_malformed_window_is_refused_alone_and_the_others_are_stored(
     assert rejection.reason and len(rejection.reason) < 300
     with transaction(session_factory) as s:
         assert _stored_windows(s) == {before.window_id, after.window_id}
+
+
+def test_a_windows_nonfinite_count_is_stored(session_factory: sessionmaker[Session]) -> None:
+    """Input tried: a window of 10 inferences, 4 of whose outputs held NaN or Inf, and one
+    where every inference did (nonfinite == count, the largest allowed)."""
+    some, every = _window(nonfinite=4), _window(nonfinite=10)
+    with transaction(session_factory) as s:
+        outcome = telemetry.record_metrics(s, _device(s), [some, every], settings=SETTINGS,
+                                           now=NOW)
+    assert (outcome.accepted, outcome.rejections) == (2, ())
+    with transaction(session_factory) as s:
+        stored = dict(s.execute(sa.select(MetricWindow.window_id, MetricWindow.nonfinite)).all())
+    assert stored == {some.window_id: 4, every.window_id: 10}
+
+
+def test_nonfinite_above_count_is_refused_with_the_reason(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a window of 10 inferences claiming 11 with non-finite outputs."""
+    bad = _window(nonfinite=11)
+    with transaction(session_factory) as s:
+        outcome = telemetry.record_metrics(s, _device(s), [bad], settings=SETTINGS, now=NOW)
+    assert outcome.accepted == 0
+    (rejection,) = outcome.rejections
+    assert rejection.id == bad.window_id
+    assert "11 inferences with non-finite outputs (nonfinite) in a window of 10" in \
+        rejection.reason
 
 
 def test_the_first_and_last_instants_of_the_timestamp_range_are_stored(
@@ -255,3 +285,151 @@ def test_a_report_of_more_events_than_the_setting_is_refused_whole(
             telemetry.record_status(s, device_id, [_event() for _ in range(101)],
                                     settings=SETTINGS, now=NOW)
         assert s.scalar(sa.select(sa.func.count()).select_from(InstallEvent)) == 0
+
+
+# -- findings -----------------------------------------------------------------------------------
+
+GOOD_FINDING = {"reason": "probation_nonfinite", "interpreter": "tflite-runtime",
+                "interpreter_version": "2.14.0", "sample": -1, "output": "scores",
+                "observed": 1.7976931348623157e308, "limit": 0.0}
+
+
+def _stored_event(session_factory: sessionmaker[Session]) -> InstallEvent:
+    with transaction(session_factory) as s:
+        event = s.scalars(sa.select(InstallEvent)).one()
+        s.expunge(event)
+        return event
+
+
+def test_a_finding_is_stored_with_its_event_and_moves_the_device_to_rolled_back(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: "active" then "rolled_back" with a finding (observed sent as the largest
+    double, as an agent sends NaN) about the device's desired variant: the finding is stored as
+    sent, the row reads rolled_back and no variant is active any more (the device went back to
+    its kept version)."""
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        _desired(s, device_id)
+        telemetry.record_status(s, device_id, [_event(state="active")], settings=SETTINGS,
+                                now=NOW)
+        dm = s.get(DeviceModel, (device_id, "m"))
+        assert dm is not None and dm.active_variant_id == dm.desired_variant_id
+        outcome = telemetry.record_status(
+            s, device_id, [_event(state="rolled_back", message="NaN or Inf in 1 of 3 outputs",
+                                  finding=dict(GOOD_FINDING))], settings=SETTINGS, now=NOW)
+    assert (outcome.accepted, outcome.rejections) == (1, ())
+    with transaction(session_factory) as s:
+        event = s.scalars(sa.select(InstallEvent).where(InstallEvent.state == "rolled_back")).one()
+        assert event.finding == GOOD_FINDING
+        assert event.message == "NaN or Inf in 1 of 3 outputs"
+        dm = s.get(DeviceModel, (device_id, "m"))
+        assert dm is not None and (dm.state, dm.active_variant_id) == ("rolled_back", None)
+        assert dm.desired_variant_id is not None
+
+
+def test_a_rolled_back_event_about_a_variant_not_active_leaves_the_active_one(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: "rolled_back" about the desired variant while the device's active variant
+    is another (its previous version, still serving): the active variant stays."""
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        _desired(s, device_id)
+        dm = s.get(DeviceModel, (device_id, "m"))
+        assert dm is not None
+        previous = Variant(model_version=dm.desired_variant.model_version, kind="float16",
+                           artifact_sha256=SHA, size=1, inputs=[], outputs=[], status="ready")
+        s.add(previous)
+        s.flush()
+        dm.active_variant_id = previous.id
+        telemetry.record_status(s, device_id, [_event(state="rolled_back")], settings=SETTINGS,
+                                now=NOW)
+        s.flush()
+        s.refresh(dm)
+        assert (dm.state, dm.active_variant_id) == ("rolled_back", previous.id)
+
+
+BAD_FINDINGS = {
+    "no reason": ({k: v for k, v in GOOD_FINDING.items() if k != "reason"}, "has no reason"),
+    "an unknown field": ({**GOOD_FINDING, "colour": "red"}, "unknown fields 'colour'"),
+    "a reason with a space": ({**GOOD_FINDING, "reason": "golden mismatch"},
+                              "bad finding reason 'golden mismatch'"),
+    "a reason of 1 MB": ({**GOOD_FINDING, "reason": "r" * 1_000_000}, "bad finding reason"),
+    "an upper-case reason": ({**GOOD_FINDING, "reason": "LOAD_FAILED"}, "bad finding reason"),
+    "a NaN observed": ({**GOOD_FINDING, "observed": math.nan}, "observed must be a finite"),
+    "an infinite limit": ({**GOOD_FINDING, "limit": -math.inf}, "limit must be a finite"),
+    "a sample of -2": ({**GOOD_FINDING, "sample": -2}, "sample '-2' is not"),
+    "a sample of 2^31": ({**GOOD_FINDING, "sample": 2**31}, "is not a golden sample's index"),
+    "a sample that is text": ({**GOOD_FINDING, "sample": "3"}, "is not a golden sample's index"),
+    "an observed that is text": ({**GOOD_FINDING, "observed": "1.0"}, "observed is str"),
+    "an observed that is a bool": ({**GOOD_FINDING, "observed": True}, "observed is bool"),
+    "an interpreter that is a number": ({**GOOD_FINDING, "interpreter": 3},
+                                        "interpreter is int, not text"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FINDINGS)
+def test_a_malformed_finding_is_dropped_and_its_event_kept_with_a_note(
+    session_factory: sessionmaker[Session], case: str
+) -> None:
+    """Input tried: a "failed" event about the device's desired variant carrying a finding with
+    the named defect: the event is stored and moves the device to failed (a rollout waits for
+    it), without the finding, and its message ends in a note saying it was dropped and why."""
+    finding, says = BAD_FINDINGS[case]
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        _desired(s, device_id)
+        outcome = telemetry.record_status(
+            s, device_id, [_event(state="failed", message="load failed", finding=finding)],
+            settings=SETTINGS, now=NOW)
+    assert (outcome.accepted, outcome.rejections) == (1, ())
+    event = _stored_event(session_factory)
+    assert event.finding is None
+    assert event.message.startswith("load failed [finding dropped: ")
+    assert says in event.message and event.message.endswith("]")
+    assert len(event.message) < 300
+    with transaction(session_factory) as s:
+        dm = s.get(DeviceModel, (device_id, "m"))
+        assert dm is not None and (dm.state, dm.message) == ("failed", event.message)
+        assert s.scalar(sa.select(sa.func.count()).select_from(InstallEvent)
+                        .where(InstallEvent.finding.is_not(None))) == 0
+
+
+def test_the_note_on_a_dropped_finding_fits_beside_a_message_at_its_bound(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a message of 10,000 characters and a finding with a NaN limit: the message
+    is cut (with its marker) to leave room, and the note is whole at the end, all within
+    max_event_message_chars."""
+    with transaction(session_factory) as s:
+        telemetry.record_status(
+            s, _device(s), [_event(state="failed", message="x" * 10_000,
+                                   finding={**GOOD_FINDING, "limit": math.nan})],
+            settings=SETTINGS, now=NOW)
+    message = _stored_event(session_factory).message
+    assert len(message) <= SETTINGS.max_event_message_chars
+    assert "[cut from 10000 characters] [finding dropped: " in message
+    assert message.endswith("limit must be a finite number, got nan]")
+
+
+def test_a_findings_over_long_text_is_cut_to_its_bound_and_kept(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: a finding whose interpreter version is 100,000 characters, whose output
+    name holds NUL and is 1,000 characters, and whose interpreter is 257: each stored cut to
+    max_finding_text_chars with a visible marker (NUL as U+FFFD); the rest as sent."""
+    finding = {**GOOD_FINDING, "interpreter": "i" * 257, "interpreter_version": "9" * 100_000,
+               "output": "out\x00" + "o" * 996, "sample": 3, "reason": "golden_mismatch"}
+    with transaction(session_factory) as s:
+        telemetry.record_status(s, _device(s), [_event(state="incompatible", finding=finding)],
+                                settings=SETTINGS, now=NOW)
+    stored = _stored_event(session_factory).finding
+    assert stored is not None
+    bound = SETTINGS.max_finding_text_chars
+    for name, length in (("interpreter", 257), ("interpreter_version", 100_000),
+                         ("output", 1000)):
+        assert len(stored[name]) == bound
+        assert stored[name].endswith(f"[cut from {length} characters]")
+    assert stored["output"].startswith("out\ufffdo")
+    assert (stored["reason"], stored["sample"], stored["limit"]) == ("golden_mismatch", 3, 0.0)
