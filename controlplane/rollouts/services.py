@@ -159,8 +159,12 @@ def _model_version(session: Session, rollout: Rollout) -> ModelVersion:
 
 
 #: What a device reports when it will not run what it was given: it could not install it
-#: (``failed``), or it runs it wrongly: its golden samples were not reproduced (``incompatible``).
-DEVICE_FAILED_STATES = frozenset({"failed", "incompatible"})
+#: (``failed``), it runs it wrongly: its golden samples were not reproduced (``incompatible``),
+#: it has no room for it beside its kept versions (``insufficient_storage``; it tries again each
+#: sync, but a rollout must not wait on a full disk), or it went live and broke a probation
+#: limit, so the device serves its kept previous version again (``rolled_back``).
+DEVICE_FAILED_STATES = frozenset({"failed", "incompatible", "insufficient_storage",
+                                  "rolled_back"})
 
 
 def _assign(session: Session, dm: DeviceModel | None, device_id: str, model: str,

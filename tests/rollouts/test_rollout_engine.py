@@ -21,6 +21,7 @@ from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DesiredState, Device, DeviceModel
 from controlplane.fleet.services import sequence_floor
 from controlplane.registry import services as registry
+from controlplane.registry.models import Variant
 from controlplane.registry.signing import Signer
 from controlplane.registry.tflite import inspect_model
 from controlplane.rollouts import services as rollouts
@@ -69,8 +70,6 @@ def _devices(s: Session, n: int, labels: dict[str, str]) -> list[str]:
 
 
 def _report_active(s: Session, device_id: str, version: str, variant_id: str) -> None:
-    from controlplane.registry.models import Variant
-
     v = s.get(Variant, variant_id)
     record_status(
         s,
@@ -123,6 +122,39 @@ def test_single_wave_rollout_assigns_signs_and_succeeds(
         assert [(w.devices, w.succeeded, w.failed) for w in rollouts.wave_counts(done)] == [
             (2, 2, 0)
         ]
+
+
+@pytest.mark.parametrize("state", ["insufficient_storage", "rolled_back"])
+def test_a_device_without_room_or_that_rolled_back_fails_the_rollout_with_its_message(
+    session_factory: sessionmaker[Session], state: str
+) -> None:
+    """Input tried: of two devices, one reports the rollout's variant active and the other
+    reports it insufficient_storage (no room beside its kept versions) or, after active,
+    rolled_back (it broke probation and serves its previous version): the rollout ends failed,
+    naming that device with its message, rather than waiting for it, and the variant is not
+    counted active on it."""
+    with transaction(session_factory) as s:
+        variant_id = _ready_version(s, "1", seed=1)
+        good, bad = _devices(s, 2, {"site": "berlin"})
+        r = rollouts.create_rollout(s, model="m", version="1", selector="site=berlin",
+                                    created_by=None, settings=SETTINGS, now=NOW)
+    with transaction(session_factory) as s:
+        rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+    with transaction(session_factory) as s:
+        _report_active(s, good, "1", variant_id)
+        if state == "rolled_back":   # it went live first, then broke probation
+            _report_active(s, bad, "1", variant_id)
+        v = s.get(Variant, variant_id)
+        record_status(s, bad, [Event(model="m", version="1", variant=v.kind,
+                                     sha256=v.artifact_sha256, state=state,
+                                     message=f"{state} on this device", at=WireTime.of(NOW))],
+                      settings=SETTINGS, now=NOW)
+        rolled = rollouts.progress(s, r.id, now=NOW)
+        assert rolled.state == "failed"
+        assert {t.device_id: (t.state, t.message) for t in rolled.targets} == {
+            good: ("succeeded", ""), bad: ("failed", f"{state} on this device")}
+        dm = s.get(DeviceModel, (bad, "m"))
+        assert dm is not None and (dm.state, dm.active_variant_id) == (state, None)
 
 
 def test_rollout_of_a_model_still_being_measured_is_refused(
