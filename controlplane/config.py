@@ -95,6 +95,11 @@ class Settings:
     # A finding's text fields (interpreter, its version, the output tensor's name) are cut to
     # this, as the message is: the event carrying them may be what a rollout waits for.
     max_finding_text_chars: int = 256
+    # What GetDevice (`edgefleet device show`) sums per variant: this many of the device's most
+    # recent metric windows at most (some three hours of one model's 10 s windows), so one call
+    # reads a bounded number of rows however long the device has reported, and says when it
+    # left some out. The rows are read, not sent: the answer holds one line per variant.
+    device_metrics_max_windows: int = 1000
 
     # Tokens
     enrollment_token_default_uses: int = 1
