@@ -519,21 +519,59 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class DeviceModel(_message.Message):
-    __slots__ = ("model", "desired", "active", "state", "message")
+    __slots__ = ("model", "desired", "active", "state", "message", "finding")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FINDING_FIELD_NUMBER: _ClassVar[int]
     model: str
     desired: ModelRef
     active: ModelRef
     state: str
     message: str
-    def __init__(self, model: _Optional[str] = ..., desired: _Optional[_Union[ModelRef, _Mapping]] = ..., active: _Optional[_Union[ModelRef, _Mapping]] = ..., state: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    finding: Finding
+    def __init__(self, model: _Optional[str] = ..., desired: _Optional[_Union[ModelRef, _Mapping]] = ..., active: _Optional[_Union[ModelRef, _Mapping]] = ..., state: _Optional[str] = ..., message: _Optional[str] = ..., finding: _Optional[_Union[Finding, _Mapping]] = ...) -> None: ...
+
+class DeviceModelMetrics(_message.Message):
+    __slots__ = ("model", "version", "variant", "windows", "inferences", "errors", "nonfinite", "latency_p50_ms", "latency_p95_ms", "first_window_start", "last_window_end")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    NONFINITE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    LAST_WINDOW_END_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    variant: str
+    windows: int
+    inferences: int
+    errors: int
+    nonfinite: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    first_window_start: _timestamp_pb2.Timestamp
+    last_window_end: _timestamp_pb2.Timestamp
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., variant: _Optional[str] = ..., windows: _Optional[int] = ..., inferences: _Optional[int] = ..., errors: _Optional[int] = ..., nonfinite: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., first_window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class MetricsCoverage(_message.Message):
+    __slots__ = ("windows_considered", "truncated", "max_windows")
+    WINDOWS_CONSIDERED_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    MAX_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    windows_considered: int
+    truncated: bool
+    max_windows: int
+    def __init__(self, windows_considered: _Optional[int] = ..., truncated: _Optional[bool] = ..., max_windows: _Optional[int] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("id", "name", "labels", "hardware", "last_seen", "models", "enrolled_at", "desired_sequence", "revoked_at")
+    __slots__ = ("id", "name", "labels", "hardware", "last_seen", "models", "enrolled_at", "desired_sequence", "revoked_at", "metrics", "metrics_coverage")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -550,6 +588,8 @@ class Device(_message.Message):
     ENROLLED_AT_FIELD_NUMBER: _ClassVar[int]
     DESIRED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     labels: _containers.ScalarMap[str, str]
@@ -559,7 +599,9 @@ class Device(_message.Message):
     enrolled_at: _timestamp_pb2.Timestamp
     desired_sequence: int
     revoked_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DeviceModel, _Mapping]]] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., desired_sequence: _Optional[int] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    metrics: _containers.RepeatedCompositeFieldContainer[DeviceModelMetrics]
+    metrics_coverage: MetricsCoverage
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DeviceModel, _Mapping]]] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., desired_sequence: _Optional[int] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[DeviceModelMetrics, _Mapping]]] = ..., metrics_coverage: _Optional[_Union[MetricsCoverage, _Mapping]] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
     __slots__ = ("selector", "page_size", "page_token")

@@ -19,6 +19,7 @@ from controlplane.registry import services as registry
 from controlplane.registry.models import ModelVersion
 from controlplane.rollouts import services as rollouts
 from controlplane.rollouts.models import Rollout
+from controlplane.telemetry import device_view
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
@@ -215,7 +216,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def GetDevice(self, request: pb.GetDeviceRequest, context: Any) -> pb.Device:
         def work() -> pb.Device:
             with self.plane.read() as s:
-                return convert.device(fleet.get_device(s, request.id))
+                return convert.device_view(
+                    device_view.show_device(s, request.id, settings=self.plane.settings))
 
         return await self.plane.run_db(work)
 
@@ -224,7 +226,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         def work() -> pb.Device:
             with self.plane.tx() as s:
                 fleet.revoke_device(s, request.id, now=self.plane.clock())
-                return convert.device(fleet.get_device(s, request.id))
+                return convert.device_view(
+                    device_view.show_device(s, request.id, settings=self.plane.settings))
 
         revoked = await self.plane.run_db(work)
         self.plane.credentials.forget(request.id)  # this server refuses it at once
@@ -237,7 +240,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 fleet.label_device(s, request.id, dict(request.labels),
                                    settings=self.plane.settings)
                 s.flush()
-                return convert.device(fleet.get_device(s, request.id))
+                return convert.device_view(
+                    device_view.show_device(s, request.id, settings=self.plane.settings))
 
         return await self.plane.run_db(work)
 

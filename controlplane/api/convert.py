@@ -17,6 +17,8 @@ from controlplane.registry.push import PushHeader
 from controlplane.rollouts.models import Rollout
 from controlplane.rollouts.services import wave_counts
 from controlplane.telemetry import services as telemetry
+from controlplane.telemetry.device_metrics import DeviceMetrics, ModelMetrics
+from controlplane.telemetry.device_view import DeviceView
 from controlplane.validation import WireTime
 from protos import edgefleet_pb2 as pb
 
@@ -165,28 +167,60 @@ def _ref(name: str, v: Variant | None) -> pb.ModelRef | None:
     )
 
 
-def device_model(dm: DeviceModel) -> pb.DeviceModel:
+def finding(f: dict[str, Any]) -> pb.Finding:
+    """A finding as stored (``telemetry.findings.FIELDS``)."""
+    return pb.Finding(reason=f["reason"], interpreter=f["interpreter"],
+                      interpreter_version=f["interpreter_version"], sample=f["sample"],
+                      output=f["output"], observed=f["observed"], limit=f["limit"])
+
+
+def device_model(dm: DeviceModel, latest: dict[str, Any] | None = None) -> pb.DeviceModel:
     return pb.DeviceModel(
         model=dm.model_name,
         desired=_ref(dm.model_name, dm.desired_variant),
         active=_ref(dm.model_name, dm.active_variant),
         state=dm.state,
         message=dm.message,
+        finding=finding(latest) if latest is not None else None,
     )
 
 
-def device(d: Device) -> pb.Device:
+def model_metrics(m: ModelMetrics) -> pb.DeviceModelMetrics:
+    return pb.DeviceModelMetrics(
+        model=m.model, version=m.version, variant=m.variant, windows=m.windows,
+        inferences=m.inferences, errors=m.errors, nonfinite=m.nonfinite,
+        latency_p50_ms=m.latency_p50_ms or 0.0, latency_p95_ms=m.latency_p95_ms or 0.0,
+        first_window_start=timestamp(m.first_window_start),
+        last_window_end=timestamp(m.last_window_end))
+
+
+def metrics_coverage(m: DeviceMetrics) -> pb.MetricsCoverage:
+    return pb.MetricsCoverage(windows_considered=m.windows_considered, truncated=m.truncated,
+                              max_windows=m.max_windows)
+
+
+def device(d: Device, view: DeviceView | None = None) -> pb.Device:
+    """The device as ListDevices lists it; with its ``view`` (``telemetry.device_view``), as
+    GetDevice, LabelDevice and RevokeDevice answer it: findings and metrics as well."""
+    findings = view.findings if view is not None else {}
     return pb.Device(
         id=d.id,
         name=d.name,
         labels={k: str(v) for k, v in (d.labels or {}).items()},
         hardware=hardware(d.hardware.profile if d.hardware else None),
         last_seen=timestamp(d.last_seen),
-        models=[device_model(m) for m in d.models],
+        models=[device_model(m, findings.get(m.model_name)) for m in d.models],
         enrolled_at=timestamp(d.enrolled_at),
         desired_sequence=d.desired_sequence,
         revoked_at=timestamp(d.revoked_at),
+        metrics=[model_metrics(m) for m in view.metrics.models] if view is not None else [],
+        metrics_coverage=metrics_coverage(view.metrics) if view is not None else None,
     )
+
+
+def device_view(view: DeviceView) -> pb.Device:
+    """The device with its findings and metrics (GetDevice, LabelDevice, RevokeDevice)."""
+    return device(view.device, view)
 
 
 def operator_token(t: OperatorToken) -> pb.OperatorToken:

@@ -6,11 +6,13 @@ Invariants:
   recent by end (then by id, so the cut is the same on every read); ``DeviceMetrics.truncated``
   says when it has older ones, which are in none of the figures.
 - One query, whatever the number of variants (served by ``ix_metric_windows_device_id_end``).
-- Counts are sums over the windows read. Latency quantiles come from their histograms: windows
-  of the same bounds merged by adding counts (``histograms.add_onto``), windows of other bounds
-  (an agent whose buckets changed) read with them as one distribution
-  (``histograms.quantile_of_many``), so no window is left out of a quantile and no bucket is
-  read against another's bounds. None when the windows held no inference.
+- Counts are sums over the windows read, saturating at ``MAX_INT64`` (each window's count is
+  at most that, a thousand of them are not: a device must not break its own GetDevice).
+- Latency quantiles come from the windows' histograms: windows of the same bounds merged by
+  adding counts (``histograms.add_onto``), windows of other bounds (an agent whose buckets
+  changed) read with them as one distribution (``histograms.quantile_of_many``), so no window
+  is left out of a quantile and no bucket is read against another's bounds. None when the
+  windows held no inference.
 - Variants in the order model, version, variant.
 """
 
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from controlplane.config import Settings
 from controlplane.telemetry.models import MetricWindow
+from controlplane.validation import MAX_INT64
 from protos.contract.histograms import Histogram, add_onto, quantile_of_many
 
 
@@ -109,7 +112,8 @@ def read_device_metrics(session: Session, device_id: str, *, settings: Settings)
         sums.setdefault((w.model_name, w.version, w.variant), _Sum()).add(w)
     models = tuple(
         ModelMetrics(model=model, version=version, variant=variant, windows=s.windows,
-                     inferences=s.inferences, errors=s.errors, nonfinite=s.nonfinite,
+                     inferences=min(s.inferences, MAX_INT64), errors=min(s.errors, MAX_INT64),
+                     nonfinite=min(s.nonfinite, MAX_INT64),
                      latency_p50_ms=s.quantile(0.5), latency_p95_ms=s.quantile(0.95),
                      first_window_start=s.first, last_window_end=s.last)
         for (model, version, variant), s in sorted(sums.items())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from typing import Any
 
 import grpc
 import pytest
@@ -170,3 +172,79 @@ def test_a_device_holds_several_models_and_each_rollout_changes_only_its_own(
     assert roll_out_and_sync("cnn", "1.0.0") == {"cnn": "1.0.0"}
     assert roll_out_and_sync("voice", "1.0.0") == {"cnn": "1.0.0", "voice": "1.0.0"}
     assert roll_out_and_sync("cnn", "2.0.0") == {"cnn": "2.0.0", "voice": "1.0.0"}
+
+
+def test_get_device_shows_what_arrived_from_it_and_its_latest_finding(
+    server: RunningServer,
+) -> None:
+    """Input tried, from a device given cnn:1.0.0 by a rollout: two windows of its variant
+    with 3 and 0 non-finite outputs and one claiming 11 of 10 (refused); events with findings:
+    probation_latency, then probation_nonfinite (the latest good one), then one whose finding
+    has a NaN figure (dropped, noted in the message), then one about a variant it was not given.
+    GetDevice sums the two windows (p50 and p95 of [12, 6, 2] in (0,1], (1,5], (5,7.5]: 10/12
+    ms and 5 + 2.5/2 ms) and shows the probation_nonfinite finding; LabelDevice and
+    RevokeDevice answer the same; ListDevices leaves the metrics out."""
+    push(server, "cnn", "1.0.0", modelgen.build_cnn(seed=21))
+    wait_ready(server, "cnn", "1.0.0")
+    device_id, token = enroll(server, labels={"site": "metrics"})
+    admin, md = server.admin(), bearer(server.admin_token)
+    admin.CreateRollout(pb.CreateRolloutRequest(model="cnn", version="1.0.0",
+                                                selector="site=metrics"), metadata=md)
+
+    def desired() -> pb.ModelRef | None:
+        d = admin.GetDevice(pb.GetDeviceRequest(id=device_id), metadata=md)
+        return d.models[0].desired if d.models and d.models[0].desired.sha256 else None
+
+    ref = wait_for("the device's desired variant", desired)
+    windows = [_window(str(uuid.uuid4())) for _ in range(3)]
+    for w, nonfinite in zip(windows, (3, 0, 11), strict=True):
+        w.ref.CopyFrom(ref)
+        w.nonfinite = nonfinite
+    ack = server.device().ReportMetrics(pb.MetricsReport(windows=windows), metadata=bearer(token))
+    assert (ack.accepted, ack.rejected) == (2, 1)
+    assert ack.rejections[0].id == windows[2].window_id
+    assert "11 inferences with non-finite outputs" in ack.rejections[0].reason
+
+    def finding(reason: str, **changes: Any) -> pb.Finding:
+        return pb.Finding(**{"reason": reason, "interpreter": "tflite-runtime",
+                             "interpreter_version": "2.14.0", "sample": -1, "output": "scores",
+                             "observed": 1.7976931348623157e308, "limit": 0.0, **changes})
+
+    other = pb.ModelRef(model="cnn", version="1.0.0", variant="float32", sha256="f" * 64)
+    events = [
+        pb.InstallEvent(ref=ref, state="rolled_back", message="p95 too high",
+                        finding=finding("probation_latency", observed=40.0, limit=12.0)),
+        pb.InstallEvent(ref=ref, state="rolled_back", message="NaN or Inf",
+                        finding=finding("probation_nonfinite")),
+        pb.InstallEvent(ref=ref, state="failed", message="load failed",
+                        finding=finding("load_failed", observed=math.nan)),
+        pb.InstallEvent(ref=other, state="failed", message="elsewhere",
+                        finding=finding("golden_mismatch", sample=2)),
+    ]
+    ack = server.device().ReportStatus(pb.StatusReport(events=events), metadata=bearer(token))
+    assert (ack.accepted, ack.rejected) == (4, 0)
+
+    def check(d: pb.Device) -> None:
+        (m,) = d.metrics
+        assert (m.model, m.version, m.variant) == ("cnn", "1.0.0", ref.variant)
+        assert (m.windows, m.inferences, m.errors, m.nonfinite) == (2, 20, 2, 3)
+        assert m.latency_p50_ms == pytest.approx(10 / 12)
+        assert m.latency_p95_ms == pytest.approx(6.25)
+        assert m.last_window_end.seconds >= m.first_window_start.seconds > 0
+        assert (d.metrics_coverage.windows_considered, d.metrics_coverage.truncated,
+                d.metrics_coverage.max_windows) == (2, False, 1000)
+        (dm,) = d.models
+        assert dm.finding.reason == "probation_nonfinite"
+        assert (dm.finding.observed, dm.finding.sample) == (1.7976931348623157e308, -1)
+        assert dm.state == "failed"
+        assert dm.message.startswith("load failed [finding dropped: ")
+        assert "observed must be a finite number, got nan" in dm.message
+
+    check(admin.GetDevice(pb.GetDeviceRequest(id=device_id), metadata=md))
+    check(admin.LabelDevice(pb.LabelDeviceRequest(id=device_id, labels={"tier": "a"}),
+                            metadata=md))
+    check(admin.RevokeDevice(pb.RevokeDeviceRequest(id=device_id), metadata=md))
+    (listed,) = admin.ListDevices(pb.ListDevicesRequest(selector="site=metrics"),
+                                  metadata=md).devices
+    assert (list(listed.metrics), listed.HasField("metrics_coverage")) == ([], False)
+    assert listed.models[0].HasField("finding") is False

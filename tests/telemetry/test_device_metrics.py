@@ -19,7 +19,7 @@ from controlplane.db import make_engine, new_id, transaction
 from controlplane.fleet.models import Device
 from controlplane.telemetry import services as telemetry
 from controlplane.telemetry.device_metrics import read_device_metrics
-from controlplane.validation import WireTime
+from controlplane.validation import MAX_INT64, WireTime
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
@@ -190,3 +190,20 @@ def test_the_read_is_served_by_the_device_end_index_on_postgres(pg_clean_url: st
     finally:
         engine.dispose()
     assert "ix_metric_windows_device_id_end" in plan, plan
+
+
+def test_sums_past_what_a_64_bit_count_holds_saturate(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: three windows each claiming 2^63 - 1 inferences (the most one may), all
+    with non-finite outputs: each sum stays at 2^63 - 1 rather than break the device's
+    GetDevice (2^63 - 1 is what BIGINT and the proto's uint64 both hold)."""
+    most = MAX_INT64
+    with transaction(session_factory) as s:
+        device_id = _device(s)
+        _store(s, device_id, [_window(minute, count=most, nonfinite=most,
+                                      bucket_counts=[most, 0, 0]) for minute in (1, 2, 3)])
+    with transaction(session_factory) as s:
+        (m,) = read_device_metrics(s, device_id, settings=SETTINGS).models
+    assert (m.windows, m.inferences, m.nonfinite, m.errors) == (3, most, most, 0)
+    assert m.latency_p50_ms == pytest.approx(0.5)
