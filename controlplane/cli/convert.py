@@ -172,6 +172,19 @@ def model_ref(message: Message, field: str) -> Doc | None:
     return {"version": ref.version, "variant": _text(ref.variant), "sha256": _text(ref.sha256)}
 
 
+def finding(f: pb.Finding) -> Doc:
+    """Why the device refused or rolled back a variant; sample and output null when none."""
+    return {
+        "reason": f.reason,
+        "interpreter": _text(f.interpreter),
+        "interpreter_version": _text(f.interpreter_version),
+        "sample": f.sample if f.sample >= 0 else None,
+        "output": _text(f.output),
+        "observed": f.observed,
+        "limit": f.limit,
+    }
+
+
 def device_model(dm: pb.DeviceModel) -> Doc:
     return {
         "model": dm.model,
@@ -179,6 +192,24 @@ def device_model(dm: pb.DeviceModel) -> Doc:
         "active": model_ref(dm, "active"),
         "state": _text(dm.state),
         "message": _text(dm.message),
+        "finding": finding(dm.finding) if dm.HasField("finding") else None,
+    }
+
+
+def device_model_metrics(m: pb.DeviceModelMetrics) -> Doc:
+    """One variant's windows summed; latencies null when they held no inference."""
+    return {
+        "model": m.model,
+        "version": m.version,
+        "variant": m.variant,
+        "windows": m.windows,
+        "inferences": m.inferences,
+        "errors": m.errors,
+        "nonfinite": m.nonfinite,
+        "latency_p50_ms": m.latency_p50_ms if m.inferences else None,
+        "latency_p95_ms": m.latency_p95_ms if m.inferences else None,
+        "first_window_start": time_field(m, "first_window_start"),
+        "last_window_end": time_field(m, "last_window_end"),
     }
 
 
@@ -193,6 +224,13 @@ def device(d: pb.Device) -> Doc:
         "desired_sequence": d.desired_sequence,
         "revoked_at": time_field(d, "revoked_at"),
         "models": [device_model(m) for m in d.models],
+        # null (not []) when the answer did not carry them: ListDevices leaves them out.
+        "metrics": ([device_model_metrics(m) for m in d.metrics]
+                    if d.HasField("metrics_coverage") else None),
+        "metrics_coverage": ({"windows_considered": d.metrics_coverage.windows_considered,
+                              "truncated": d.metrics_coverage.truncated,
+                              "max_windows": d.metrics_coverage.max_windows}
+                             if d.HasField("metrics_coverage") else None),
     }
 
 

@@ -29,6 +29,7 @@ def test_device_without_hardware_or_last_seen_has_explicit_nulls() -> None:
     assert doc["last_seen"] is None
     assert doc["labels"] == {}
     assert doc["models"] == []
+    assert (doc["metrics"], doc["metrics_coverage"]) == (None, None)   # not told, not "none"
 
 
 def test_device_model_with_only_desired_state_has_null_active() -> None:
@@ -41,6 +42,7 @@ def test_device_model_with_only_desired_state_has_null_active() -> None:
         "active": None,
         "state": None,
         "message": None,
+        "finding": None,
     }
 
 

@@ -79,7 +79,8 @@ def test_device_show_table(cli: Runner, admin_server: Any) -> None:
     out = cli("device", "show", "d-1").out
     assert "interpreter:      tflite-runtime 2.14.0" in out
     assert "ram:              4.0 GiB" in out
-    model_rows = [line.split() for line in out.split("models:\n")[1].splitlines()[1:]]
+    model_rows = [line.split()
+                  for line in out.split("models:\n")[1].split("\n\n")[0].splitlines()[1:]]
     assert model_rows == [["face", "1.3.0/full_int8", "1.2.0/float16", "downloading", "-"],
                           ["kws", "1/float32", "-", "-", "-"]]
 
@@ -131,3 +132,100 @@ def test_device_revoke_by_a_viewer_is_exit_4(cli: Runner, admin_server: Any) -> 
     result = cli("device", "revoke", "d-1")
     assert (result.code, result.out) == (4, "")
     assert "needs role operator" in result.err
+
+
+def _reported(device: pb.Device, *, truncated: bool = False) -> pb.Device:
+    """``device`` as GetDevice answers it: with a finding on "face" and two variants' metrics."""
+    device.models[0].finding.CopyFrom(pb.Finding(
+        reason="probation_nonfinite", interpreter="tflite-runtime", interpreter_version="2.14.0",
+        sample=-1, output="scores", observed=1.7976931348623157e308, limit=0.0))
+    device.metrics.extend([
+        pb.DeviceModelMetrics(model="face", version="1.2.0", variant="float16", windows=12,
+                              inferences=1200, errors=3, nonfinite=0, latency_p50_ms=4.25,
+                              latency_p95_ms=9.5, first_window_start=Timestamp(seconds=1714564000),
+                              last_window_end=Timestamp(seconds=1714564800)),
+        pb.DeviceModelMetrics(model="face", version="1.3.0", variant="full_int8", windows=1,
+                              inferences=0, first_window_start=Timestamp(seconds=1714564790),
+                              last_window_end=Timestamp(seconds=1714564800)),
+    ])
+    device.metrics_coverage.CopyFrom(pb.MetricsCoverage(
+        windows_considered=13, truncated=truncated, max_windows=13 if truncated else 1000))
+    return device
+
+
+def test_device_show_json_has_the_metrics_list_and_each_models_finding(
+    cli: Runner, admin_server: Any
+) -> None:
+    admin_server.service.reply("GetDevice", _reported(_device()))
+    doc = cli("device", "show", "d-1", "-o", "json").json()
+    assert {"id", "name", "labels", "hardware", "last_seen", "models", "metrics"} <= doc.keys()
+    face, kws = doc["models"]
+    assert face["finding"] == {"reason": "probation_nonfinite", "interpreter": "tflite-runtime",
+                               "interpreter_version": "2.14.0", "sample": None,
+                               "output": "scores", "observed": 1.7976931348623157e308,
+                               "limit": 0.0}
+    assert kws["finding"] is None
+    f16, i8 = doc["metrics"]
+    assert f16 == {"model": "face", "version": "1.2.0", "variant": "float16", "windows": 12,
+                   "inferences": 1200, "errors": 3, "nonfinite": 0, "latency_p50_ms": 4.25,
+                   "latency_p95_ms": 9.5, "first_window_start": "2024-05-01T11:46:40Z",
+                   "last_window_end": "2024-05-01T12:00:00Z"}
+    assert (i8["inferences"], i8["latency_p50_ms"], i8["latency_p95_ms"]) == (0, None, None)
+    assert doc["metrics_coverage"] == {"windows_considered": 13, "truncated": False,
+                                       "max_windows": 1000}
+
+
+def test_device_show_table_has_metrics_received_and_findings(
+    cli: Runner, admin_server: Any
+) -> None:
+    admin_server.service.reply("GetDevice", _reported(_device()))
+    out = cli("device", "show", "d-1").out
+    sections = {part.split(":\n", 1)[0]: part.split(":\n", 1)[1].splitlines()
+                for part in out.split("\n\n")[1:]}
+    assert list(sections) == ["models", "findings", "metrics received"]
+    assert [line.split() for line in sections["findings"]] == [
+        ["MODEL", "REASON", "INTERPRETER", "OBSERVED", "LIMIT", "SAMPLE", "OUTPUT"],
+        ["face", "probation_nonfinite", "tflite-runtime", "2.14.0", "1.798e+308", "0", "-",
+         "scores"]]
+    assert [line.split() for line in sections["metrics received"]] == [
+        ["MODEL", "VERSION", "VARIANT", "INFERENCES", "ERRORS", "NON-FINITE", "P50", "MS",
+         "P95", "MS", "LAST", "WINDOW"],
+        ["face", "1.2.0", "float16", "1200", "3", "0", "4.25", "9.5", "2024-05-01T12:00:00Z"],
+        ["face", "1.3.0", "full_int8", "0", "0", "0", "-", "-", "2024-05-01T12:00:00Z"]]
+
+
+def test_device_show_table_says_when_older_windows_were_left_out(
+    cli: Runner, admin_server: Any
+) -> None:
+    admin_server.service.reply("GetDevice", _reported(_device(), truncated=True))
+    out = cli("device", "show", "d-1").out
+    assert out.rstrip().endswith(
+        "(from the device's most recent 13 windows only: older ones are not counted; server "
+        "setting device_metrics_max_windows is 13)")
+
+
+def test_device_show_of_a_device_that_reported_nothing_says_what_to_do(
+    cli: Runner, admin_server: Any
+) -> None:
+    """Input tried: a GetDevice answer with no metrics and no finding (coverage of 0 windows),
+    and one from a server that sends no coverage at all."""
+    quiet = _device()
+    quiet.metrics_coverage.CopyFrom(pb.MetricsCoverage(max_windows=1000))
+    admin_server.service.reply("GetDevice", quiet)
+    out = cli("device", "show", "d-1").out
+    assert "findings:" not in out
+    assert out.rstrip().endswith(
+        "metrics received:\n(none) no metrics received yet: a device reports a window of its "
+        "inferences while it serves a model; see `edgefleet-agent status` on the device")
+    assert cli("device", "show", "d-1", "-o", "json").json()["metrics"] == []
+    admin_server.service.reply("GetDevice", _device())
+    assert "(not told by this server" in cli("device", "show", "d-1").out
+    assert cli("device", "show", "d-1", "-o", "json").json()["metrics"] is None
+
+
+def test_device_list_json_leaves_metrics_null(cli: Runner, admin_server: Any) -> None:
+    """ListDevices does not read windows: its devices say null, not an empty list."""
+    admin_server.service.reply("ListDevices", pb.ListDevicesResponse(devices=[_device()]))
+    (device,) = cli("device", "list", "-o", "json").json()["devices"]
+    assert (device["metrics"], device["metrics_coverage"]) == (None, None)
+    assert [m["finding"] for m in device["models"]] == [None, None]

@@ -51,7 +51,49 @@ def render_device(doc: dict[str, Any]) -> str:
         [(m["model"], _ref(m["desired"]), _ref(m["active"]), m["state"], m["message"])
          for m in doc["models"]],
     )
-    return fields + "\n\nmodels:\n" + (models if doc["models"] else "(none)")
+    return "\n\n".join(filter(None, (
+        fields,
+        "models:\n" + (models if doc["models"] else "(none)"),
+        _findings(doc),
+        "metrics received:\n" + _metrics(doc),
+    )))
+
+
+def _figure(value: float | None) -> str | None:
+    return f"{value:.4g}" if value is not None else None
+
+
+def _findings(doc: dict[str, Any]) -> str | None:
+    """Why the device refused or rolled back its desired variants; nothing when it did not."""
+    rows = [(m["model"], f["reason"], " ".join(filter(None, (f["interpreter"],
+                                                             f["interpreter_version"]))),
+             _figure(f["observed"]), _figure(f["limit"]), f["sample"], f["output"])
+            for m in doc["models"] if (f := m["finding"]) is not None]
+    if not rows:
+        return None
+    return "findings:\n" + render_table(
+        ("model", "reason", "interpreter", "observed", "limit", "sample", "output"), rows)
+
+
+def _metrics(doc: dict[str, Any]) -> str:
+    """The "metrics received" table, or what to do when there is none."""
+    metrics, coverage = doc["metrics"], doc["metrics_coverage"]
+    if metrics is None:
+        return "(not told by this server: upgrade it to see what the device reported)"
+    if not metrics:
+        return ("(none) no metrics received yet: a device reports a window of its inferences "
+                "while it serves a model; see `edgefleet-agent status` on the device")
+    table = render_table(
+        ("model", "version", "variant", "inferences", "errors", "non-finite", "p50 ms",
+         "p95 ms", "last window"),
+        [(m["model"], m["version"], m["variant"], m["inferences"], m["errors"], m["nonfinite"],
+          _figure(m["latency_p50_ms"]), _figure(m["latency_p95_ms"]), m["last_window_end"])
+         for m in metrics])
+    if coverage["truncated"]:
+        table += (f"\n(from the device's most recent {coverage['windows_considered']} windows "
+                  f"only: older ones are not counted; server setting device_metrics_max_windows "
+                  f"is {coverage['max_windows']})")
+    return table
 
 
 def list_devices(args: argparse.Namespace, inv: Invocation) -> int:
