@@ -6,7 +6,8 @@ Version 2 of the model is an MLP whose hidden layer overflows on the field's dat
 magnitude 1e9; ``modelgen.build_mlp(hidden_scale=1e30)``) while it passes every check the
 control plane and the agent run on inputs in [-1, 1]. It goes live, answers field data with
 NaN, and probation swaps the device back to version 1 from disk; the server hears
-``rolled_back`` with the finding, and shows it in ``device show``.
+``rolled_back`` with the finding, and shows it in ``device show`` beside the metrics it
+received.
 """
 
 from __future__ import annotations
@@ -94,4 +95,18 @@ def test_a_version_that_gives_nan_on_field_data_is_rolled_back_by_the_device_and
 
         dm = wait_for("the rollback on the server", rolled_back, timeout=30, check=f.alive)
         assert "NaN or Inf" in dm["message"], dm
+        # The server kept the device's finding, and no longer counts 2.0.0 active on it.
+        assert dm["finding"]["reason"] == "probation_nonfinite", dm
+        assert dm["finding"]["interpreter"] in ("tflite-runtime", "ai-edge-litert"), dm
+        assert dm["active"] is None, dm
+
+        def received_from_2() -> dict[str, Any] | None:
+            rows = f.cli("device", "show", device["id"])["metrics"]
+            return next((m for m in rows if m["version"] == "2.0.0" and m["inferences"]), None)
+
+        # What arrived: the window holding the answer 2.0.0 gave, counted against 2.0.0. (Its
+        # nonfinite figure is the agent's to send: MetricWindow.nonfinite, not yet filled.)
+        seen = wait_for("2.0.0's answer among the metrics received", received_from_2,
+                        timeout=30, check=f.alive)
+        assert seen["windows"] >= 1 and seen["nonfinite"] <= seen["inferences"], seen
         assert f.stop("agent") == 0 and f.stop("server") == 0
