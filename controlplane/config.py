@@ -85,6 +85,7 @@ class Settings:
     max_labels: int = 64                   # per device, and per enrollment token
     max_selector_chars: int = 4096
     max_hardware_profile_bytes: int = 16 * 1024
+    max_profile_history: int = 50          # profiles kept per device, newest first
     # Reports from agents; theirs (AgentSettings.max_events_per_report, 50, and
     # max_windows_per_report, 100) stay below these, so a default agent is never refused.
     max_events_per_report: int = 100
@@ -138,6 +139,14 @@ class Settings:
     # samples the full-integer variant is calibrated on.
     build_timeout_seconds: int = 300
     quantize_samples: int = 256
+
+    # Variant selection (controlplane.fleet.selection). A model plus its arena may take this
+    # share of a device's available RAM; this much storage stays free after a download (the
+    # agent's own reserve, AgentSettings.min_free_bytes, is the same 16 MiB); a hardware class's
+    # reported latency counts once this many inferences of the variant arrived from it.
+    selection_memory_share: float = 0.5
+    selection_storage_reserve_bytes: int = 16 * MiB
+    selection_min_class_inferences: int = 100
 
     # Background work
     rollout_tick_seconds: float = 2.0

@@ -164,6 +164,7 @@ def _record_build(plane: ControlPlane, version_id: str, kind: str,
         variant.inputs = [t.to_json() for t in info.inputs]
         variant.outputs = [t.to_json() for t in info.outputs]
         variant.min_runtime = info.min_runtime
+        variant.arena_bytes = info.arena_bytes
 
 
 @dataclass

@@ -99,6 +99,9 @@ class Variant(Base):
     # Median latency in the reference interpreter (``measured_with``); per interpreter figures
     # are its ``measurements``.
     latency_ms: Mapped[float | None]
+    # Bytes of the non-constant tensors the reference interpreter allocated for it (an upper
+    # bound on its arena: no memory planning credited); selection's memory fit adds it to size.
+    arena_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     measured_with: Mapped[str] = mapped_column(sa.String(64), default="")
     # The golden samples artifact the signed manifest references, and its sample count.
     golden_sha256: Mapped[str | None] = mapped_column(sa.ForeignKey("artifacts.sha256"))

@@ -205,6 +205,7 @@ def register_version(
                     artifact_sha256=model.sha256,
                     size=model.size,
                     min_runtime=info.min_runtime,
+                    arena_bytes=info.arena_bytes,
                     inputs=inputs,
                     outputs=outputs,
                 )

@@ -146,6 +146,9 @@ class ModelInfo:
     schema_version: int
     min_runtime: str
     subgraph_count: int
+    # Bytes of every tensor without constant data, over all subgraphs: what an interpreter's
+    # arena holds at most (its memory planner shares space between tensors, so often less).
+    arena_bytes: int = 0
 
 
 def inspect_model(data: bytes) -> ModelInfo:
@@ -180,6 +183,7 @@ class _Tensor:
     shape: tuple[int, ...]
     dtype: int
     quantization: Quantization | None
+    activation_bytes: int = 0     # its size when it has no constant data, else 0
 
 
 class _Parser:
@@ -211,9 +215,11 @@ class _Parser:
         main_outputs: tuple[TensorSpec, ...] = ()
         used_ops: set[str] = set()
         runtimes = [RUNTIME_FLOOR, self._metadata_runtime(model, buffer_sizes)]
+        arena = 0
         for index in range(n_subgraphs):
             subgraph = model.Subgraphs(index)
             tensors = self._tensors(subgraph, index, buffer_sizes)
+            arena += sum(t.activation_bytes for t in tensors)
             where = f"subgraph {index}"
             inputs = self._indices(subgraph.InputsIsNone(), subgraph.InputsAsNumpy, len(tensors),
                                    f"{where} inputs", allow_optional=False)
@@ -236,6 +242,7 @@ class _Parser:
             schema_version=version,
             min_runtime=max((r for r in runtimes if r), key=version_key),
             subgraph_count=n_subgraphs,
+            arena_bytes=arena,
         )
 
     # -- structure -------------------------------------------------------------------------
@@ -317,7 +324,9 @@ class _Parser:
                     raise InvalidModelError(
                         f"{where} needs {needed} bytes of constant data for shape "
                         f"{list(shape)} but its buffer holds only {stored}")
-            tensors.append(_Tensor(name, shape, dtype, _quantization(tensor.Quantization())))
+            activation = 0 if stored else math.prod(shape) * (item or 0)
+            tensors.append(_Tensor(name, shape, dtype, _quantization(tensor.Quantization()),
+                                   activation))
         return tensors
 
     def _indices(self, absent: bool, as_numpy: Any, n_tensors: int, what: str, *,

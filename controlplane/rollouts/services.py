@@ -25,7 +25,7 @@ from controlplane.errors import (
 )
 from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DeviceModel
-from controlplane.fleet.selection import choose_variant
+from controlplane.fleet.selection import DeviceFacts, select_variant, selection_policy
 from controlplane.jobs.outbox import enqueue_after_commit
 from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.models import ModelVersion, Variant
@@ -193,9 +193,11 @@ def start(
     mv = _model_version(session, rollout)
     selector = parse_target(rollout.selector)
     wave = rollout.waves[0]
+    policy = selection_policy(settings, variant=rollout.variant)
     for device in fleet.devices_matching(session, selector):
         hardware = device.hardware.profile if device.hardware else None
-        choice = choose_variant(mv.variants, hardware, mv.min_runtime, only=rollout.variant)
+        choice = select_variant(mv.variants, DeviceFacts.from_profile(hardware), mv.min_runtime,
+                                policy)
         dm = session.get(DeviceModel, (device.id, mv.model.name))
         previous = dm.active_variant_id if dm else None
         already = False
