@@ -66,9 +66,46 @@ class HardwareProfile(Base):
     ram_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     interpreter_name: Mapped[str] = mapped_column(sa.String(64), default="")
     interpreter_version: Mapped[str] = mapped_column(sa.String(32), default="")
+    # The profile's hardware class (controlplane.fleet.classes): its key and readable name.
+    hardware_class: Mapped[str] = mapped_column(sa.String(16), default="", index=True)
+    class_name: Mapped[str] = mapped_column(sa.String(64), default="")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     device: Mapped[Device] = relationship(back_populates="hardware")
+
+
+class HardwareProfileChange(Base):
+    """A profile the device reported that differed from the one before it; the newest
+    ``max_profile_history`` per device are kept."""
+
+    __tablename__ = "hardware_profile_history"
+    __table_args__ = (sa.Index("ix_hardware_profile_history_device", "device_id", "recorded_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    device_id: Mapped[str] = mapped_column(sa.ForeignKey("devices.id", ondelete="CASCADE"))
+    profile: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    hardware_class: Mapped[str] = mapped_column(sa.String(16))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class VariantIncompatibility(Base):
+    """Learned: a variant a device of ``hardware_class`` could not load or validate. Selection
+    avoids it on that class until an operator clears the mark (``edgefleet fleet compat``)."""
+
+    __tablename__ = "variant_incompatibilities"
+
+    variant_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("variants.id", ondelete="CASCADE"), primary_key=True)
+    hardware_class: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    class_name: Mapped[str] = mapped_column(sa.String(64), default="")
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    finding: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    # The device that reported it first, and how many reports agreed since.
+    device_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="SET NULL"))
+    reports: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class DeviceModel(Base):

@@ -31,14 +31,21 @@ from controlplane.errors import (
     ResourceExhaustedError,
     UnauthenticatedError,
 )
-from controlplane.fleet.models import DesiredState, Device, DeviceModel, HardwareProfile
+from controlplane.fleet.classes import hardware_class, hardware_facts
+from controlplane.fleet.models import (
+    DesiredState,
+    Device,
+    DeviceModel,
+    HardwareProfile,
+    HardwareProfileChange,
+)
 from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.errors import ArtifactNotFoundError
 from controlplane.registry.models import ModelVersion, Variant
 from controlplane.registry.services import manifest_json
 from controlplane.registry.signing import Signer, build_desired_state
 from controlplane.registry.store import FilesystemArtifactStore
-from controlplane.selectors import matches, parse_selector, validate_labels
+from controlplane.selectors import Selector, parse_selector, validate_labels
 from controlplane.validation import (
     check_label_count,
     check_name,
@@ -64,6 +71,7 @@ def enroll(
     hardware: dict[str, Any],
     labels: dict[str, str],
     now: dt.datetime,
+    settings: Settings,
     enrollment_key: str = "",
 ) -> tuple[Device, str]:
     """Spend one use of the enrollment token and create a device; return it and its credential.
@@ -91,7 +99,7 @@ def enroll(
             _, secret, credential = tokens.mint("device", token_id=again.id)
             again.secret_hash = tokens.hash_secret(secret)
             again.last_seen = now
-            set_hardware(session, again.id, hardware, now=now)
+            set_hardware(session, again.id, hardware, now=now, settings=settings)
             log.info("device %s enrolled again with its enrollment key: new credential", again.id)
             return again, credential
     token_labels = spend_enrollment_token(session, enrollment_token_id, now=now)
@@ -110,7 +118,7 @@ def enroll(
     )
     session.add(device)
     session.flush()
-    set_hardware(session, device.id, hardware, now=now)
+    set_hardware(session, device.id, hardware, now=now, settings=settings)
     return device, credential
 
 
@@ -138,7 +146,7 @@ def enroll_device(
     check_label_count(labels, settings=settings, what="the device")
     check_hardware(hardware, settings=settings)
     device, credential = enroll(session, enrollment_token_id=enrollment_token_id, name=name,
-                                hardware=hardware, labels=labels, now=now,
+                                hardware=hardware, labels=labels, now=now, settings=settings,
                                 enrollment_key=enrollment_key)
     # The token's labels are merged in by enroll; the transaction is rolled back on refusal.
     check_label_count(device.labels or {}, settings=settings,
@@ -198,15 +206,18 @@ def _profile_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 def set_hardware(
     session: Session, device_id: str, profile: dict[str, Any], *, now: dt.datetime,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> None:
-    """Store the device's current hardware profile (replacing the previous one), checked
-    first (``check_hardware``) when ``settings`` are given. Enrollment stores the profile that
-    ``enroll_device`` checked already."""
-    if settings is not None:
-        check_hardware(profile, settings=settings)
+    """Store the device's current hardware profile and class (replacing the previous one),
+    checked first (``check_hardware``); a profile that differs from the stored one is also
+    added to the device's history, of which the newest ``max_profile_history`` are kept."""
+    check_hardware(profile, settings=settings)
     interp = profile.get("interpreter") or {}
+    hclass = hardware_class(profile)
     row = session.get(HardwareProfile, device_id)
+    if row is not None and row.profile == profile and row.hardware_class == hclass.key:
+        row.updated_at = now
+        return
     if row is None:
         row = HardwareProfile(device_id=device_id, profile=profile)
         session.add(row)
@@ -216,7 +227,30 @@ def set_hardware(
     row.ram_bytes = int(profile.get("ram_bytes") or 0)
     row.interpreter_name = str(interp.get("name", ""))[:64]
     row.interpreter_version = str(interp.get("version", ""))[:32]
+    row.hardware_class, row.class_name = hclass.key, hclass.name
     row.updated_at = now
+    session.add(HardwareProfileChange(device_id=device_id, profile=profile,
+                                      hardware_class=hclass.key, recorded_at=now))
+    session.flush()
+    _prune_history(session, device_id, keep=settings.max_profile_history)
+
+
+def _prune_history(session: Session, device_id: str, *, keep: int) -> None:
+    newest = (sa.select(HardwareProfileChange.id)
+              .where(HardwareProfileChange.device_id == device_id)
+              .order_by(HardwareProfileChange.recorded_at.desc(), HardwareProfileChange.id.desc())
+              .limit(keep))
+    session.execute(sa.delete(HardwareProfileChange).where(
+        HardwareProfileChange.device_id == device_id,
+        HardwareProfileChange.id.not_in(newest.scalar_subquery())))
+
+
+def profile_history(session: Session, device_id: str) -> list[HardwareProfileChange]:
+    """The device's recorded profiles, newest first. Raises NotFoundError."""
+    get_device(session, device_id)
+    return list(session.scalars(
+        sa.select(HardwareProfileChange).where(HardwareProfileChange.device_id == device_id)
+        .order_by(HardwareProfileChange.recorded_at.desc(), HardwareProfileChange.id.desc())))
 
 
 def get_device(session: Session, device_id: str) -> Device:
@@ -263,27 +297,35 @@ def list_devices(
     Raises InvalidArgumentError (a malformed or too long selector, page size or token).
     """
     wanted = parse_selector(check_selector_text(selector, settings=settings))
-    # Label matching happens here rather than in SQL: JSON operators differ between SQLite and
+    # Matching happens here rather than in SQL: JSON operators differ between SQLite and
     # PostgreSQL. The page reader scans on past devices that do not match.
     return read_page(session, sa.select(Device).options(*_device_loads()), _DEVICES, page,
                      settings=settings, render=render,
-                     keep=lambda d: matches(wanted, d.labels or {}),
-                     scope=",".join(f"{k}={v}" for k, v in sorted(wanted.items())))
+                     keep=lambda d: device_matches(wanted, d), scope=wanted.scope)
 
 
-def devices_matching(session: Session, selector: dict[str, str]) -> list[Device]:
-    """Every device that is not revoked and whose labels match ``selector``, by name: the
-    devices a rollout gives work to."""
+def device_matches(selector: Selector, device: Device) -> bool:
+    """Whether ``device`` (its labels, and its hardware profile when loaded) matches."""
+    profile = device.hardware.profile if selector.needs_hardware and device.hardware else None
+    return selector.matches(device.labels or {}, hardware_facts(profile))
+
+
+def devices_matching(session: Session, selector: Selector) -> list[Device]:
+    """Every device that is not revoked and that ``selector`` matches, by name: the devices a
+    rollout gives work to."""
     query = (sa.select(Device).options(*_device_loads()).where(Device.revoked_at.is_(None))
              .order_by(*_DEVICES.clauses()))
-    return [d for d in session.scalars(query) if matches(selector, d.labels or {})]
+    return [d for d in session.scalars(query) if device_matches(selector, d)]
 
 
-def any_device_matches(session: Session, selector: dict[str, str]) -> bool:
-    """Whether some device that is not revoked matches ``selector``: one column read, stopping
-    at the first match (no device rows, models or variants loaded)."""
-    labels = session.scalars(sa.select(Device.labels).where(Device.revoked_at.is_(None)))
-    return any(matches(selector, found or {}) for found in labels)
+def any_device_matches(session: Session, selector: Selector) -> bool:
+    """Whether some device that is not revoked matches ``selector``, stopping at the first
+    match: labels and profiles only (no models or variants loaded)."""
+    query = sa.select(Device.labels, HardwareProfile.profile).outerjoin(
+        HardwareProfile, HardwareProfile.device_id == Device.id).where(
+        Device.revoked_at.is_(None))
+    return any(selector.matches(labels or {}, hardware_facts(profile))
+               for labels, profile in session.execute(query))
 
 
 def revoked_device_ids(session: Session) -> set[str]:

@@ -36,6 +36,8 @@ class Rollout(Base):
     selector: Mapped[str] = mapped_column(sa.Text)
     # The variant kind every device must get (rollout create --variant); None: chosen per device.
     variant: Mapped[str | None] = mapped_column(sa.String(32))
+    # What selection prefers among a device's eligible variants (rollout create --prefer).
+    prefer: Mapped[str] = mapped_column(sa.String(16), default="latency")
     state: Mapped[str] = mapped_column(sa.String(16), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -81,7 +83,8 @@ class RolloutDevice(Base):
     previous_variant_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("variants.id", ondelete="RESTRICT")
     )
-    state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    # pending, succeeded, failed, superseded, no_compatible_variant (message: every reason).
+    state: Mapped[str] = mapped_column(sa.String(32), default="pending")
     message: Mapped[str] = mapped_column(sa.Text, default="")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
