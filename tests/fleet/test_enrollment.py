@@ -45,7 +45,8 @@ def _token(factory: sessionmaker[Session], uses: int = 1) -> str:
 def _enroll(factory: sessionmaker[Session], token_id: str, key: str = KEY) -> tuple[str, str]:
     with transaction(factory) as s:
         device, credential = fleet.enroll(s, enrollment_token_id=token_id, name="cam",
-                                          hardware=HW, labels={}, now=NOW, enrollment_key=key)
+                                          hardware=HW, labels={}, now=NOW, enrollment_key=key,
+                                          settings=Settings())
         return device.id, credential
 
 

@@ -51,6 +51,9 @@ def test_cnn_signature_operators_and_runtime() -> None:
         schema_version=3,
         min_runtime=RUNTIME_FLOOR,
         subgraph_count=1,
+        # Every tensor without constant data, as float32: image 28x28, conv 28x28x8, pool and
+        # flatten 14x14x8 each, logits and scores 10 each (filters, biases, shape: constant).
+        arena_bytes=4 * (784 + 6272 + 1568 + 1568 + 10 + 10),
     )
 
 

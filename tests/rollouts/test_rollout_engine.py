@@ -63,7 +63,8 @@ def _devices(s: Session, n: int, labels: dict[str, str]) -> list[str]:
     )
     return [
         fleet.enroll(
-            s, enrollment_token_id=token.id, name=f"d{i}", hardware=HW, labels={}, now=NOW
+            s, enrollment_token_id=token.id, name=f"d{i}", hardware=HW, labels={}, now=NOW,
+            settings=Settings(),
         )[0].id
         for i in range(n)
     ]
