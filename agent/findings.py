@@ -2,8 +2,8 @@
 from (``pb.Finding`` on an install event): a reason code, the figure that broke a limit, and the
 interpreter that ran it. The variant is the event's ref; the hardware is the device's profile.
 
-Invariant: ``reason`` is one of ``REASONS``; ``observed`` and ``limit`` are in the unit the reason
-implies (an absolute error, a rate, milliseconds, bytes).
+Invariant: ``reason`` is one of ``REASONS`` (``protos.contract.findings``); ``observed`` and
+``limit`` are in the unit the reason implies (an absolute error, a rate, milliseconds, bytes).
 """
 
 from __future__ import annotations
@@ -12,19 +12,17 @@ import math
 from dataclasses import dataclass
 
 from protos import edgefleet_pb2 as pb
-
-GOLDEN_MISMATCH = "golden_mismatch"
-LOAD_FAILED = "load_failed"
-VALIDATION_FAILED = "validation_failed"
-LATENCY_BUDGET = "latency_budget"
-PROBATION_ERRORS = "probation_errors"
-PROBATION_NONFINITE = "probation_nonfinite"
-PROBATION_LATENCY = "probation_latency"
-INSUFFICIENT_STORAGE = "insufficient_storage"
-
-REASONS = frozenset({GOLDEN_MISMATCH, LOAD_FAILED, VALIDATION_FAILED, LATENCY_BUDGET,
-                     PROBATION_ERRORS, PROBATION_NONFINITE, PROBATION_LATENCY,
-                     INSUFFICIENT_STORAGE})
+from protos.contract.findings import (  # noqa: F401  (the codes, re-exported for the agent)
+    GOLDEN_MISMATCH,
+    INSUFFICIENT_STORAGE,
+    LATENCY_BUDGET,
+    LOAD_FAILED,
+    PROBATION_ERRORS,
+    PROBATION_LATENCY,
+    PROBATION_NONFINITE,
+    REASONS,
+    VALIDATION_FAILED,
+)
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,136 @@ class MetricsReport(_message.Message):
     windows: _containers.RepeatedCompositeFieldContainer[MetricWindow]
     def __init__(self, windows: _Optional[_Iterable[_Union[MetricWindow, _Mapping]]] = ...) -> None: ...
 
+class ExplainDeviceRequest(_message.Message):
+    __slots__ = ("device_id", "model", "version", "prefer", "variant")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREFER_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    model: str
+    version: str
+    prefer: str
+    variant: str
+    def __init__(self, device_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., prefer: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
+
+class VariantVerdict(_message.Message):
+    __slots__ = ("kind", "eligible", "chosen", "reasons", "latency_ms", "latency_source", "accuracy_cosine", "size_bytes", "memory_bytes")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_COSINE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    eligible: bool
+    chosen: bool
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    latency_ms: float
+    latency_source: str
+    accuracy_cosine: float
+    size_bytes: int
+    memory_bytes: int
+    def __init__(self, kind: _Optional[str] = ..., eligible: _Optional[bool] = ..., chosen: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[float] = ..., latency_source: _Optional[str] = ..., accuracy_cosine: _Optional[float] = ..., size_bytes: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("device_id", "model", "version", "hardware_class", "prefer", "chosen", "reason", "variants", "interpreter", "interpreter_version", "ram_available_bytes", "storage_free_bytes")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PREFER_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETER_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RAM_AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    model: str
+    version: str
+    hardware_class: HardwareClass
+    prefer: str
+    chosen: str
+    reason: str
+    variants: _containers.RepeatedCompositeFieldContainer[VariantVerdict]
+    interpreter: str
+    interpreter_version: str
+    ram_available_bytes: int
+    storage_free_bytes: int
+    def __init__(self, device_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., hardware_class: _Optional[_Union[HardwareClass, _Mapping]] = ..., prefer: _Optional[str] = ..., chosen: _Optional[str] = ..., reason: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantVerdict, _Mapping]]] = ..., interpreter: _Optional[str] = ..., interpreter_version: _Optional[str] = ..., ram_available_bytes: _Optional[int] = ..., storage_free_bytes: _Optional[int] = ...) -> None: ...
+
+class ListHardwareClassesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListHardwareClassesResponse(_message.Message):
+    __slots__ = ("classes",)
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    classes: _containers.RepeatedCompositeFieldContainer[HardwareClass]
+    def __init__(self, classes: _Optional[_Iterable[_Union[HardwareClass, _Mapping]]] = ...) -> None: ...
+
+class Incompatibility(_message.Message):
+    __slots__ = ("model", "version", "variant", "hardware_class", "reason", "finding", "device_id", "reports", "created_at", "updated_at")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FINDING_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    variant: str
+    hardware_class: HardwareClass
+    reason: str
+    finding: Finding
+    device_id: str
+    reports: int
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., variant: _Optional[str] = ..., hardware_class: _Optional[_Union[HardwareClass, _Mapping]] = ..., reason: _Optional[str] = ..., finding: _Optional[_Union[Finding, _Mapping]] = ..., device_id: _Optional[str] = ..., reports: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListIncompatibilitiesRequest(_message.Message):
+    __slots__ = ("model", "version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class ListIncompatibilitiesResponse(_message.Message):
+    __slots__ = ("incompatibilities",)
+    INCOMPATIBILITIES_FIELD_NUMBER: _ClassVar[int]
+    incompatibilities: _containers.RepeatedCompositeFieldContainer[Incompatibility]
+    def __init__(self, incompatibilities: _Optional[_Iterable[_Union[Incompatibility, _Mapping]]] = ...) -> None: ...
+
+class ClearIncompatibilityRequest(_message.Message):
+    __slots__ = ("model", "version", "variant", "hardware_class")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    variant: str
+    hardware_class: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., variant: _Optional[str] = ..., hardware_class: _Optional[str] = ...) -> None: ...
+
+class ClearIncompatibilityResponse(_message.Message):
+    __slots__ = ("cleared",)
+    CLEARED_FIELD_NUMBER: _ClassVar[int]
+    cleared: int
+    def __init__(self, cleared: _Optional[int] = ...) -> None: ...
+
 class CreateTokenRequest(_message.Message):
     __slots__ = ("role", "description", "expires_in_seconds")
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -571,7 +701,7 @@ class MetricsCoverage(_message.Message):
     def __init__(self, windows_considered: _Optional[int] = ..., truncated: _Optional[bool] = ..., max_windows: _Optional[int] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("id", "name", "labels", "hardware", "last_seen", "models", "enrolled_at", "desired_sequence", "revoked_at", "metrics", "metrics_coverage")
+    __slots__ = ("id", "name", "labels", "hardware", "last_seen", "models", "enrolled_at", "desired_sequence", "revoked_at", "metrics", "metrics_coverage", "hardware_class")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -590,6 +720,7 @@ class Device(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     METRICS_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     labels: _containers.ScalarMap[str, str]
@@ -601,7 +732,27 @@ class Device(_message.Message):
     revoked_at: _timestamp_pb2.Timestamp
     metrics: _containers.RepeatedCompositeFieldContainer[DeviceModelMetrics]
     metrics_coverage: MetricsCoverage
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DeviceModel, _Mapping]]] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., desired_sequence: _Optional[int] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[DeviceModelMetrics, _Mapping]]] = ..., metrics_coverage: _Optional[_Union[MetricsCoverage, _Mapping]] = ...) -> None: ...
+    hardware_class: HardwareClass
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DeviceModel, _Mapping]]] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., desired_sequence: _Optional[int] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[DeviceModelMetrics, _Mapping]]] = ..., metrics_coverage: _Optional[_Union[MetricsCoverage, _Mapping]] = ..., hardware_class: _Optional[_Union[HardwareClass, _Mapping]] = ...) -> None: ...
+
+class HardwareClass(_message.Message):
+    __slots__ = ("key", "name", "fields", "devices")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    name: str
+    fields: _containers.ScalarMap[str, str]
+    devices: int
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., devices: _Optional[int] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
     __slots__ = ("selector", "page_size", "page_token")
@@ -649,35 +800,39 @@ class LabelDeviceRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateRolloutRequest(_message.Message):
-    __slots__ = ("model", "version", "selector", "variant")
+    __slots__ = ("model", "version", "selector", "variant", "prefer")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    PREFER_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     selector: str
     variant: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
+    prefer: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., variant: _Optional[str] = ..., prefer: _Optional[str] = ...) -> None: ...
 
 class Wave(_message.Message):
-    __slots__ = ("index", "devices", "succeeded", "failed", "state", "skipped")
+    __slots__ = ("index", "devices", "succeeded", "failed", "state", "skipped", "no_compatible")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    NO_COMPATIBLE_FIELD_NUMBER: _ClassVar[int]
     index: int
     devices: int
     succeeded: int
     failed: int
     state: str
     skipped: int
-    def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ..., skipped: _Optional[int] = ...) -> None: ...
+    no_compatible: int
+    def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ..., skipped: _Optional[int] = ..., no_compatible: _Optional[int] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by", "variant", "failed_devices")
+    __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by", "variant", "failed_devices", "prefer")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -689,6 +844,7 @@ class Rollout(_message.Message):
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     FAILED_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    PREFER_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     version: str
@@ -700,15 +856,18 @@ class Rollout(_message.Message):
     created_by: str
     variant: str
     failed_devices: _containers.RepeatedCompositeFieldContainer[FailedDevice]
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., state: _Optional[str] = ..., waves: _Optional[_Iterable[_Union[Wave, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., variant: _Optional[str] = ..., failed_devices: _Optional[_Iterable[_Union[FailedDevice, _Mapping]]] = ...) -> None: ...
+    prefer: str
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., state: _Optional[str] = ..., waves: _Optional[_Iterable[_Union[Wave, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., variant: _Optional[str] = ..., failed_devices: _Optional[_Iterable[_Union[FailedDevice, _Mapping]]] = ..., prefer: _Optional[str] = ...) -> None: ...
 
 class FailedDevice(_message.Message):
-    __slots__ = ("device_id", "message")
+    __slots__ = ("device_id", "message", "state")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     message: str
-    def __init__(self, device_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    state: str
+    def __init__(self, device_id: _Optional[str] = ..., message: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ListRolloutsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

@@ -379,6 +379,26 @@ class AdminServiceStub:
                 request_serializer=protos_dot_edgefleet__pb2.ChangeRolloutRequest.SerializeToString,
                 response_deserializer=protos_dot_edgefleet__pb2.Rollout.FromString,
                 _registered_method=True)
+        self.ExplainDevice = channel.unary_unary(
+                '/edgefleet.v1.AdminService/ExplainDevice',
+                request_serializer=protos_dot_edgefleet__pb2.ExplainDeviceRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.Explanation.FromString,
+                _registered_method=True)
+        self.ListHardwareClasses = channel.unary_unary(
+                '/edgefleet.v1.AdminService/ListHardwareClasses',
+                request_serializer=protos_dot_edgefleet__pb2.ListHardwareClassesRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.ListHardwareClassesResponse.FromString,
+                _registered_method=True)
+        self.ListIncompatibilities = channel.unary_unary(
+                '/edgefleet.v1.AdminService/ListIncompatibilities',
+                request_serializer=protos_dot_edgefleet__pb2.ListIncompatibilitiesRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.ListIncompatibilitiesResponse.FromString,
+                _registered_method=True)
+        self.ClearIncompatibility = channel.unary_unary(
+                '/edgefleet.v1.AdminService/ClearIncompatibility',
+                request_serializer=protos_dot_edgefleet__pb2.ClearIncompatibilityRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.ClearIncompatibilityResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -488,6 +508,31 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainDevice(self, request, context):
+        """Hardware: which variant a device would get and why; the fleet's classes; learned marks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHardwareClasses(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncompatibilities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearIncompatibility(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -570,6 +615,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ChangeRollout,
                     request_deserializer=protos_dot_edgefleet__pb2.ChangeRolloutRequest.FromString,
                     response_serializer=protos_dot_edgefleet__pb2.Rollout.SerializeToString,
+            ),
+            'ExplainDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainDevice,
+                    request_deserializer=protos_dot_edgefleet__pb2.ExplainDeviceRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.Explanation.SerializeToString,
+            ),
+            'ListHardwareClasses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHardwareClasses,
+                    request_deserializer=protos_dot_edgefleet__pb2.ListHardwareClassesRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.ListHardwareClassesResponse.SerializeToString,
+            ),
+            'ListIncompatibilities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncompatibilities,
+                    request_deserializer=protos_dot_edgefleet__pb2.ListIncompatibilitiesRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.ListIncompatibilitiesResponse.SerializeToString,
+            ),
+            'ClearIncompatibility': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearIncompatibility,
+                    request_deserializer=protos_dot_edgefleet__pb2.ClearIncompatibilityRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.ClearIncompatibilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1008,6 +1073,114 @@ class AdminService:
             '/edgefleet.v1.AdminService/ChangeRollout',
             protos_dot_edgefleet__pb2.ChangeRolloutRequest.SerializeToString,
             protos_dot_edgefleet__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/ExplainDevice',
+            protos_dot_edgefleet__pb2.ExplainDeviceRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHardwareClasses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/ListHardwareClasses',
+            protos_dot_edgefleet__pb2.ListHardwareClassesRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.ListHardwareClassesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncompatibilities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/ListIncompatibilities',
+            protos_dot_edgefleet__pb2.ListIncompatibilitiesRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.ListIncompatibilitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearIncompatibility(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/ClearIncompatibility',
+            protos_dot_edgefleet__pb2.ClearIncompatibilityRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.ClearIncompatibilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,6 +13,7 @@ from controlplane.app import ControlPlane
 from controlplane.auth import services as auth
 from controlplane.auth.interceptor import current_principal
 from controlplane.errors import InvalidArgumentError, ResourceExhaustedError
+from controlplane.fleet import compat, explain
 from controlplane.fleet import services as fleet
 from controlplane.registry import push
 from controlplane.registry import services as registry
@@ -264,11 +265,57 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                     version=request.version,
                     selector=request.selector,
                     variant=request.variant,
+                    prefer=request.prefer,
                     created_by=who,
                     settings=self.plane.settings,
                     now=self.plane.clock(),
                 )
                 return self._rollout_proto(s, r)
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ExplainDevice(self, request: pb.ExplainDeviceRequest, context: Any
+                            ) -> pb.Explanation:
+        def work() -> pb.Explanation:
+            with self.plane.read() as s:
+                return convert.explanation(explain.explain(
+                    s, request.device_id, request.model, request.version,
+                    prefer=request.prefer, variant=request.variant,
+                    settings=self.plane.settings))
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ListHardwareClasses(self, request: pb.ListHardwareClassesRequest, context: Any
+                                  ) -> pb.ListHardwareClassesResponse:
+        def work() -> pb.ListHardwareClassesResponse:
+            with self.plane.read() as s:
+                return pb.ListHardwareClassesResponse(classes=[
+                    convert.hardware_class_message(c, n) for c, n in fleet.list_classes(s)])
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ListIncompatibilities(self, request: pb.ListIncompatibilitiesRequest,
+                                    context: Any) -> pb.ListIncompatibilitiesResponse:
+        def work() -> pb.ListIncompatibilitiesResponse:
+            with self.plane.read() as s:
+                marks = compat.list_marks(s, model=request.model, version=request.version,
+                                          limit=self.plane.settings.max_page_size)
+                return pb.ListIncompatibilitiesResponse(incompatibilities=[
+                    convert.incompatibility(m, v) for m, v in marks])
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ClearIncompatibility(self, request: pb.ClearIncompatibilityRequest,
+                                   context: Any) -> pb.ClearIncompatibilityResponse:
+        def work() -> pb.ClearIncompatibilityResponse:
+            with self.plane.tx() as s:
+                return pb.ClearIncompatibilityResponse(cleared=compat.clear(
+                    s, request.model, request.version, request.variant,
+                    request.hardware_class))
 
         return await self.plane.run_db(work)
 

@@ -10,7 +10,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.config import VARIANT_KINDS
-from controlplane.fleet.models import Device, DeviceModel
+from controlplane.fleet.classes import HardwareClass, hardware_class
+from controlplane.fleet.explain import Explained
+from controlplane.fleet.models import Device, DeviceModel, VariantIncompatibility
+from controlplane.fleet.selection import Verdict
 from controlplane.pages import PageAsk
 from controlplane.registry.models import ModelVersion, Variant, VariantMeasurement
 from controlplane.registry.push import PushHeader
@@ -215,7 +218,42 @@ def device(d: Device, view: DeviceView | None = None) -> pb.Device:
         revoked_at=timestamp(d.revoked_at),
         metrics=[model_metrics(m) for m in view.metrics.models] if view is not None else [],
         metrics_coverage=metrics_coverage(view.metrics) if view is not None else None,
+        hardware_class=(hardware_class_message(hardware_class(d.hardware.profile))
+                        if d.hardware else None),
     )
+
+
+def hardware_class_message(c: HardwareClass, devices: int = 0) -> pb.HardwareClass:
+    return pb.HardwareClass(key=c.key, name=c.name, fields=dict(c.fields), devices=devices)
+
+
+def explanation(e: Explained) -> pb.Explanation:
+    sel = e.selection
+    return pb.Explanation(
+        device_id=e.device_id, model=e.model, version=e.version,
+        hardware_class=hardware_class_message(e.hardware_class) if e.hardware_class else None,
+        prefer=e.policy.prefer, chosen=sel.variant.kind if sel.variant else "",
+        reason=sel.reason, variants=[verdict(v) for v in sel.verdicts],
+        interpreter=e.facts.interpreter, interpreter_version=e.facts.interpreter_version,
+        ram_available_bytes=e.facts.ram_available_bytes,
+        storage_free_bytes=e.facts.storage_free_bytes)
+
+
+def verdict(v: Verdict) -> pb.VariantVerdict:
+    return pb.VariantVerdict(
+        kind=v.kind, eligible=v.eligible, chosen=v.chosen, reasons=list(v.reasons),
+        latency_ms=v.latency_ms, latency_source=v.latency_source,
+        accuracy_cosine=v.accuracy_cosine, size_bytes=v.size_bytes, memory_bytes=v.memory_bytes)
+
+
+def incompatibility(mark: VariantIncompatibility, v: Variant) -> pb.Incompatibility:
+    return pb.Incompatibility(
+        model=v.model_version.model.name, version=v.model_version.version, variant=v.kind,
+        hardware_class=pb.HardwareClass(key=mark.hardware_class, name=mark.class_name),
+        reason=mark.reason,
+        finding=finding(mark.finding) if mark.finding else None, device_id=mark.device_id or "",
+        reports=mark.reports, created_at=timestamp(mark.created_at),
+        updated_at=timestamp(mark.updated_at))
 
 
 def device_view(view: DeviceView) -> pb.Device:
@@ -236,10 +274,13 @@ def operator_token(t: OperatorToken) -> pb.OperatorToken:
 
 
 def rollout(r: Rollout, model: str, version: str, *, max_failures: int) -> pb.Rollout:
-    failed = sorted((t for t in r.targets if t.state == "failed"), key=lambda t: t.device_id)
+    failed = sorted((t for t in r.targets if t.state in ("failed", "no_compatible_variant")),
+                    key=lambda t: (t.state, t.device_id))
     return pb.Rollout(
-        failed_devices=[pb.FailedDevice(device_id=t.device_id, message=t.message[:2000])
+        failed_devices=[pb.FailedDevice(device_id=t.device_id, message=t.message[:2000],
+                                        state=t.state)
                         for t in failed[:max_failures]],
+        prefer=r.prefer,
         id=r.id,
         model=model,
         version=version,
@@ -253,6 +294,7 @@ def rollout(r: Rollout, model: str, version: str, *, max_failures: int) -> pb.Ro
                 succeeded=w.succeeded,
                 failed=w.failed,
                 skipped=w.skipped,
+                no_compatible=w.no_compatible,
                 state=w.state,
             )
             for w in wave_counts(r)

@@ -223,6 +223,8 @@ def device(d: pb.Device) -> Doc:
         "enrolled_at": time_field(d, "enrolled_at"),
         "desired_sequence": d.desired_sequence,
         "revoked_at": time_field(d, "revoked_at"),
+        "hardware_class": hardware_class(d.hardware_class) if d.HasField("hardware_class")
+        else None,
         "models": [device_model(m) for m in d.models],
         # null (not []) when the answer did not carry them: ListDevices leaves them out.
         "metrics": ([device_model_metrics(m) for m in d.metrics]
@@ -234,6 +236,41 @@ def device(d: pb.Device) -> Doc:
     }
 
 
+def hardware_class(c: pb.HardwareClass) -> Doc:
+    return {"key": c.key, "name": c.name, "fields": dict(sorted(c.fields.items())),
+            "devices": c.devices}
+
+
+def _optional(msg: Any, name: str) -> Any:
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def explanation(e: pb.Explanation) -> Doc:
+    return {
+        "device_id": e.device_id, "model": e.model, "version": e.version,
+        "hardware_class": hardware_class(e.hardware_class) if e.HasField("hardware_class")
+        else None,
+        "prefer": e.prefer, "chosen": _text(e.chosen), "reason": e.reason,
+        "interpreter": _text(e.interpreter), "interpreter_version": _text(e.interpreter_version),
+        "ram_available_bytes": e.ram_available_bytes or None,
+        "storage_free_bytes": e.storage_free_bytes or None,
+        "variants": [{"kind": v.kind, "eligible": v.eligible, "chosen": v.chosen,
+                      "reasons": list(v.reasons), "latency_ms": _optional(v, "latency_ms"),
+                      "latency_source": v.latency_source,
+                      "accuracy_cosine": _optional(v, "accuracy_cosine"),
+                      "size_bytes": _optional(v, "size_bytes"),
+                      "memory_bytes": _optional(v, "memory_bytes")} for v in e.variants],
+    }
+
+
+def incompatibility(i: pb.Incompatibility) -> Doc:
+    return {"model": i.model, "version": i.version, "variant": i.variant,
+            "hardware_class": {"key": i.hardware_class.key, "name": i.hardware_class.name},
+            "reason": i.reason, "finding": finding(i.finding) if i.HasField("finding") else None,
+            "device_id": _text(i.device_id), "reports": i.reports,
+            "created_at": time_field(i, "created_at"), "updated_at": time_field(i, "updated_at")}
+
+
 def wave(w: pb.Wave) -> Doc:
     return {
         "index": w.index,
@@ -241,6 +278,7 @@ def wave(w: pb.Wave) -> Doc:
         "succeeded": w.succeeded,
         "failed": w.failed,
         "skipped": w.skipped,
+        "no_compatible": w.no_compatible,
         "state": w.state,
     }
 
@@ -252,12 +290,14 @@ def rollout(r: pb.Rollout) -> Doc:
         "version": r.version,
         "selector": r.selector,
         "variant": _text(r.variant),
+        "prefer": r.prefer or "latency",
         "state": r.state,
         "waves": [wave(w) for w in r.waves],
         "created_at": time_field(r, "created_at"),
         "updated_at": time_field(r, "updated_at"),
         "created_by": _text(r.created_by),
-        "failed_devices": [{"device_id": d.device_id, "message": d.message}
+        "failed_devices": [{"device_id": d.device_id, "message": d.message,
+                            "state": d.state or "failed"}
                            for d in r.failed_devices],
     }
 

@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(top)
     _add_device_commands(top)
     _add_rollout_commands(top)
+    _add_fleet_commands(top)
     return parser
 
 
@@ -329,6 +330,41 @@ def _add_device_commands(top: _Tree) -> None:
     revoke = device.command("revoke", "revoke a device: its credential stops working",
                             handler="devices:revoke", words="device revoke")
     revoke.add_argument("device_id", metavar="DEVICE_ID")
+    explain = device.command("explain", "which variant of a version the device would get, "
+                             "and why not the others", handler="fleet:explain",
+                             words="device explain")
+    explain.add_argument("device_id", metavar="DEVICE_ID")
+    explain.add_argument("ref", type=model_ref_with_version, metavar="NAME:VERSION")
+    _add_choice_options(explain)
+
+
+def _add_choice_options(parser: argparse.ArgumentParser) -> None:
+    """The variant policy flags ``rollout create`` and ``device explain`` share."""
+    parser.add_argument("--prefer", choices=("latency", "accuracy", "size"),
+                        help="among a device's eligible variants: fastest on its hardware "
+                             "(default), most accurate, or smallest")
+    parser.add_argument("--variant", metavar="KIND",
+                        help="give every device this variant (e.g. int8); a device whose "
+                             "interpreter it was rejected for is refused, with the reason")
+
+
+def _add_fleet_commands(top: _Tree) -> None:
+    fleet = _Tree(top.command("fleet", "the fleet's hardware classes and learned "
+                              "incompatibilities"), "verb")
+    fleet.command("classes", "hardware classes with their device counts",
+                  handler="fleet:classes", words="fleet classes")
+    compat = _Tree(fleet.command("compat", "variants found incompatible with a hardware "
+                                 "class"), "compat_verb")
+    listing = compat.command("list", "the marks learned from devices' reports",
+                             handler="fleet:compat", words="fleet compat list")
+    listing.add_argument("ref", nargs="?", type=model_ref_with_version, metavar="NAME:VERSION",
+                         help="only this version's")
+    clear = compat.command("clear", "clear a mark: the variant is offered to the class again",
+                           handler="fleet:compat_clear", words="fleet compat clear")
+    clear.add_argument("ref", type=model_ref_with_version, metavar="NAME:VERSION")
+    clear.add_argument("variant", metavar="KIND")
+    clear.add_argument("--class", dest="hardware_class", metavar="KEY",
+                       help="only on this class (see `edgefleet fleet classes`); default: all")
 
 
 def _add_rollout_commands(top: _Tree) -> None:
@@ -341,9 +377,7 @@ def _add_rollout_commands(top: _Tree) -> None:
     create.add_argument("--waves", type=waves, metavar="LIST", help="e.g. 1%%,10%%,50%%,100%%")
     create.add_argument("--bake", type=duration, metavar="DURATION",
                         help="time a wave must stay healthy before the next, e.g. 10m")
-    create.add_argument("--variant", metavar="KIND",
-                        help="give every device this variant (e.g. int8); a device whose "
-                             "interpreter it was rejected for is refused, with the reason")
+    _add_choice_options(create)
     rollout.command("list", "list rollouts", handler="rollouts:list_rollouts",
                     words="rollout list")
     status = rollout.command("status", "show a rollout and its waves", handler="rollouts:status",

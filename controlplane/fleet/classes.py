@@ -23,11 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 CLASS_SCHEME = 1
+CLASS_KEY = re.compile(r"hc-[0-9a-f]{12}")
 BUILT_IN_DELEGATES = frozenset({"xnnpack"})
 MAX_CLASS_NAME_CHARS = 64
 

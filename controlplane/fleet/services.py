@@ -31,7 +31,7 @@ from controlplane.errors import (
     ResourceExhaustedError,
     UnauthenticatedError,
 )
-from controlplane.fleet.classes import hardware_class, hardware_facts
+from controlplane.fleet.classes import HardwareClass, hardware_class, hardware_facts
 from controlplane.fleet.models import (
     DesiredState,
     Device,
@@ -243,6 +243,23 @@ def _prune_history(session: Session, device_id: str, *, keep: int) -> None:
     session.execute(sa.delete(HardwareProfileChange).where(
         HardwareProfileChange.device_id == device_id,
         HardwareProfileChange.id.not_in(newest.scalar_subquery())))
+
+
+def list_classes(session: Session) -> list[tuple[HardwareClass, int]]:
+    """Every hardware class of a device that is not revoked, with its device count, most
+    devices first (then by name)."""
+    rows = session.execute(
+        sa.select(HardwareProfile.hardware_class, sa.func.min(HardwareProfile.device_id),
+                  sa.func.count())
+        .join(Device, Device.id == HardwareProfile.device_id)
+        .where(Device.revoked_at.is_(None), HardwareProfile.hardware_class != "")
+        .group_by(HardwareProfile.hardware_class)).all()
+    out = []
+    for _key, device_id, count in rows:
+        # The class's fields from one of its devices' profiles (all give the same class).
+        profile = session.get(HardwareProfile, device_id)
+        out.append((hardware_class(profile.profile if profile else None), int(count)))
+    return sorted(out, key=lambda pair: (-pair[1], pair[0].name))
 
 
 def profile_history(session: Session, device_id: str) -> list[HardwareProfileChange]:

@@ -23,9 +23,15 @@ from controlplane.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from controlplane.fleet import compat
 from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DeviceModel
-from controlplane.fleet.selection import DeviceFacts, select_variant, selection_policy
+from controlplane.fleet.selection import (
+    PREFERENCES,
+    DeviceFacts,
+    select_variant,
+    selection_policy,
+)
 from controlplane.jobs.outbox import enqueue_after_commit
 from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.models import ModelVersion, Variant
@@ -49,6 +55,7 @@ class WaveCounts:
     failed: int
     skipped: int  # superseded: a newer rollout took the device over, or it was revoked
     state: str
+    no_compatible: int = 0  # no variant of the version can run there (the reasons: its message)
 
 
 def create_rollout(
@@ -61,6 +68,7 @@ def create_rollout(
     settings: Settings,
     now: dt.datetime,
     variant: str = "",
+    prefer: str = "latency",
 ) -> Rollout:
     """A pending rollout of ``model:version`` to the devices ``selector`` names (stored as
     given), started after the commit.
@@ -71,6 +79,10 @@ def create_rollout(
     """
     if not model or not version:
         raise InvalidArgumentError("name the model as NAME:VERSION, e.g. face:1.2.0")
+    prefer = prefer or "latency"
+    if prefer not in PREFERENCES:
+        raise InvalidArgumentError(f"bad preference {shown(prefer)}: use one of "
+                                   f"{', '.join(PREFERENCES)}")
     # refuse an empty, malformed or oversized one before any write
     target = parse_target(check_selector_text(selector, settings=settings))
     mv = find_version(session, model, version)
@@ -98,6 +110,7 @@ def create_rollout(
         model_version_id=mv.id,
         selector=selector,
         variant=variant or None,
+        prefer=prefer,
         state="pending",
         created_by=created_by,
         created_at=now,
@@ -193,11 +206,13 @@ def start(
     mv = _model_version(session, rollout)
     selector = parse_target(rollout.selector)
     wave = rollout.waves[0]
-    policy = selection_policy(settings, variant=rollout.variant)
+    policy = selection_policy(settings, prefer=rollout.prefer, variant=rollout.variant)
     for device in fleet.devices_matching(session, selector):
-        hardware = device.hardware.profile if device.hardware else None
-        choice = select_variant(mv.variants, DeviceFacts.from_profile(hardware), mv.min_runtime,
-                                policy)
+        hardware, hclass = ((device.hardware.profile, device.hardware.hardware_class)
+                            if device.hardware else (None, ""))
+        choice = select_variant(
+            mv.variants, DeviceFacts.from_profile(hardware, hclass), mv.min_runtime, policy,
+            marks=compat.marks_for(session, (v.id for v in mv.variants), hclass))
         dm = session.get(DeviceModel, (device.id, mv.model.name))
         previous = dm.active_variant_id if dm else None
         already = False
@@ -218,7 +233,8 @@ def start(
                 wave_index=0,
                 variant_id=(choice.variant or mv.variants[0]).id,
                 previous_variant_id=previous,
-                state="failed" if failure else ("succeeded" if already else "pending"),
+                state=("no_compatible_variant" if choice.variant is None else "failed" if failure
+                       else "succeeded" if already else "pending"),
                 message=failure or choice.reason,
                 updated_at=now,
             )
@@ -343,6 +359,7 @@ def wave_counts(rollout: Rollout) -> list[WaveCounts]:
                 succeeded=sum(t.state == "succeeded" for t in members),
                 failed=sum(t.state == "failed" for t in members),
                 skipped=sum(t.state == "superseded" for t in members),
+                no_compatible=sum(t.state == "no_compatible_variant" for t in members),
                 state=wave.state,
             )
         )

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from controlplane.config import Settings
 from controlplane.db import insert_ignoring_conflicts
 from controlplane.errors import InvalidArgumentError, ResourceExhaustedError
+from controlplane.fleet import compat
 from controlplane.fleet.models import DeviceModel
 from controlplane.registry.models import Model, ModelVersion, Variant
 from controlplane.registry.services import check_name_version, check_variant_kind
@@ -198,12 +199,13 @@ def record_status(
         )
         accepted += 1
         if ev.model:
-            _move_device_model(session, device_id, ev, message, now=now)
+            _move_device_model(session, device_id, ev, message, finding, now=now)
     return Outcome(accepted=accepted, rejections=tuple(rejections))
 
 
 def _move_device_model(
-    session: Session, device_id: str, ev: Event, message: str, *, now: dt.datetime
+    session: Session, device_id: str, ev: Event, message: str,
+    finding: dict[str, Any] | None, *, now: dt.datetime
 ) -> None:
     dm = session.get(DeviceModel, (device_id, ev.model))
     if dm is None:
@@ -219,6 +221,7 @@ def _move_device_model(
     # variant must not mask the current one either.
     if variant_id != dm.desired_variant_id:
         return
+    compat.learn(session, device_id, variant_id, finding, message, now=now)
     if ev.state == "active":
         dm.active_variant_id = variant_id
     elif ev.state == "rolled_back" and dm.active_variant_id == variant_id:

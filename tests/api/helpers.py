@@ -65,9 +65,11 @@ def wait_ready(srv: RunningServer, name: str, version: str) -> pb.ModelVersion:
 
 
 def enroll(
-    srv: RunningServer, *, labels: dict[str, str] | None = None, name: str = "dev"
+    srv: RunningServer, *, labels: dict[str, str] | None = None, name: str = "dev",
+    hardware: pb.HardwareProfile | None = None,
 ) -> tuple[str, str]:
-    """A fresh device: returns (device_id, device_token)."""
+    """A fresh device (an x86_64 one with tflite-runtime 2.14.0 unless ``hardware`` says
+    otherwise): returns (device_id, device_token)."""
     et = srv.admin().CreateEnrollmentToken(
         pb.CreateEnrollmentTokenRequest(labels=labels or {}, uses=1),
         metadata=bearer(srv.admin_token),
@@ -75,7 +77,7 @@ def enroll(
     resp = srv.device().Enroll(
         pb.EnrollRequest(
             name=name,
-            hardware=pb.HardwareProfile(
+            hardware=hardware or pb.HardwareProfile(
                 arch="x86_64",
                 cpu_cores=2,
                 interpreter=pb.InterpreterInfo(name="tflite-runtime", version="2.14.0"),

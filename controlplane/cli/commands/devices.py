@@ -35,6 +35,8 @@ def render_device(doc: dict[str, Any]) -> str:
         ("enrolled", doc["enrolled_at"]),
         ("desired sequence", doc["desired_sequence"]),
         ("revoked", doc["revoked_at"]),
+        ("hardware class", f"{doc['hardware_class']['name']} ({doc['hardware_class']['key']})"
+         if doc["hardware_class"] else None),
         ("arch", hw.get("arch")),
         ("cpu", f"{hw.get('cpu_model') or '?'} ({hw.get('cpu_cores') or '?'} cores)"
          if hw else None),
@@ -101,8 +103,10 @@ def list_devices(args: argparse.Namespace, inv: Invocation) -> int:
     with inv.admin("viewer") as admin:
         docs = [convert.device(d) for d in admin.items("ListDevices", request, "devices")]
     inv.output.result({"devices": docs}, lambda d: render_table(
-        ("id", "name", "labels", "arch", "interpreter", "last seen", "active models", "revoked"),
-        [(x["id"], x["name"], x["labels"], (x["hardware"] or {}).get("arch"),
+        ("id", "name", "labels", "class", "interpreter", "last seen", "active models",
+         "revoked"),
+        [(x["id"], x["name"], x["labels"],
+          x["hardware_class"]["name"] if x["hardware_class"] else None,
           _interpreter(x["hardware"]), x["last_seen"],
           [f"{m['model']}:{_ref(m['active'])}" for m in x["models"] if m["active"]],
           x["revoked_at"])

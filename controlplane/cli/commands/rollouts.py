@@ -30,8 +30,10 @@ def _progress(doc: dict[str, Any]) -> str:
     succeeded = sum(w["succeeded"] for w in doc["waves"])
     failed = sum(w["failed"] for w in doc["waves"])
     skipped = sum(w["skipped"] for w in doc["waves"])
+    none_fit = sum(w["no_compatible"] for w in doc["waves"])
     return f"{succeeded}/{devices} ok, {failed} failed" + (
-        f", {skipped} skipped (taken over by a newer rollout or revoked)" if skipped else "")
+        f", {skipped} skipped (taken over by a newer rollout or revoked)" if skipped else "") + (
+        f", {none_fit} with no compatible variant" if none_fit else "")
 
 
 def render_rollout(doc: dict[str, Any]) -> str:
@@ -39,7 +41,7 @@ def render_rollout(doc: dict[str, Any]) -> str:
         ("id", doc["id"]),
         ("model", f"{doc['model']}:{doc['version']}"),
         ("selector", doc["selector"]),
-        ("variant", doc["variant"] or "chosen per device"),
+        ("variant", doc["variant"] or f"chosen per device, preferring {doc['prefer']}"),
         ("state", doc["state"]),
         ("progress", _progress(doc)),
         ("created", doc["created_at"]),
@@ -47,13 +49,14 @@ def render_rollout(doc: dict[str, Any]) -> str:
         ("created by", doc["created_by"]),
     ])
     waves = render_table(
-        ("wave", "devices", "succeeded", "failed", "skipped", "state"),
-        [(w["index"], w["devices"], w["succeeded"], w["failed"], w["skipped"], w["state"])
-         for w in doc["waves"]],
+        ("wave", "devices", "succeeded", "failed", "skipped", "no variant", "state"),
+        [(w["index"], w["devices"], w["succeeded"], w["failed"], w["skipped"],
+          w["no_compatible"], w["state"]) for w in doc["waves"]],
     )
     if doc["failed_devices"]:
         waves += "\n\nfailed devices:\n" + render_table(
-            ("device", "why"), [(d["device_id"], d["message"]) for d in doc["failed_devices"]])
+            ("device", "state", "why"),
+            [(d["device_id"], d["state"], d["message"]) for d in doc["failed_devices"]])
     return fields + "\n\nwaves:\n" + (waves if doc["waves"] else "(none yet)")
 
 
@@ -67,7 +70,8 @@ def create(args: argparse.Namespace, inv: Invocation) -> int:
         inv.output.warn("this control plane runs every rollout as a single wave; "
                         "--bake is ignored")
     request = pb.CreateRolloutRequest(model=args.ref.name, version=args.ref.version,
-                                      selector=args.selector, variant=args.variant or "")
+                                      selector=args.selector, variant=args.variant or "",
+                                      prefer=args.prefer or "")
     with inv.admin("operator") as admin:
         response = admin.call("CreateRollout", request)
     doc = convert.rollout(response)
