@@ -29,6 +29,7 @@ UNARY_METHODS = (
     "CreateToken", "ListTokens", "RevokeToken", "CreateEnrollmentToken", "RevokeEnrollmentToken",
     "ListModels", "GetModel", "ListDevices", "GetDevice", "LabelDevice", "RevokeDevice",
     "CreateRollout", "ListRollouts", "GetRollout", "ChangeRollout",
+    "ExplainDevice", "ListHardwareClasses", "ListIncompatibilities", "ClearIncompatibility",
 )
 
 

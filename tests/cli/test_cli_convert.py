@@ -140,9 +140,9 @@ def test_rollout_with_waves() -> None:
         "id": "r1", "model": "face", "version": "1.2.0", "selector": "site=berlin",
         "state": "running",
         "waves": [{"index": 0, "devices": 3, "succeeded": 1, "failed": 0, "skipped": 0,
-                   "state": "running"}],
+                   "no_compatible": 0, "state": "running"}],
         "created_at": "2024-05-01T12:00:00Z", "updated_at": None, "created_by": None,
-        "variant": None, "failed_devices": [],
+        "variant": None, "prefer": "latency", "failed_devices": [],
     }
 
 

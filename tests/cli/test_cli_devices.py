@@ -19,6 +19,8 @@ def _device(**labels: str) -> pb.Device:
         hardware=pb.HardwareProfile(
             arch="aarch64", cpu_cores=4, ram_bytes=4 * 1024**3,
             interpreter=pb.InterpreterInfo(name="tflite-runtime", version="2.14.0")),
+        hardware_class=pb.HardwareClass(key="hc-0123456789ab",
+                                        name="aarch64/tflite-runtime-2.14/4G/cpu"),
         last_seen=Timestamp(seconds=1714564800),
         models=[
             pb.DeviceModel(
@@ -51,11 +53,12 @@ def test_device_list_table(cli: Runner, admin_server: Any) -> None:
     admin_server.service.reply("ListDevices",
                                pb.ListDevicesResponse(devices=[_device(), never_seen]))
     lines = cli("device", "list").out.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "LABELS", "ARCH", "INTERPRETER", "LAST", "SEEN",
-                                "ACTIVE", "MODELS", "REVOKED"]
-    assert lines[1].split() == ["d-1", "cam-1", "site=berlin", "aarch64", "tflite-runtime",
+    assert lines[0].split() == ["ID", "NAME", "LABELS", "ARCH", "CLASS", "INTERPRETER", "LAST",
+                                "SEEN", "ACTIVE", "MODELS", "REVOKED"]
+    assert lines[1].split() == ["d-1", "cam-1", "site=berlin", "aarch64",
+                                "aarch64/tflite-runtime-2.14/4G/cpu", "tflite-runtime",
                                 "2.14.0", "2024-05-01T12:00:00Z", "face:1.2.0/float16", "-"]
-    assert lines[2].split() == ["d-2", "cam-2", "-", "-", "-", "-", "-",
+    assert lines[2].split() == ["d-2", "cam-2", "-", "-", "-", "-", "-", "-",
                                 "2024-05-01T12:03:20Z"]
 
 

@@ -81,7 +81,7 @@ def test_rollout_status_once(cli: Runner, admin_server: Any) -> None:
     assert admin_server.service.calls("GetRollout") == 1
     doc = result.json()
     assert doc["waves"] == [{"index": 0, "devices": 3, "succeeded": 1, "failed": 0, "skipped": 0,
-                             "state": "running"}]
+                             "no_compatible": 0, "state": "running"}]
     assert admin_server.service.requests["GetRollout"][0].id == "r1"
 
 

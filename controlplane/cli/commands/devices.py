@@ -103,9 +103,9 @@ def list_devices(args: argparse.Namespace, inv: Invocation) -> int:
     with inv.admin("viewer") as admin:
         docs = [convert.device(d) for d in admin.items("ListDevices", request, "devices")]
     inv.output.result({"devices": docs}, lambda d: render_table(
-        ("id", "name", "labels", "class", "interpreter", "last seen", "active models",
+        ("id", "name", "labels", "arch", "class", "interpreter", "last seen", "active models",
          "revoked"),
-        [(x["id"], x["name"], x["labels"],
+        [(x["id"], x["name"], x["labels"], (x["hardware"] or {}).get("arch"),
           x["hardware_class"]["name"] if x["hardware_class"] else None,
           _interpreter(x["hardware"]), x["last_seen"],
           [f"{m['model']}:{_ref(m['active'])}" for m in x["models"] if m["active"]],
