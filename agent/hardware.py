@@ -3,6 +3,16 @@
 The profile is a JSON-shaped dict with the ``pb.HardwareProfile`` field names (docs/cli.md);
 fields given in ``--hardware-profile FILE.json`` win over detection. Detection never fails: a
 field it cannot read is left empty rather than guessed.
+
+Delegates: XNNPACK is built into both interpreters. An accelerator delegate is reported when its
+library is found where the dynamic loader looks (``LD_LIBRARY_PATH``, then the system's library
+directories): ``edgetpu`` for ``libedgetpu.so.1``, ``gpu`` for
+``libtensorflowlite_gpu_delegate.so``. Finding the library is what is probed, not loading it (a
+delegate library loads only with its device attached, and loading costs the device's memory).
+
+``changed`` decides when the profile is worth reporting again: any field but the two that move
+all the time (available RAM, free storage), or one of those two by more than
+``VOLATILE_CHANGE`` of the figure last reported.
 """
 
 from __future__ import annotations
@@ -47,8 +57,55 @@ def detect_hardware(data_dir: Path, interpreter: InterpreterInfo) -> dict[str, A
         "kernel": platform.release(),
         "interpreter": {"name": interpreter.name, "version": interpreter.version},
         # Both interpreters apply XNNPACK to float models by default.
-        "delegates": ["xnnpack"],
+        "delegates": ["xnnpack", *probe_delegates()],
     }
+
+
+# Accelerator delegates by the libraries that provide them (Linux names first).
+DELEGATE_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "edgetpu": ("libedgetpu.so.1", "libedgetpu.1.dylib", "edgetpu.dll"),
+    "gpu": ("libtensorflowlite_gpu_delegate.so",),
+}
+_SYSTEM_LIBRARY_DIRS = ("/usr/local/lib", "/usr/lib", "/lib", "/usr/lib64", "/lib64")
+VOLATILE_FIELDS = ("ram_available_bytes", "storage_free_bytes")
+VOLATILE_CHANGE = 0.10
+
+
+def probe_delegates(search_path: str | None = None) -> list[str]:
+    """The accelerator delegates whose library is installed, in ``DELEGATE_LIBRARIES`` order.
+    ``search_path``: directories joined by ``os.pathsep`` (default ``$LD_LIBRARY_PATH`` and
+    the system's library directories, with their multiarch subdirectories)."""
+    dirs = _library_dirs(os.environ.get("LD_LIBRARY_PATH", "") if search_path is None
+                         else search_path, system=search_path is None)
+    return [name for name, files in DELEGATE_LIBRARIES.items()
+            if any((d / f).is_file() for d in dirs for f in files)]
+
+
+def _library_dirs(path: str, *, system: bool) -> list[Path]:
+    dirs = [Path(p) for p in path.split(os.pathsep) if p]
+    if system:
+        for root in map(Path, _SYSTEM_LIBRARY_DIRS):
+            dirs.append(root)
+            if root.is_dir():   # /usr/lib/aarch64-linux-gnu and the like
+                dirs.extend(sorted(root.glob(f"{platform.machine()}-*")))
+    return dirs
+
+
+def changed(reported: pb.HardwareProfile | None, current: pb.HardwareProfile) -> bool:
+    """Whether ``current`` differs enough from the profile last ``reported`` to send again."""
+    if reported is None:
+        return True
+    for name in VOLATILE_FIELDS:
+        before, now = getattr(reported, name), getattr(current, name)
+        if abs(now - before) > VOLATILE_CHANGE * max(before, 1):
+            return True
+    stable_before, stable_now = pb.HardwareProfile(), pb.HardwareProfile()
+    stable_before.CopyFrom(reported)
+    stable_now.CopyFrom(current)
+    for message in (stable_before, stable_now):
+        for name in VOLATILE_FIELDS:
+            message.ClearField(name)
+    return stable_before != stable_now
 
 
 def load_hardware_overrides(path: Path | str) -> dict[str, Any]:
