@@ -147,6 +147,9 @@ class Settings:
     selection_memory_share: float = 0.5
     selection_storage_reserve_bytes: int = 16 * MiB
     selection_min_class_inferences: int = 100
+    # Per-class figures (model show --by-class, and the latency selection reads) sum at most
+    # this many of a version's most recent windows.
+    class_metrics_max_windows: int = 20_000
 
     # Background work
     rollout_tick_seconds: float = 2.0

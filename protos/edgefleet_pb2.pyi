@@ -593,7 +593,7 @@ class OutputAccuracy(_message.Message):
     def __init__(self, name: _Optional[str] = ..., max_abs_error: _Optional[float] = ..., mean_abs_error: _Optional[float] = ..., cosine: _Optional[float] = ..., top1: _Optional[float] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "version", "status", "failure", "inputs", "outputs", "operators", "min_runtime", "sha256", "size", "variants", "created_at", "tolerance", "calibrated")
+    __slots__ = ("name", "version", "status", "failure", "inputs", "outputs", "operators", "min_runtime", "sha256", "size", "variants", "created_at", "tolerance", "calibrated", "class_metrics", "class_metrics_coverage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -608,6 +608,8 @@ class ModelVersion(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     CALIBRATED_FIELD_NUMBER: _ClassVar[int]
+    CLASS_METRICS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_METRICS_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     status: str
@@ -622,7 +624,9 @@ class ModelVersion(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     tolerance: Tolerance
     calibrated: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., failure: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., operators: _Optional[_Iterable[str]] = ..., min_runtime: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tolerance: _Optional[_Union[Tolerance, _Mapping]] = ..., calibrated: _Optional[bool] = ...) -> None: ...
+    class_metrics: _containers.RepeatedCompositeFieldContainer[ClassVariantMetrics]
+    class_metrics_coverage: MetricsCoverage
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., failure: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., operators: _Optional[_Iterable[str]] = ..., min_runtime: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tolerance: _Optional[_Union[Tolerance, _Mapping]] = ..., calibrated: _Optional[bool] = ..., class_metrics: _Optional[_Iterable[_Union[ClassVariantMetrics, _Mapping]]] = ..., class_metrics_coverage: _Optional[_Union[MetricsCoverage, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -641,12 +645,36 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
-    __slots__ = ("name", "version")
+    __slots__ = ("name", "version", "by_class")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    BY_CLASS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    by_class: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., by_class: _Optional[bool] = ...) -> None: ...
+
+class ClassVariantMetrics(_message.Message):
+    __slots__ = ("hardware_class", "variant", "devices", "windows", "inferences", "errors", "nonfinite", "latency_p50_ms", "latency_p95_ms")
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    NONFINITE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    hardware_class: HardwareClass
+    variant: str
+    devices: int
+    windows: int
+    inferences: int
+    errors: int
+    nonfinite: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    def __init__(self, hardware_class: _Optional[_Union[HardwareClass, _Mapping]] = ..., variant: _Optional[str] = ..., devices: _Optional[int] = ..., windows: _Optional[int] = ..., inferences: _Optional[int] = ..., errors: _Optional[int] = ..., nonfinite: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ...) -> None: ...
 
 class DeviceModel(_message.Message):
     __slots__ = ("model", "desired", "active", "state", "message", "finding")

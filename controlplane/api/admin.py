@@ -20,7 +20,7 @@ from controlplane.registry import services as registry
 from controlplane.registry.models import ModelVersion
 from controlplane.rollouts import services as rollouts
 from controlplane.rollouts.models import Rollout
-from controlplane.telemetry import device_view
+from controlplane.telemetry import class_metrics, device_view
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 
@@ -193,9 +193,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def GetModel(self, request: pb.GetModelRequest, context: Any) -> pb.ModelVersion:
         def work() -> pb.ModelVersion:
             with self.plane.read() as s:
-                return convert.model_version(
-                    registry.find_version(s, request.name, request.version)
-                )
+                mv = registry.find_version(s, request.name, request.version)
+                by_class = (class_metrics.read_class_metrics(
+                    s, mv.model.name, mv.version, settings=self.plane.settings)
+                    if request.by_class else None)
+                return convert.model_version(mv, by_class)
 
         return await self.plane.run_db(work)
 

@@ -20,6 +20,7 @@ from controlplane.registry.push import PushHeader
 from controlplane.rollouts.models import Rollout
 from controlplane.rollouts.services import wave_counts
 from controlplane.telemetry import services as telemetry
+from controlplane.telemetry.class_metrics import ClassMetrics, ClassVariantMetrics
 from controlplane.telemetry.device_metrics import DeviceMetrics, ModelMetrics
 from controlplane.telemetry.device_view import DeviceView
 from controlplane.validation import WireTime
@@ -133,8 +134,11 @@ def _kind_order(v: Variant) -> tuple[int, str]:
     return order, v.kind
 
 
-def model_version(mv: ModelVersion) -> pb.ModelVersion:
+def model_version(mv: ModelVersion, by_class: ClassMetrics | None = None) -> pb.ModelVersion:
+    """The version; with ``by_class``, what devices reported per hardware class as well."""
     return pb.ModelVersion(
+        class_metrics=[class_variant_metrics(m) for m in by_class.rows] if by_class else [],
+        class_metrics_coverage=metrics_coverage(by_class) if by_class else None,
         name=mv.model.name,
         version=mv.version,
         status=mv.status,
@@ -197,7 +201,15 @@ def model_metrics(m: ModelMetrics) -> pb.DeviceModelMetrics:
         last_window_end=timestamp(m.last_window_end))
 
 
-def metrics_coverage(m: DeviceMetrics) -> pb.MetricsCoverage:
+def class_variant_metrics(m: ClassVariantMetrics) -> pb.ClassVariantMetrics:
+    return pb.ClassVariantMetrics(
+        hardware_class=pb.HardwareClass(key=m.hardware_class, name=m.class_name),
+        variant=m.variant, devices=m.devices, windows=m.windows, inferences=m.inferences,
+        errors=m.errors, nonfinite=m.nonfinite, latency_p50_ms=m.latency_p50_ms,
+        latency_p95_ms=m.latency_p95_ms)
+
+
+def metrics_coverage(m: DeviceMetrics | ClassMetrics) -> pb.MetricsCoverage:
     return pb.MetricsCoverage(windows_considered=m.windows_considered, truncated=m.truncated,
                               max_windows=m.max_windows)
 

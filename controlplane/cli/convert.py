@@ -139,6 +139,21 @@ def model_version(m: pb.ModelVersion) -> Doc:
         "calibrated": m.calibrated,
         "tolerance": tolerance(m.tolerance) if m.HasField("tolerance") else None,
         "variants": [variant(v) for v in m.variants],
+        # null unless asked for (model show --by-class)
+        "by_class": ([{"hardware_class": {"key": c.hardware_class.key,
+                                          "name": c.hardware_class.name},
+                       "variant": c.variant, "devices": c.devices, "windows": c.windows,
+                       "inferences": c.inferences, "errors": c.errors,
+                       "error_rate": c.errors / c.inferences if c.inferences else None,
+                       "nonfinite": c.nonfinite,
+                       "latency_p50_ms": _optional(c, "latency_p50_ms"),
+                       "latency_p95_ms": _optional(c, "latency_p95_ms")}
+                      for c in m.class_metrics]
+                     if m.HasField("class_metrics_coverage") else None),
+        "by_class_coverage": ({"windows_considered": m.class_metrics_coverage.windows_considered,
+                               "truncated": m.class_metrics_coverage.truncated,
+                               "max_windows": m.class_metrics_coverage.max_windows}
+                              if m.HasField("class_metrics_coverage") else None),
     }
 
 

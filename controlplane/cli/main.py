@@ -313,6 +313,9 @@ def _add_model_commands(top: _Tree) -> None:
                          handler="models:show", words="model show")
     show.add_argument("ref", type=model_ref_optional_version, metavar="NAME[:VERSION]",
                       help="without a version: the newest")
+    show.add_argument("--by-class", action="store_true",
+                      help="also what devices reported per hardware class and variant: "
+                           "latency p50/p95, error rate, non-finite outputs")
 
 
 def _add_device_commands(top: _Tree) -> None:

@@ -24,6 +24,7 @@ from controlplane.fleet.selection import (
 )
 from controlplane.fleet.services import get_device
 from controlplane.registry.services import check_variant_kind, find_version
+from controlplane.telemetry.class_metrics import class_latencies
 
 
 @dataclass(frozen=True)
@@ -54,5 +55,6 @@ def explain(session: Session, device_id: str, model: str, version: str, *, prefe
     key = hclass.key if hclass else ""
     facts = DeviceFacts.from_profile(profile, key)
     selection = select_variant(mv.variants, facts, mv.min_runtime, policy,
+                               class_figures=class_latencies(session, mv, key, settings=settings),
                                marks=compat.marks_for(session, (v.id for v in mv.variants), key))
     return Explained(device.id, mv.model.name, mv.version, hclass, facts, policy, selection)

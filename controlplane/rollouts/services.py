@@ -28,6 +28,7 @@ from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DeviceModel
 from controlplane.fleet.selection import (
     PREFERENCES,
+    ClassLatency,
     DeviceFacts,
     select_variant,
     selection_policy,
@@ -39,6 +40,7 @@ from controlplane.registry.services import check_variant_kind, find_version
 from controlplane.registry.signing import Signer
 from controlplane.rollouts.models import TERMINAL, TRANSITIONS, Rollout, RolloutDevice, Wave
 from controlplane.selectors import parse_target
+from controlplane.telemetry.class_metrics import class_latencies
 from controlplane.validation import check_selector_text, is_uuid, shown
 
 #: The task that assigns a rollout's devices, sent after the commit that created (or resumed
@@ -207,12 +209,18 @@ def start(
     selector = parse_target(rollout.selector)
     wave = rollout.waves[0]
     policy = selection_policy(settings, prefer=rollout.prefer, variant=rollout.variant)
+    per_class: dict[str, tuple[dict[str, ClassLatency], dict[str, str]]] = {}
     for device in fleet.devices_matching(session, selector):
         hardware, hclass = ((device.hardware.profile, device.hardware.hardware_class)
                             if device.hardware else (None, ""))
+        if hclass not in per_class:   # what the class reported and was found to fail, once
+            per_class[hclass] = (
+                class_latencies(session, mv, hclass, settings=settings),
+                compat.marks_for(session, (v.id for v in mv.variants), hclass))
+        figures, marks = per_class[hclass]
         choice = select_variant(
             mv.variants, DeviceFacts.from_profile(hardware, hclass), mv.min_runtime, policy,
-            marks=compat.marks_for(session, (v.id for v in mv.variants), hclass))
+            class_figures=figures, marks=marks)
         dm = session.get(DeviceModel, (device.id, mv.model.name))
         previous = dm.active_variant_id if dm else None
         already = False

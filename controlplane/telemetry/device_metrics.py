@@ -8,27 +8,23 @@ Invariants:
 - One query, whatever the number of variants (served by ``ix_metric_windows_device_id_end``).
 - Counts are sums over the windows read, saturating at ``MAX_INT64`` (each window's count is
   at most that, a thousand of them are not: a device must not break its own GetDevice).
-- Latency quantiles come from the windows' histograms: windows of the same bounds merged by
-  adding counts (``histograms.add_onto``), windows of other bounds (an agent whose buckets
-  changed) read with them as one distribution (``histograms.quantile_of_many``), so no window
-  is left out of a quantile and no bucket is read against another's bounds. None when the
-  windows held no inference.
+- Latency quantiles come from the windows' merged histograms (``telemetry.window_sum``); None
+  when the windows held no inference.
 - Variants in the order model, version, variant.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from controlplane.config import Settings
 from controlplane.telemetry.models import MetricWindow
+from controlplane.telemetry.window_sum import WINDOW_COLUMNS, WindowSum
 from controlplane.validation import MAX_INT64
-from protos.contract.histograms import Histogram, add_onto, quantile_of_many
 
 
 @dataclass(frozen=True)
@@ -59,57 +55,20 @@ class DeviceMetrics:
     max_windows: int
 
 
-@dataclass
-class _Sum:
-    windows: int = 0
-    inferences: int = 0
-    errors: int = 0
-    nonfinite: int = 0
-    first: dt.datetime | None = None
-    last: dt.datetime | None = None
-    # bucket bounds -> (merged counts, the largest maximum of the windows merged)
-    histograms: dict[tuple[float, ...], tuple[list[int], float]] = field(default_factory=dict)
-
-    def add(self, w: Any) -> None:
-        """Count in one row of ``read_device_metrics``'s query."""
-        self.windows += 1
-        self.inferences += w.inferences
-        self.errors += w.errors
-        self.nonfinite += w.nonfinite
-        self.first = w.start if self.first is None else min(self.first, w.start)
-        self.last = w.end if self.last is None else max(self.last, w.end)
-        bounds = tuple(w.bucket_bounds_ms)
-        merged = self.histograms.get(bounds)
-        if merged is None:
-            self.histograms[bounds] = (list(w.bucket_counts), w.latency_max_ms)
-        else:
-            add_onto(merged[0], w.bucket_counts)
-            self.histograms[bounds] = (merged[0], max(merged[1], w.latency_max_ms))
-
-    def quantile(self, q: float) -> float | None:
-        if self.inferences == 0:
-            return None
-        return quantile_of_many([Histogram(bounds, counts, peak) for bounds, (counts, peak)
-                                 in self.histograms.items()], q)
-
-
 def read_device_metrics(session: Session, device_id: str, *, settings: Settings) -> DeviceMetrics:
     """The device's most recent windows (at most ``device_metrics_max_windows``) summed per
     (model, version, variant); no variants when it reported none."""
     cap = settings.device_metrics_max_windows
     rows = session.execute(
         sa.select(MetricWindow.model_name, MetricWindow.version, MetricWindow.variant,
-                  MetricWindow.start, MetricWindow.end,
-                  MetricWindow.count.label("inferences"), MetricWindow.errors,
-                  MetricWindow.nonfinite, MetricWindow.bucket_bounds_ms,
-                  MetricWindow.bucket_counts, MetricWindow.latency_max_ms)
+                  *WINDOW_COLUMNS)
         .where(MetricWindow.device_id == device_id)
         .order_by(MetricWindow.end.desc(), MetricWindow.window_id.desc())
         .limit(cap + 1)     # one more than is summed: whether older windows exist
     ).all()
-    sums: dict[tuple[str, str, str], _Sum] = {}
+    sums: dict[tuple[str, str, str], WindowSum] = {}
     for w in rows[:cap]:
-        sums.setdefault((w.model_name, w.version, w.variant), _Sum()).add(w)
+        sums.setdefault((w.model_name, w.version, w.variant), WindowSum()).add(w)
     models = tuple(
         ModelMetrics(model=model, version=version, variant=variant, windows=s.windows,
                      inferences=min(s.inferences, MAX_INT64), errors=min(s.errors, MAX_INT64),

@@ -48,6 +48,8 @@ class MetricWindow(Base):
     __table_args__ = (
         # The per-device read (telemetry.device_metrics): a device's most recent windows.
         sa.Index("ix_metric_windows_device_id_end", "device_id", "end"),
+        # The per-class read (telemetry.class_metrics): a version's windows by class.
+        sa.Index("ix_metric_windows_version_class", "model_name", "version", "hardware_class"),
     )
 
     device_id: Mapped[str] = mapped_column(
@@ -58,6 +60,10 @@ class MetricWindow(Base):
     version: Mapped[str] = mapped_column(sa.String(64))
     variant: Mapped[str] = mapped_column(sa.String(32))
     sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    # The device's hardware class when the window arrived (controlplane.fleet.classes): figures
+    # compare like for like even after the device's profile changes; "" when it had none (and
+    # for windows stored before migration 0006, or by the previous release during an upgrade).
+    hardware_class: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
     start: Mapped[dt.datetime]
     end: Mapped[dt.datetime]
     count: Mapped[int] = mapped_column(sa.BigInteger)

@@ -35,7 +35,7 @@ from controlplane.config import Settings
 from controlplane.db import insert_ignoring_conflicts
 from controlplane.errors import InvalidArgumentError, ResourceExhaustedError
 from controlplane.fleet import compat
-from controlplane.fleet.models import DeviceModel
+from controlplane.fleet.models import DeviceModel, HardwareProfile
 from controlplane.registry.models import Model, ModelVersion, Variant
 from controlplane.registry.services import check_name_version, check_variant_kind
 from controlplane.telemetry.findings import check_finding
@@ -297,7 +297,10 @@ def record_metrics(
             rejections.append(Rejection(_rejected_id(w.window_id), str(exc)))
     if not rows:
         return Outcome(accepted=0, rejections=tuple(rejections))
-    rows = [{**row, "device_id": device_id, "received_at": now} for row in rows]
+    profile = session.get(HardwareProfile, device_id)
+    hclass = profile.hardware_class if profile is not None else ""
+    rows = [{**row, "device_id": device_id, "received_at": now, "hardware_class": hclass}
+            for row in rows]
     result = insert_ignoring_conflicts(session, MetricWindow, rows,
                                        key=["device_id", "window_id"],
                                        returning=MetricWindow.window_id)

@@ -1,5 +1,6 @@
-"""hardware classes and profile history, learned variant incompatibilities, arena estimates,
-a rollout's variant preference, and room for the no_compatible_variant device state
+"""hardware classes and profile history, windows stamped with the device's class, learned
+variant incompatibilities, arena estimates, a rollout's variant preference, and room for the
+no_compatible_variant device state
 
 Revision ID: 0006
 Revises: 0005
@@ -30,6 +31,12 @@ def upgrade() -> None:
         batch.alter_column("class_name", existing_type=sa.String(64), server_default=None)
     with op.batch_alter_table("variants") as batch:
         batch.add_column(sa.Column("arena_bytes", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("metric_windows") as batch:
+        # Windows stored before classes existed belong to none (""); new ones get the class.
+        batch.add_column(sa.Column("hardware_class", sa.String(16), nullable=False,
+                                   server_default=""))
+        batch.create_index("ix_metric_windows_version_class",
+                           ["model_name", "version", "hardware_class"])
     with op.batch_alter_table("rollouts") as batch:
         batch.add_column(sa.Column("prefer", sa.String(16), nullable=False,
                                    server_default="latency"))
@@ -83,6 +90,9 @@ def downgrade() -> None:
         batch.alter_column("state", existing_type=sa.String(32), type_=sa.String(16))
     with op.batch_alter_table("rollouts") as batch:
         batch.drop_column("prefer")
+    with op.batch_alter_table("metric_windows") as batch:
+        batch.drop_index("ix_metric_windows_version_class")
+        batch.drop_column("hardware_class")
     with op.batch_alter_table("variants") as batch:
         batch.drop_column("arena_bytes")
     with op.batch_alter_table("hardware_profiles") as batch:

@@ -185,3 +185,49 @@ def test_preferences_classes_and_selectors_over_hardware(server: RunningServer) 
                                    metadata=bearer(server.admin_token))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert inspect_model(MODEL).arena_bytes > 0
+
+
+def _slow_window(ref: pb.ModelRef, count: int, slow_ms: float) -> pb.MetricWindow:
+    """``count`` inferences, every one between 20 ms and ``slow_ms``, one of them an error."""
+    import uuid
+
+    return pb.MetricWindow(window_id=str(uuid.uuid4()), ref=ref, count=count, errors=1,
+                           bucket_bounds_ms=[1.0, 20.0], bucket_counts=[0, 0, count],
+                           latency_sum_ms=slow_ms * count, latency_max_ms=slow_ms)
+
+
+def test_latency_reported_by_a_class_steers_its_next_devices_and_shows_by_class(
+        server: RunningServer) -> None:
+    """Devices of the gateway class report the variant they were given as slow (every
+    inference over 20 ms, where the server measured a fraction of a millisecond): once
+    ``selection_min_class_inferences`` arrived, the next gateway gets another variant, and
+    ``GetModel(by_class)`` shows the class's figures."""
+    push(server, "cnn", "1", MODEL)
+    wait_ready(server, "cnn", "1")
+    first, token = enroll(server, labels={"site": "a"}, hardware=GATEWAY)
+    second, _ = enroll(server, labels={"site": "b"}, hardware=GATEWAY)
+    _rollout(server, "site=a")
+    ref = _desired(server, first)
+    needed = server.settings.selection_min_class_inferences
+    ack = server.device().ReportMetrics(pb.MetricsReport(windows=[
+        _slow_window(ref, needed // 2, 40.0), _slow_window(ref, needed - needed // 2, 40.0)]),
+        metadata=bearer(token))
+    assert ack.accepted == 2
+
+    after = _explain(server, second)
+    assert after.chosen and after.chosen != ref.variant
+    slow = next(v for v in after.variants if v.kind == ref.variant)
+    assert slow.eligible and slow.latency_ms > 20.0
+    assert f"reported by class {after.hardware_class.key} ({needed} inferences)" \
+        in slow.latency_source
+
+    mv = server.admin().GetModel(pb.GetModelRequest(name="cnn", version="1", by_class=True),
+                                 metadata=bearer(server.admin_token))
+    (row,) = mv.class_metrics
+    assert (row.hardware_class.name, row.variant, row.devices, row.windows, row.inferences,
+            row.errors) == ("x86_64/ai-edge-litert-2.3/16G/cpu", ref.variant, 1, 2, needed, 2)
+    assert 20.0 < row.latency_p50_ms <= row.latency_p95_ms <= 40.0
+    assert mv.class_metrics_coverage.windows_considered == 2
+    plain = server.admin().GetModel(pb.GetModelRequest(name="cnn", version="1"),
+                                    metadata=bearer(server.admin_token))
+    assert not plain.class_metrics and not plain.HasField("class_metrics_coverage")

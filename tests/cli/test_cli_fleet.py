@@ -125,3 +125,21 @@ def test_rollout_create_sends_prefer_and_status_counts_devices_with_no_variant(
         ["d-3", "no_compatible_variant", "no", "variant"]
     result = cli("rollout", "create", "cnn:1", "--selector", "*", "--prefer", "speed")
     assert result.code == 2   # argparse: not one of the choices
+
+
+def test_model_show_by_class_asks_for_it_and_shows_each_class_and_variant(
+        cli: Runner, admin_server: Any) -> None:
+    mv = pb.ModelVersion(name="cnn", version="1", status="ready", class_metrics=[
+        pb.ClassVariantMetrics(hardware_class=pb.HardwareClass(key=CLASS.key, name=CLASS.name),
+                               variant="int8", devices=2, windows=5, inferences=400, errors=4,
+                               nonfinite=1, latency_p50_ms=3.25, latency_p95_ms=9.5)],
+        class_metrics_coverage=pb.MetricsCoverage(windows_considered=5, max_windows=20000))
+    admin_server.service.reply("GetModel", mv, mv)
+    out = cli("model", "show", "cnn:1", "--by-class").out
+    assert admin_server.service.requests["GetModel"][0].by_class
+    row = out.split("by hardware class:\n")[1].splitlines()[1].split()
+    assert row == [CLASS.name, "int8", "2", "400", "1.00%", "1", "3.250", "9.500"]
+    doc = cli("model", "show", "cnn:1", "--by-class", "-o", "json").json()
+    assert doc["by_class"][0]["error_rate"] == 0.01
+    admin_server.service.reply("GetModel", pb.ModelVersion(name="cnn", version="1"))
+    assert cli("model", "show", "cnn:1", "-o", "json").json()["by_class"] is None

@@ -112,7 +112,29 @@ def render_model_version(doc: dict[str, Any]) -> str:
         "inputs:\n" + render_tensors(doc["inputs"]),
         "outputs:\n" + render_tensors(doc["outputs"]),
         "variants:\n" + (render_variants(doc) if doc["variants"] else "(none yet)"),
+        *([_by_class(doc)] if doc["by_class"] is not None else []),
     ])
+
+
+def _by_class(doc: dict[str, Any]) -> str:
+    """What devices reported per hardware class and variant (``model show --by-class``)."""
+    if not doc["by_class"]:
+        return ("by hardware class:\n(none) no device has reported inferences of this version "
+                "yet; roll it out and see again")
+    table = render_table(
+        ("class", "variant", "devices", "inferences", "error rate", "non-finite", "p50 ms",
+         "p95 ms"),
+        [(c["hardware_class"]["name"] or c["hardware_class"]["key"], c["variant"], c["devices"],
+          c["inferences"], f"{c['error_rate']:.2%}" if c["error_rate"] is not None else None,
+          c["nonfinite"],
+          f"{c['latency_p50_ms']:.3f}" if c["latency_p50_ms"] is not None else None,
+          f"{c['latency_p95_ms']:.3f}" if c["latency_p95_ms"] is not None else None)
+         for c in doc["by_class"]])
+    coverage = doc["by_class_coverage"]
+    if coverage and coverage["truncated"]:
+        table += (f"\n(from the version's most recent {coverage['windows_considered']} windows "
+                  "only: server setting class_metrics_max_windows)")
+    return "by hardware class:\n" + table
 
 
 def _tolerance(args: argparse.Namespace) -> pb.Tolerance | None:
@@ -184,7 +206,8 @@ def list_models(args: argparse.Namespace, inv: Invocation) -> int:
 
 
 def show(args: argparse.Namespace, inv: Invocation) -> int:
-    request = pb.GetModelRequest(name=args.ref.name, version=args.ref.version)
+    request = pb.GetModelRequest(name=args.ref.name, version=args.ref.version,
+                                 by_class=args.by_class)
     with inv.admin("viewer") as admin:
         response = admin.call("GetModel", request)
     inv.output.result(convert.model_version(response), render_model_version)
