@@ -63,7 +63,8 @@ class MetricWindow(Base):
     # The device's hardware class when the window arrived (controlplane.fleet.classes): figures
     # compare like for like even after the device's profile changes; "" when it had none (and
     # for windows stored before migration 0006, or by the previous release during an upgrade).
-    hardware_class: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
+    hardware_class: Mapped[str] = mapped_column(sa.String(16), default="",
+                                                server_default=sa.text("''"))
     start: Mapped[dt.datetime]
     end: Mapped[dt.datetime]
     count: Mapped[int] = mapped_column(sa.BigInteger)

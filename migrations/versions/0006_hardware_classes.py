@@ -34,7 +34,7 @@ def upgrade() -> None:
     with op.batch_alter_table("metric_windows") as batch:
         # Windows stored before classes existed belong to none (""); new ones get the class.
         batch.add_column(sa.Column("hardware_class", sa.String(16), nullable=False,
-                                   server_default=""))
+                                   server_default=sa.text("''")))
         batch.create_index("ix_metric_windows_version_class",
                            ["model_name", "version", "hardware_class"])
     with op.batch_alter_table("rollouts") as batch:
