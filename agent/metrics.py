@@ -64,7 +64,7 @@ class _OpenWindow(_Histogram):
 
     window_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
-    def record(self, ref: ModelRef, start: float, end: float) -> MetricWindowRecord:
+    def as_record(self, ref: ModelRef, start: float, end: float) -> MetricWindowRecord:
         """What this window holds so far, as a record from ``start`` to ``end``."""
         return MetricWindowRecord(
             window_id=self.window_id,
@@ -200,14 +200,14 @@ class MetricsRecorder:
             current, self._current = self._current, {}
             if current:
                 self._generation += 1
-            return [w.record(ref, start, now) for ref, w in current.items()]
+            return [w.as_record(ref, start, now) for ref, w in current.items()]
 
     def open_windows(self) -> tuple[int, list[MetricWindowRecord]]:
         """The open window as it would close now (ids included) and the ``generation`` it is
         at: the same generation means the same content."""
         now = self._clock()
         with self._lock:
-            return self._generation, [w.record(ref, self._window_start, now)
+            return self._generation, [w.as_record(ref, self._window_start, now)
                                       for ref, w in self._current.items()]
 
     def stats(self, ref: ModelRef) -> ModelStats:

@@ -8,7 +8,8 @@ Invariants:
   ``max_windows_per_report`` a call. A window the server refused as malformed is acknowledged
   too (and logged): the same bytes would be refused again.
 - A closed window goes to the buffer, then the checkpoint of the open window is written again
-  (``agent.checkpoint``): a window is in one file or the other at every moment, with one id.
+  (``agent.checkpoint``): at every moment a window is in one of the two files or, between the
+  two writes, in both under its one id (held once at the next start), never in neither.
 - Reporting is best effort right after an event or a closed window (a failure leaves it
   buffered for the next sync) and strict in ``flush`` (a failure raises, so the sync loop backs
   off).

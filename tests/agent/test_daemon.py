@@ -441,6 +441,7 @@ def test_metric_windows_not_yet_reported_survive_a_restart(
     first.stop()
     kept = json.loads((data_dir / "metrics-buffer.json").read_text())["windows"]
     assert sum(w["count"] for w in kept) == 3
+    assert not (data_dir / "metrics-open.json").exists()   # a stop closed the open window
     assert cp.windows == {}
 
     cp.fail_metric_reports = 0
