@@ -9,7 +9,9 @@
     installer    the install steps: download -> verify -> load -> validate -> prove -> swap
     probation    the watch on a model just activated; a breach rolls it back (reconcile)
     budget       the latency budget relative to the manifest's measured figure
-    reporter     install events and metric windows to the server (unsent windows kept on disk)
+    reporter     install events and metric windows to the server
+    metrics_buffer  what the server has not acknowledged yet, bounded in bytes, on disk
+    checkpoint   the agent-metrics thread: the open metric window on disk, every few seconds
     link         the channel to the control plane and the device credential
     status       StatusBoard: what ``status`` shows, one consistent snapshot
     serving      the live model table requests are answered from
@@ -27,6 +29,9 @@ Invariants:
   active set, and the artifacts of the active and previous versions stay on disk.
 - After start-up only the sync thread changes install state; request threads read the live
   table and the status board's snapshots.
+- What the server has not acknowledged is in the data dir: closed windows and install events
+  in the metrics buffer, the open window in its checkpoint; a SIGKILL loses at most the
+  inferences of the last ``metrics_checkpoint_seconds``, and restored windows keep their ids.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.checkpoint import MetricsCheckpoint
 from agent.errors import AgentError, ConfigurationError
 from agent.hardware import hardware_profile
 from agent.installer import Installer, install_steps, reactivate_steps
 from agent.link import ServerLink
 from agent.metrics import MetricsRecorder
+from agent.metrics_buffer import MetricsBuffer
 from agent.probation import Probation
 from agent.reconcile import Reconciler, StateWriter
 from agent.reporter import Reporter
@@ -96,6 +103,7 @@ class Agent:
         self.store = AgentStore(data_dir, max_quarantined=self.settings.max_quarantined_files)
         self.metrics = MetricsRecorder(self.settings)
         self.models = ModelTable(self.metrics)
+        self.metrics_buffer = MetricsBuffer(self.store, self.settings)
         self.endpoint: str | None = None
 
         self._server_arg = server
@@ -112,6 +120,7 @@ class Agent:
         self._stop = threading.Event()
         self._link: ServerLink | None = None
         self._reporter: Reporter | None = None
+        self._checkpoint: MetricsCheckpoint | None = None
         self._local: LocalInferenceServer | None = None
         self._loop: SyncLoop | None = None
 
@@ -145,16 +154,24 @@ class Agent:
         interpreter_factory(settings.interpreter_choice)   # fail now if none installed
         board.set_server(server)
         link = self._link = ServerLink(server, settings, store, credential)
-        reporter = self._reporter = Reporter(link, self.metrics, board, store, settings)
+        buffer = self.metrics_buffer
+        checkpoint = self._checkpoint = MetricsCheckpoint(self.metrics, store, settings,
+                                                          self._stop)
+        reporter = self._reporter = Reporter(link, self.metrics, buffer, checkpoint, board,
+                                             settings)
         probation = Probation(settings, self.metrics)
         if credential is not None:
             trust.bind(credential.device_id)
             board.set_device(credential.device_id)
+            # What the last run had not sent goes first, before anything new is told or
+            # counted: its events and closed windows, then the window it had open, ids kept.
+            buffer.restore()
+            checkpoint.restore_into(buffer)
             restore(store, trust, board, reporter, settings, probation)
-            reporter.restore_windows()
 
         self._local = LocalInferenceServer(self, self._serve, settings=settings)
         self.endpoint = self._local.start()
+        checkpoint.start()
         link.connect(self._load_tls_ca())
         persist = StateWriter(store, trust, board, probation)
         installer = Installer(install_steps(link=link, store=store, settings=settings,
@@ -185,6 +202,8 @@ class Agent:
             self._link.close()
         if self._loop is not None:
             self._loop.join()
+        if self._checkpoint is not None:
+            self._checkpoint.join(self.settings.shutdown_grace_seconds)
         if self._local is not None:
             self._local.stop()
             self._local = None

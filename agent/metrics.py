@@ -3,13 +3,16 @@
 Invariants:
 - Every inference is counted exactly once, in the window open when it finished; a window that
   saw no inference for a model produces no record.
-- A closed window gets a fresh UUID ``window_id`` and keeps it until the server acknowledged it:
-  a report that failed is sent again with the same ids, so the server can de-duplicate.
-- The queue of unacknowledged windows is bounded (``max_buffered_windows``): when full, the
-  oldest window is dropped and counted in ``dropped``.
-- Thread-safe: request threads record while the sync thread closes and drains windows.
-- Unacknowledged windows outlive a restart: the daemon keeps them in the data dir
-  (``AgentStore.write_pending_windows``) and ``restore``s them, ids unchanged.
+- A window's ``window_id`` (a fresh UUID) is fixed when it opens, at the first inference for its
+  model ref in that window, and never changes: a checkpoint of the open window
+  (``agent.checkpoint``), the record it closes into and every re-send of that record carry the
+  same id, so the server, which keeps a window once per (device, window id), never counts an
+  inference twice.
+- The recorder holds only the open windows: closing hands the records to the caller (the
+  reporter puts them in ``agent.metrics_buffer``). ``generation`` changes whenever the open
+  windows do, so a checkpoint is written only when there is something new to write.
+- Thread-safe: request threads record while the sync thread closes windows and the checkpoint
+  thread reads them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,9 +58,32 @@ class _Histogram:
         return quantile(self.bounds, self.counts, self.latency_max_ms, q)
 
 
+@dataclass
+class _OpenWindow(_Histogram):
+    """One model ref's histogram in the open window, with the id it was given when it opened."""
+
+    window_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def as_record(self, ref: ModelRef, start: float, end: float) -> MetricWindowRecord:
+        """What this window holds so far, as a record from ``start`` to ``end``."""
+        return MetricWindowRecord(
+            window_id=self.window_id,
+            ref=ref,
+            start=_utc(start),
+            end=_utc(max(start, end)),   # a wall clock set back must not end it before it began
+            count=self.count,
+            errors=self.errors,
+            nonfinite=self.nonfinite,
+            bucket_bounds_ms=self.bounds,
+            bucket_counts=tuple(self.counts),
+            latency_sum_ms=self.latency_sum_ms,
+            latency_max_ms=self.latency_max_ms,
+        )
+
+
 @dataclass(frozen=True)
 class MetricWindowRecord:
-    """One closed window for one model variant; shaped like ``pb.MetricWindow``."""
+    """One window for one model variant; shaped like ``pb.MetricWindow``."""
 
     window_id: str
     ref: ModelRef
@@ -66,10 +91,16 @@ class MetricWindowRecord:
     end: datetime
     count: int
     errors: int
+    nonfinite: int
     bucket_bounds_ms: tuple[float, ...]
     bucket_counts: tuple[int, ...]
     latency_sum_ms: float
     latency_max_ms: float
+
+    @property
+    def routine(self) -> bool:
+        """No failed inference and no NaN/Inf output: the first to go when space runs out."""
+        return self.errors == 0 and self.nonfinite == 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form for the agent's data dir (see ``from_dict``)."""
@@ -79,7 +110,10 @@ class MetricWindowRecord:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> MetricWindowRecord:
-        """Inverse of ``to_dict``; raises KeyError, TypeError or ValueError on a malformed doc."""
+        """Inverse of ``to_dict``; raises KeyError, TypeError or ValueError on a malformed doc.
+
+        A doc written before windows counted NaN/Inf outputs has no ``nonfinite``: read as 0.
+        """
         return cls(
             window_id=str(doc["window_id"]),
             ref=ModelRef(**doc["ref"]),
@@ -87,6 +121,7 @@ class MetricWindowRecord:
             end=datetime.fromisoformat(doc["end"]),
             count=int(doc["count"]),
             errors=int(doc["errors"]),
+            nonfinite=int(doc.get("nonfinite", 0)),
             bucket_bounds_ms=tuple(float(b) for b in doc["bucket_bounds_ms"]),
             bucket_counts=tuple(int(c) for c in doc["bucket_counts"]),
             latency_sum_ms=float(doc["latency_sum_ms"]),
@@ -99,6 +134,7 @@ class MetricWindowRecord:
             ref=self.ref.to_proto(),
             count=self.count,
             errors=self.errors,
+            nonfinite=self.nonfinite,
             bucket_bounds_ms=list(self.bucket_bounds_ms),
             bucket_counts=list(self.bucket_counts),
             latency_sum_ms=self.latency_sum_ms,
@@ -121,7 +157,7 @@ class ModelStats:
 
 
 class MetricsRecorder:
-    """Records inferences, closes windows on a timer the caller drives, buffers them."""
+    """Records inferences into the open window; closes it on a timer the caller drives."""
 
     def __init__(
         self, settings: AgentSettings, *, clock: Callable[[], float] = time.time
@@ -130,10 +166,9 @@ class MetricsRecorder:
         self._clock = clock
         self._lock = threading.Lock()
         self._window_start = clock()
-        self._current: dict[ModelRef, _Histogram] = {}
+        self._current: dict[ModelRef, _OpenWindow] = {}
         self._totals: dict[ModelRef, _Histogram] = {}
-        self._queue: OrderedDict[str, MetricWindowRecord] = OrderedDict()
-        self.dropped = 0
+        self._generation = 0
 
     def record(self, ref: ModelRef, latency_ms: float, *, ok: bool = True,
                finite: bool = True) -> None:
@@ -141,62 +176,39 @@ class MetricsRecorder:
         NaN or Inf in an output."""
         bounds = self._settings.latency_buckets_ms
         with self._lock:
-            for table in (self._current, self._totals):
-                table.setdefault(ref, _Histogram(bounds)).add(latency_ms, ok, finite)
+            # Looked up before made: the window's id is drawn once, at its first inference.
+            if (window := self._current.get(ref)) is None:
+                window = self._current[ref] = _OpenWindow(bounds)
+            if (total := self._totals.get(ref)) is None:
+                total = self._totals[ref] = _Histogram(bounds)
+            window.add(latency_ms, ok, finite)
+            total.add(latency_ms, ok, finite)
+            self._generation += 1
 
-    def close_due_window(self) -> int:
-        """Close the open window if ``metrics_window_seconds`` passed; returns records queued."""
+    def close_due_window(self) -> list[MetricWindowRecord]:
+        """Close the open window if ``metrics_window_seconds`` passed; returns its records."""
         if self._clock() - self._window_start < self._settings.metrics_window_seconds:
-            return 0
+            return []
         return self.close_window()
 
-    def close_window(self) -> int:
-        """Close the open window now and queue one record per model that ran; returns how many."""
+    def close_window(self) -> list[MetricWindowRecord]:
+        """Close the open window now; returns one record per model that ran in it, with the ids
+        it opened with. The caller owns them from here: the recorder forgets them."""
         now = self._clock()
         with self._lock:
             start, self._window_start = self._window_start, now
             current, self._current = self._current, {}
-            for ref, h in current.items():
-                record = MetricWindowRecord(
-                    window_id=str(uuid.uuid4()),
-                    ref=ref,
-                    start=_utc(start),
-                    end=_utc(now),
-                    count=h.count,
-                    errors=h.errors,
-                    bucket_bounds_ms=h.bounds,
-                    bucket_counts=tuple(h.counts),
-                    latency_sum_ms=h.latency_sum_ms,
-                    latency_max_ms=h.latency_max_ms,
-                )
-                self._queue[record.window_id] = record
-            while len(self._queue) > self._settings.max_buffered_windows:
-                self._queue.popitem(last=False)
-                self.dropped += 1
-            return len(current)
+            if current:
+                self._generation += 1
+            return [w.as_record(ref, start, now) for ref, w in current.items()]
 
-    def restore(self, records: Iterable[MetricWindowRecord]) -> None:
-        """Queue windows an earlier run closed but never got acknowledged (ahead of new ones,
-        with their ids, so the server counts each once)."""
+    def open_windows(self) -> tuple[int, list[MetricWindowRecord]]:
+        """The open window as it would close now (ids included) and the ``generation`` it is
+        at: the same generation means the same content."""
+        now = self._clock()
         with self._lock:
-            newer = list(self._queue.items())
-            self._queue = OrderedDict((r.window_id, r) for r in records)
-            self._queue.update(newer)
-            while len(self._queue) > self._settings.max_buffered_windows:
-                self._queue.popitem(last=False)
-                self.dropped += 1
-
-    def pending(self, limit: int | None = None) -> list[MetricWindowRecord]:
-        """Unacknowledged windows, oldest first."""
-        with self._lock:
-            records = list(self._queue.values())
-        return records if limit is None else records[:limit]
-
-    def acknowledge(self, window_ids: Iterable[str]) -> None:
-        """Forget windows the server accepted (or already had)."""
-        with self._lock:
-            for window_id in window_ids:
-                self._queue.pop(window_id, None)
+            return self._generation, [w.as_record(ref, self._window_start, now)
+                                      for ref, w in self._current.items()]
 
     def stats(self, ref: ModelRef) -> ModelStats:
         with self._lock:

@@ -16,6 +16,13 @@ from protos.contract.interpreters import INTERPRETERS as CONTRACT_INTERPRETERS
 
 MiB = 1024 * 1024
 
+#: Bounds of the metrics settings: a buffer must hold a few windows and install events, and its
+#: file is rewritten whole at each change, so it stays small; checkpoints are disk writes, so
+#: not more often than ten a second.
+MIN_METRICS_BUFFER_BYTES = 16 * 1024
+MAX_METRICS_BUFFER_BYTES = 64 * MiB
+MIN_CHECKPOINT_SECONDS = 0.1
+
 #: Interpreter names accepted by ``interpreter`` / ``EDGEFLEET_AGENT_INTERPRETER``.
 INTERPRETERS = tuple(CONTRACT_INTERPRETERS)
 
@@ -55,9 +62,14 @@ class AgentSettings:
 
     # Metrics and reports
     metrics_window_seconds: float = 10.0
-    max_buffered_windows: int = 1000
+    # How often the open window is written to the data dir (when it changed): a SIGKILL loses at
+    # most the inferences of this long (agent.checkpoint).
+    metrics_checkpoint_seconds: float = 2.0
+    # What is not yet sent (closed windows and install events, agent.metrics_buffer), in memory
+    # and in its file; past it the least telling goes first: routine windows, then windows with
+    # failures, install events last.
+    max_metrics_buffer_bytes: int = 1 * MiB
     max_windows_per_report: int = 100
-    max_buffered_events: int = 200
     max_events_per_report: int = 50
     latency_buckets_ms: tuple[float, ...] = (
         0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
@@ -90,6 +102,16 @@ class AgentSettings:
             raise ValueError("probation rates must be in [0, 1]")
         if self.probation_seconds < 0 or self.probation_check_seconds <= 0:
             raise ValueError("need probation_seconds >= 0 and probation_check_seconds > 0")
+        if self.metrics_window_seconds <= 0:
+            raise ValueError("metrics_window_seconds must be greater than 0")
+        if self.metrics_checkpoint_seconds < MIN_CHECKPOINT_SECONDS:
+            raise ValueError(f"metrics_checkpoint_seconds must be at least "
+                             f"{MIN_CHECKPOINT_SECONDS}: each checkpoint is a disk write")
+        buffer_bytes = self.max_metrics_buffer_bytes
+        if not MIN_METRICS_BUFFER_BYTES <= buffer_bytes <= MAX_METRICS_BUFFER_BYTES:
+            raise ValueError(f"max_metrics_buffer_bytes must be in [{MIN_METRICS_BUFFER_BYTES}, "
+                             f"{MAX_METRICS_BUFFER_BYTES}]: it must hold a few windows and "
+                             "events, and its file is rewritten whole at every change")
         if self.runner_pool_size < 1:
             raise ValueError("runner_pool_size must be at least 1")
         if list(self.latency_buckets_ms) != sorted(set(self.latency_buckets_ms)):

@@ -6,7 +6,11 @@ Layout::
     DATA_DIR/enrollment-key          random, made before the first Enroll (mode 0600): an Enroll
                                      repeated after a lost answer gets the same device back
     DATA_DIR/server-ca.pem           the CA for the control plane's TLS, given once with --tls-ca
-    DATA_DIR/metrics-pending.json    metric windows closed but not yet acknowledged by the server
+    DATA_DIR/metrics-buffer.json     what the server has not acknowledged yet: closed metric
+                                     windows and install events (``agent.metrics_buffer``)
+    DATA_DIR/metrics-open.json       the open metric window, as the last checkpoint saw it
+                                     (``agent.checkpoint``); an earlier version's
+                                     ``metrics-pending.json`` is moved into the buffer once
     DATA_DIR/state.json              accepted desired state (signed, base64), active models and
                                      the kept previous one per model, with signed manifests
     DATA_DIR/artifacts/<sha256>.tflite   complete artifacts whose length and sha256 verified
@@ -36,7 +40,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +54,7 @@ from agent.errors import (
 from agent.findings import INSUFFICIENT_STORAGE, Finding
 from agent.refs import ModelRef
 from agent.trust import Signed, check_artifact, nested_signed
-from protos.contract.files import move_into_place, replace_atomically
+from protos.contract.files import fsync_dir, move_into_place, replace_atomically
 from protos.contract.identifiers import is_enrollment_key
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,31 @@ class StoredState:
     probation: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
 
+class BestEffortWrites:
+    """Writes whose failure (a full disk) costs metrics, never serving: ``attempt`` catches the
+    OSError and says so in the log once per run of failures (a warning, then quiet until a write
+    succeeds again, which is logged too), so a full disk is not also filled with the news."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._failing = False
+
+    def attempt(self, write: Callable[[], None]) -> bool:
+        """Run ``write``; True when it returned, False when it raised OSError (logged)."""
+        try:
+            write()
+        except OSError as exc:
+            if not self._failing:
+                log.warning("could not write %s (%s): it is kept in memory only until a write "
+                            "succeeds", self._what, exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("%s written again", self._what)
+            self._failing = False
+        return True
+
+
 def file_digest(path: Path) -> tuple[int, str]:
     """Length and sha256 hex of a file, read in bounded chunks."""
     h = hashlib.sha256()
@@ -103,7 +132,9 @@ class AgentStore:
         self.enrollment_key_path = self.data_dir / "enrollment-key"
         self.tls_ca_path = self.data_dir / "server-ca.pem"
         self.state_path = self.data_dir / "state.json"
-        self.pending_windows_path = self.data_dir / "metrics-pending.json"
+        self.metrics_buffer_path = self.data_dir / "metrics-buffer.json"
+        self.open_windows_path = self.data_dir / "metrics-open.json"
+        self.legacy_pending_windows_path = self.data_dir / "metrics-pending.json"
         self.socket_path = self.data_dir / "agent.sock"
         self.artifacts_dir = self.data_dir / "artifacts"
         self.downloads_dir = self.data_dir / "downloads"
@@ -164,26 +195,34 @@ class AgentStore:
     def write_tls_ca(self, pem: bytes) -> None:
         replace_atomically(self.tls_ca_path, pem, mode=0o644)
 
-    # -- metric windows not yet acknowledged --------------------------------------------------
+    # -- metrics not yet sent -------------------------------------------------------------
 
-    def read_pending_windows(self) -> list[dict[str, Any]]:
-        """The windows ``write_pending_windows`` kept; empty when none (or unreadable: metrics
-        are not worth refusing to start for)."""
-        try:
-            docs = json.loads(self.pending_windows_path.read_bytes())["windows"]
-        except FileNotFoundError:
-            return []
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("%s is unreadable (%s): its metric windows are lost",
-                        self.pending_windows_path, exc)
-            return []
-        return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+    def read_metrics_buffer(self) -> dict[str, Any]:
+        """What ``write_metrics_buffer`` kept; empty when nothing is (see ``_read_metrics``)."""
+        return _read_metrics(self.metrics_buffer_path)
 
-    def write_pending_windows(self, docs: list[dict[str, Any]]) -> None:
-        if not docs:
-            self.pending_windows_path.unlink(missing_ok=True)
-            return
-        replace_atomically(self.pending_windows_path, _json_bytes({"windows": docs}))
+    def write_metrics_buffer(self, doc: dict[str, Any]) -> None:
+        """Raises OSError (a full disk): the caller keeps the buffer in memory and goes on."""
+        replace_atomically(self.metrics_buffer_path, compact_json(doc))
+
+    def read_open_windows(self) -> list[dict[str, Any]]:
+        """The open window's records as the last checkpoint wrote them; empty when none."""
+        return _window_docs(_read_metrics(self.open_windows_path))
+
+    def write_open_windows(self, docs: list[dict[str, Any]]) -> None:
+        """Keep the open window's records (none: remove the file). Raises OSError."""
+        if docs:
+            replace_atomically(self.open_windows_path, compact_json({"windows": docs}))
+        else:
+            _remove(self.open_windows_path)
+
+    def read_legacy_pending_windows(self) -> list[dict[str, Any]]:
+        """The closed windows an earlier version kept in ``metrics-pending.json``."""
+        return _window_docs(_read_metrics(self.legacy_pending_windows_path))
+
+    def remove_legacy_pending_windows(self) -> None:
+        """Once they are in the metrics buffer's file. Raises OSError."""
+        _remove(self.legacy_pending_windows_path)
 
     # -- accepted state ----------------------------------------------------------------------
 
@@ -312,6 +351,42 @@ def _active_model(doc: dict[str, Any]) -> ActiveModel:
 
 def _active_json(model: ActiveModel) -> dict[str, Any]:
     return {**dataclasses.asdict(model.ref), "manifest": model.signed_manifest.to_json()}
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; empty when absent, and when unreadable (logged): metrics are
+    not worth refusing to start for, and the next write replaces the file."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("%s is unreadable (%s): what it held is lost", path, exc)
+        return {}
+    if not isinstance(doc, dict):
+        log.warning("%s does not hold a JSON object: what it held is lost", path)
+        return {}
+    return doc
+
+
+def _window_docs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    windows = doc.get("windows", [])
+    return [w for w in windows if isinstance(w, dict)] if isinstance(windows, list) else []
+
+
+def _remove(path: Path) -> None:
+    """Unlink ``path`` if it is there, durably (the directory fsynced). Raises OSError."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)
+
+
+def compact_json(doc: dict[str, Any]) -> bytes:
+    """The form the metrics files are written in: compact, since the metrics buffer's bound is
+    in bytes, counted on this form (``agent.metrics_buffer``)."""
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
 def _json_bytes(doc: dict[str, Any]) -> bytes:

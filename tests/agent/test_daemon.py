@@ -374,7 +374,7 @@ def test_metric_windows_the_server_refuses_are_logged_and_not_sent_again(
         wait_until(lambda: len(cp.syncs) >= syncs + 3, what="three more syncs")
     assert "bucket counts sum" in refused[0].getMessage()
     assert cp.metric_reports == reports    # nothing was sent again
-    assert agent.metrics.pending() == []
+    assert agent.metrics_buffer.windows(limit=10) == []
 
 
 def test_an_enroll_whose_answer_was_lost_is_repeated_with_the_same_enrollment_key(
@@ -439,8 +439,9 @@ def test_metric_windows_not_yet_reported_survive_a_restart(
     for _ in range(3):
         first.predict(None, {MLP_INPUT: X})
     first.stop()
-    kept = json.loads((data_dir / "metrics-pending.json").read_text())["windows"]
+    kept = json.loads((data_dir / "metrics-buffer.json").read_text())["windows"]
     assert sum(w["count"] for w in kept) == 3
+    assert not (data_dir / "metrics-open.json").exists()   # a stop closed the open window
     assert cp.windows == {}
 
     cp.fail_metric_reports = 0
@@ -450,7 +451,7 @@ def test_metric_windows_not_yet_reported_survive_a_restart(
         wait_until(lambda: set(cp.windows) >= {w["window_id"] for w in kept},
                    what="the kept windows reported")
         assert sum(w.count for w in cp.windows.values()) == 3
-        wait_until(lambda: not (data_dir / "metrics-pending.json").exists(),
-                   what="the file cleared once acknowledged")
+        wait_until(lambda: json.loads((data_dir / "metrics-buffer.json").read_text())["windows"]
+                   == [], what="the file cleared once acknowledged")
     finally:
         second.stop()

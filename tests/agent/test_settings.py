@@ -27,3 +27,27 @@ def test_each_kind_of_setting_reads_from_text():
 def test_a_bad_pair_is_refused_naming_it(pair, says):
     with pytest.raises(ValueError, match=says):
         AgentSettings().with_text([pair])
+
+
+def test_the_metrics_bounds_read_from_text():
+    s = AgentSettings().with_text(["max_metrics_buffer_bytes=65536",
+                                   "metrics_checkpoint_seconds=0.5"])
+    assert (s.max_metrics_buffer_bytes, s.metrics_checkpoint_seconds) == (65536, 0.5)
+    assert (AgentSettings().max_metrics_buffer_bytes, AgentSettings().metrics_checkpoint_seconds) \
+        == (1024 * 1024, 2.0)
+
+
+@pytest.mark.parametrize(("pair", "says"), [
+    ("max_metrics_buffer_bytes=1000", r"max_metrics_buffer_bytes must be in \[16384, 67108864\]"),
+    ("max_metrics_buffer_bytes=100000000", "max_metrics_buffer_bytes must be in"),
+    ("metrics_checkpoint_seconds=0", "metrics_checkpoint_seconds must be at least 0.1"),
+    ("metrics_checkpoint_seconds=-2", "metrics_checkpoint_seconds must be at least"),
+    ("metrics_window_seconds=0", "metrics_window_seconds must be greater than 0"),
+    # Replaced by the byte bound: refused, naming the settings there are.
+    ("max_buffered_windows=10", "max_metrics_buffer_bytes"),
+])
+def test_a_metrics_bound_past_its_limits_is_refused_naming_it(pair, says):
+    """Input tried: a buffer too small for a few windows, one too large to rewrite at each
+    change, checkpoints with no interval, and a setting an earlier version had."""
+    with pytest.raises(ValueError, match=says):
+        AgentSettings().with_text([pair])

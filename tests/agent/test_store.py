@@ -122,15 +122,24 @@ def test_prune_keeps_only_named_artifacts_and_parts(store):
     assert not store.artifact_path("b" * 64).exists() and not store.part_path("b" * 64).exists()
 
 
-@pytest.mark.parametrize("content", [b"", b"{not json", b'{"windows": 7}', b"[]"])
-def test_unreadable_pending_windows_file_is_dropped_not_fatal(store, content):
-    """Input tried: an empty file, broken JSON, a wrong type, a wrong top-level shape."""
-    store.pending_windows_path.write_bytes(content)
-    assert store.read_pending_windows() == []
+@pytest.mark.parametrize("content", [b"", b"{not json", b'{"windows": 7}', b"[]", b"\xff\xfe"])
+def test_unreadable_metrics_files_are_read_as_empty_and_logged_not_fatal(store, content, caplog):
+    """Input tried: an empty file, broken JSON, a wrong type, a wrong top-level shape, bytes that
+    are not UTF-8; in each of the three metrics files."""
+    for path in (store.metrics_buffer_path, store.open_windows_path,
+                 store.legacy_pending_windows_path):
+        path.write_bytes(content)
+    assert store.read_metrics_buffer() in ({}, {"windows": 7})
+    assert store.read_open_windows() == []
+    assert store.read_legacy_pending_windows() == []
+    if content != b'{"windows": 7}':
+        assert "is unreadable" in caplog.text or "JSON object" in caplog.text
 
 
-def test_pending_windows_file_goes_away_when_nothing_is_pending(store):
-    store.write_pending_windows([{"window_id": "w1"}])
-    assert store.read_pending_windows() == [{"window_id": "w1"}]
-    store.write_pending_windows([])
-    assert not store.pending_windows_path.exists()
+def test_open_windows_file_goes_away_when_no_window_is_open(store):
+    store.write_open_windows([{"window_id": "w1"}])
+    assert store.read_open_windows() == [{"window_id": "w1"}]
+    assert mode(store.open_windows_path) == 0o644
+    store.write_open_windows([])
+    assert not store.open_windows_path.exists()
+    store.write_open_windows([])     # nothing to remove: not an error
