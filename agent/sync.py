@@ -1,6 +1,7 @@
 """The sync loop: the one thread that talks to the control plane and changes what is served.
 
-    enroll (first run) -> Sync (hardware with the first one)
+    enroll (first run) -> Sync (the hardware profile with the first one, and whenever it
+      changed: ``agent.hardware.changed``)
       -> a desired state in the answer? offer it to the trust state; refused: report it once
          (per document) and keep serving
       -> reconcile through the installer -> ReportStatus events, ReportMetrics windows
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 
 from agent.backoff import Backoff, jittered
 from agent.errors import AgentDataError, AgentError, AgentTransportError, EnrollmentRefusedError
+from agent.hardware import changed as hardware_changed
 from agent.link import ServerLink
 from agent.reconcile import Reconciler, StateWriter
 from agent.reporter import Reporter
@@ -69,7 +71,7 @@ class SyncLoop:
         self._hardware = hardware
         self._stop = stop
         self._thread = threading.Thread(target=self._run, name="agent-sync", daemon=True)
-        self._hardware_sent = False
+        self._hardware_reported: pb.HardwareProfile | None = None   # this run's, acknowledged
         self._server_poll_seconds: float | None = None
         self._refused_fingerprint: str | None = None
         #: Set when the loop ended for good on its own (the enrollment was refused).
@@ -166,10 +168,12 @@ class SyncLoop:
             known_sequence=self._trust.sequence,
             active=[live.ref.to_proto() for live in self._board.snapshot().live.values()],
         )
-        if not self._hardware_sent:
-            request.hardware.CopyFrom(self._hardware())
+        current = self._hardware()
+        if hardware_changed(self._hardware_reported, current):
+            request.hardware.CopyFrom(current)
         response = self._link.call("sync", "Sync", request)
-        self._hardware_sent = True
+        if request.HasField("hardware"):
+            self._hardware_reported = current
         self._board.synced(datetime.now(UTC))
         self._server_poll_seconds = response.poll_interval_seconds or None
         if response.HasField("desired_state"):

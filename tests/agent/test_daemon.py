@@ -65,6 +65,25 @@ def active_sha(agent: Agent, model: str = "face") -> str | None:
     return live.ref.sha256 if live else None
 
 
+def test_the_hardware_profile_is_reported_again_when_it_changes(start_agent, control_plane,
+                                                                 tmp_path, monkeypatch):
+    """Input tried: an Edge TPU library appearing where the loader looks while the agent
+    runs (as when the runtime is installed on a running device)."""
+    cp = control_plane.servicer
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(libs))
+    start_agent()
+    wait_until(lambda: len(cp.syncs) >= 3, what="three syncs")
+    assert "edgetpu" not in cp.syncs[0].hardware.delegates
+    assert not any(s.HasField("hardware") for s in cp.syncs[1:3])
+    (libs / "libedgetpu.so.1").write_bytes(b"\x7fELF")
+    seen = len(cp.syncs)
+    report = wait_until(lambda: next((s for s in cp.syncs[seen:] if s.HasField("hardware")),
+                                     None), what="the changed profile")
+    assert list(report.hardware.delegates) == ["xnnpack", "edgetpu"]
+
+
 def test_first_run_enrolls_installs_serves_and_reports(start_agent, control_plane, signing_key,
                                                        data_dir):
     cp = control_plane.servicer
@@ -89,7 +108,7 @@ def test_first_run_enrolls_installs_serves_and_reports(start_agent, control_plan
         ("face", v1.sha256, "active")]
     assert status["models"][0]["inferences"] == 1
 
-    # Hardware goes with the first sync only; later syncs carry what is active.
+    # Hardware goes with the first sync, later only when it changed; syncs carry what is active.
     assert cp.syncs[0].hardware.cpu_cores >= 1 and cp.syncs[0].hardware.interpreter.name
     wait_until(lambda: len(cp.syncs) >= 3)
     assert not cp.syncs[2].HasField("hardware")
