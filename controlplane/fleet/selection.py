@@ -296,7 +296,7 @@ def _cut(text: str) -> str:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
 
 def _int(value: Any) -> int:

@@ -286,7 +286,12 @@ def progress(session: Session, rollout_id: str, *, now: dt.datetime) -> Rollout:
     for wave in rollout.waves:
         members = [t for t in rollout.targets if t.wave_index == wave.index]
         if wave.state == "running" and all(t.state != "pending" for t in members):
-            wave.state = "failed" if any(t.state == "failed" for t in members) else "succeeded"
+            # Failed when a device failed, or when the wave deployed nothing because no device
+            # could run any variant: nothing to build the next wave's confidence on.
+            nothing = (not any(t.state == "succeeded" for t in members)
+                       and any(t.state == "no_compatible_variant" for t in members))
+            wave.state = ("failed" if nothing or any(t.state == "failed" for t in members)
+                          else "succeeded")
             wave.finished_at = now
     if all(w.state in ("succeeded", "failed") for w in rollout.waves):
         rollout.state = "failed" if any(w.state == "failed" for w in rollout.waves) else "succeeded"

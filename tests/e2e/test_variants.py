@@ -107,11 +107,18 @@ def test_variants_are_measured_per_interpreter_and_each_device_gets_what_it_runs
         assert table.returncode == 0
         assert "rejected: scores: cosine similarity" in table.stdout.decode()
 
-        enroll = f.cli("enroll-token", "create", "--uses", "2")
+        enroll = f.cli("enroll-token", "create", "--uses", "3")
         old_dir = start_agent(f, tmp_path, data, enroll["token"], "old-runtime", "tflite-runtime")
         new_dir = start_agent(f, tmp_path, data, enroll["token"], "new-runtime", "ai-edge-litert")
-        wait_for("both agents to enroll",
-                 lambda: len(f.cli("device", "list")["devices"]) == 2 or None, check=f.alive)
+        # A board with 100 KiB of RAM to spare: half of it holds only the full-integer variant
+        # with its arena (int8 activations); every other kind computes in float.
+        tiny_profile = tmp_path / "tiny.json"
+        tiny_profile.write_text(json.dumps({"arch": "armv7l", "ram_bytes": 256 * 2**20,
+                                            "ram_available_bytes": 100 * 1024}))
+        tiny_dir = start_agent(f, tmp_path, data, enroll["token"], "tiny", "ai-edge-litert",
+                               "--hardware-profile", str(tiny_profile))
+        wait_for("the agents to enroll",
+                 lambda: len(f.cli("device", "list")["devices"]) == 3 or None, check=f.alive)
 
         # dynamic_int8 for everyone: refused where it was rejected, deployed where it runs right
         final = roll_out(f, "cnn:1.0.0", "runs=tflite-runtime", "--variant", "dynamic_int8")
@@ -132,7 +139,7 @@ def test_variants_are_measured_per_interpreter_and_each_device_gets_what_it_runs
         inputs = tmp_path / "in.npz"
         np.savez(inputs, **sample)
         expected = reference_outputs(model, sample, interpreter="ai-edge-litert")["scores"]
-        for agent_dir, kind in ((old_dir, "int8"), (new_dir, "dynamic_int8")):
+        def answers_with(agent_dir: Path, kind: str) -> None:
             status = json.loads(f.agent("status", "--data-dir", str(agent_dir), "-o",
                                         "json").stdout)
             assert [(m["variant"], m["state"]) for m in status["models"]] == [(kind, "active")]
@@ -140,7 +147,24 @@ def test_variants_are_measured_per_interpreter_and_each_device_gets_what_it_runs
             assert got.dtype == np.float32 and got.shape == expected.shape
             np.testing.assert_allclose(got, expected, atol=0.08)
             assert int(np.argmax(got)) == int(np.argmax(expected))
-        assert f.stop("old-runtime") == 0 and f.stop("new-runtime") == 0
+
+        answers_with(old_dir, "int8")
+        answers_with(new_dir, "dynamic_int8")
+
+        # One rollout, chosen per device: the most accurate variant each can hold.
+        (tiny,) = [d for d in f.cli("device", "list")["devices"] if d["name"] == "tiny"]
+        assert tiny["hardware_class"]["name"] == "armv7l/ai-edge-litert-2.3/256M/cpu"
+        explained = f.cli("device", "explain", tiny["id"], "cnn:1.0.0", "--prefer", "accuracy")
+        assert explained["chosen"] == "int8", explained
+        float32 = next(v for v in explained["variants"] if v["kind"] == "float32")
+        assert any("loaded" in r and "of the 100.0 KiB RAM available" in r
+                   for r in float32["reasons"]), float32
+        final = roll_out(f, "cnn:1.0.0", "*", "--prefer", "accuracy")
+        assert final["state"] == "succeeded" and final["prefer"] == "accuracy", final
+        answers_with(old_dir, "float32")
+        answers_with(new_dir, "float32")
+        answers_with(tiny_dir, "int8")
+        assert f.stop("old-runtime") == 0 and f.stop("new-runtime") == 0 and f.stop("tiny") == 0
         assert f.stop("server") == 0
 
 
@@ -183,10 +207,31 @@ def test_a_device_whose_interpreter_runs_a_variant_wrongly_proves_it_and_never_a
         status = json.loads(f.agent("status", "--data-dir", str(old_dir), "-o", "json").stdout)
         assert [(m["variant"], m["state"]) for m in status["models"]] == [("float32", "active")]
 
+        # Learned: the variant is marked for this device's class, and the next device of the
+        # class is not given it (it never downloads it), while the class of the other agent
+        # still is.
+        (mark,) = f.cli("fleet", "compat", "list")["incompatibilities"]
+        assert (mark["variant"], mark["finding"]["reason"]) == ("dynamic_int8", "golden_mismatch")
+        more = f.cli("enroll-token", "create")
+        next_dir = start_agent(f, tmp_path, data, more["token"], "next-old", "tflite-runtime",
+                               "--hardware-profile", str(claims))
+        wait_for("the third agent to enroll",
+                 lambda: len(f.cli("device", "list")["devices"]) == 3 or None, check=f.alive)
+        (nxt,) = [d for d in f.cli("device", "list")["devices"] if d["name"] == "next-old"]
+        assert nxt["hardware_class"]["key"] == mark["hardware_class"]["key"]
+        explained = f.cli("device", "explain", nxt["id"], "cnn:1.0.0")
+        marked = next(v for v in explained["variants"] if v["kind"] == "dynamic_int8")
+        assert not marked["eligible"] and "marked incompatible with class" in marked["reasons"][0]
+        # Both devices of the class, the one that found it out and the new one.
+        final = roll_out(f, "cnn:1.0.0", "runs=tflite-runtime", "--variant", "dynamic_int8")
+        assert final["waves"][0]["no_compatible"] == 2 and final["state"] == "failed", final
+        assert {d["state"] for d in final["failed_devices"]} == {"no_compatible_variant"}
+        assert not list((next_dir / "artifacts").glob("*.tflite"))
+
         assert roll_out(f, "cnn:1.0.0", "runs=ai-edge-litert", "--variant", "dynamic_int8")[
             "state"] == "succeeded"
         status = json.loads(f.agent("status", "--data-dir", str(new_dir), "-o", "json").stdout)
         assert [(m["variant"], m["state"]) for m in status["models"]] == [
             ("dynamic_int8", "active")]
-        assert f.stop("old-runtime") == 0 and f.stop("new-runtime") == 0
+        assert f.stop("old-runtime") == 0 and f.stop("new-runtime") == 0 and f.stop("next-old") == 0
         assert f.stop("server") == 0
