@@ -186,7 +186,10 @@ def select_variant(variants: Sequence[Variant], device: DeviceFacts, min_runtime
                 for v in variants]
     eligible = [(v, vd) for v, vd in zip(variants, verdicts, strict=True) if vd.eligible]
     if not eligible:
-        why = "; ".join(f"{vd.kind}: {', '.join(vd.reasons)}" for vd in verdicts)
+        # With --variant, the other kinds' "not asked for" says nothing worth reading.
+        shown = [vd for vd in verdicts if not policy.variant or vd.kind == policy.variant]
+        why = "; ".join(f"{vd.kind} {', '.join(vd.reasons)}" for vd in shown) or \
+            f"the version has no {policy.variant} variant"
         if not variants:
             why = "the version has no variants"
         return Selection(None, _cut(f"no variant this device can run: {why}"), tuple(verdicts))
