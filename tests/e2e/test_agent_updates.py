@@ -100,13 +100,17 @@ def test_a_version_that_gives_nan_on_field_data_is_rolled_back_by_the_device_and
         assert dm["finding"]["interpreter"] in ("tflite-runtime", "ai-edge-litert"), dm
         assert dm["active"] is None, dm
 
-        def received_from_2() -> dict[str, Any] | None:
+        def received(version: str, nonfinite: int) -> dict[str, Any] | None:
             rows = f.cli("device", "show", device["id"])["metrics"]
-            return next((m for m in rows if m["version"] == "2.0.0" and m["inferences"]), None)
+            return next((m for m in rows if m["version"] == version and m["inferences"]
+                         and m["nonfinite"] == nonfinite), None)
 
-        # What arrived: the window holding the answer 2.0.0 gave, counted against 2.0.0. (Its
-        # nonfinite figure is the agent's to send: MetricWindow.nonfinite, not yet filled.)
-        seen = wait_for("2.0.0's answer among the metrics received", received_from_2,
-                        timeout=30, check=f.alive)
-        assert seen["windows"] >= 1 and seen["nonfinite"] <= seen["inferences"], seen
+        # What arrived: 2.0.0's one answer, counted against it as non-finite; 1.0.0's answer
+        # after the rollback, finite.
+        seen = wait_for("2.0.0's answer among the metrics received",
+                        lambda: received("2.0.0", 1), timeout=30, check=f.alive)
+        assert (seen["inferences"], seen["errors"], seen["nonfinite"]) == (1, 0, 1), seen
+        back = wait_for("1.0.0's answer among the metrics received",
+                        lambda: received("1.0.0", 0), timeout=30, check=f.alive)
+        assert back["inferences"] >= 1 and back["errors"] == 0, back
         assert f.stop("agent") == 0 and f.stop("server") == 0
