@@ -53,6 +53,7 @@ from agent.errors import (
 )
 from agent.hardware import load_hardware_overrides
 from agent.settings import AgentSettings
+from agent.transport import low_latency_grpc
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
 
@@ -68,6 +69,7 @@ exit codes: 0 ok, 1 failure, 2 usage or configuration, 3 not reachable, 4 refuse
 
 
 def main(argv: list[str] | None = None) -> int:
+    low_latency_grpc()   # before any channel or server exists (agent.transport)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
