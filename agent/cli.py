@@ -216,10 +216,12 @@ def _run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     agent.start()
+    # The sync thread may also end on its own (enrollment refused). A thread that only waits for
+    # it (a join: no timer) then stops the agent too, so an idle agent's main thread never wakes.
+    threading.Thread(target=lambda: (agent.wait(), stop.set()), name="agent-watch",
+                     daemon=True).start()
     try:
-        # Wake now and then: the sync thread may end on its own (enrollment refused).
-        while not stop.wait(0.5) and not agent.wait(0):
-            pass
+        stop.wait()   # a signal's handler sets it too: the wait is interrupted to run it
     finally:
         logging.getLogger(__name__).info("stopping")
         agent.stop()
