@@ -19,11 +19,14 @@ This process asks gRPC for the lower-latency poller first (``agent.transport.low
 as ``edgefleet-agent`` does and an application may); ``--default-grpc`` leaves gRPC's default
 (the EventEngine client) to measure what an application that does not gets.
 
-Measured, closed loop for ``--seconds`` after ``--warmup``, raw then agent for each thread count,
-``--rounds`` times (figures pooled over the rounds):
+Measured, closed loop for ``--seconds`` after ``--warmup``, raw, echo, then agent for each
+thread count, ``--rounds`` times (figures pooled over the rounds):
 - raw: ``set_tensor``, ``invoke``, ``get_tensor`` on a tflite-runtime ``Interpreter`` (same
   interpreter package and thread setting as the agent), one interpreter per thread since an
   interpreter is not thread-safe;
+- bare gRPC echo (``_echo_process``): the same client channel, request and response sizes to a
+  server of the agent's shape that only answers: gRPC's own share of a local call, so
+  agent - echo is what the agent's code adds to it;
 - agent: ``InferenceClient.predict_result`` (what ``predict`` does) on one shared client, which
   crosses the unix socket, the agent's input checks, its interpreter pool
   (``runner_pool_size``, default 2) and metrics. The agent's own ``latency_ms`` (inside the
@@ -57,7 +60,8 @@ import numpy as np
 
 from agent import Agent, InferenceClient, NoModelLoadedError
 from agent.settings import AgentSettings
-from agent.transport import low_latency_grpc
+from agent.transport import low_latency_grpc, open_channel
+from agent.wire import encode_tensor
 from benchmarks._agent_process import (
     INTERPRETER_MODULES,
     AgentProcess,
@@ -65,9 +69,12 @@ from benchmarks._agent_process import (
     wait_serving,
 )
 from benchmarks._controlplane import ControlPlaneUnderTest, wait_for
+from benchmarks._echo_process import METHOD as ECHO_METHOD
+from benchmarks._echo_process import EchoProcess
 from benchmarks._loop import LoopResult, closed_loop, interleaved
 from benchmarks._report import latency_summary, print_table, ratio, write_results
 from controlplane.modelgen import build_cnn, build_mobilenet
+from protos import edgefleet_pb2 as pb
 
 NAME = "agent_predict"
 MODEL, VERSION = "bench-predict", "1.0.0"
@@ -154,18 +161,41 @@ def summarise(results: list[LoopResult]) -> dict[str, float]:
                            sum(r.seconds for r in results))
 
 
+def echo_call(endpoint: str, request: bytes) -> Callable[[], object]:
+    """One unary call to the bare echo (``_echo_process``) with ``request``'s bytes, on a
+    channel made as ``InferenceClient`` makes its own."""
+    channel = open_channel(endpoint, AgentSettings())
+    call = channel.unary_unary(ECHO_METHOD)
+    timeout = AgentSettings().local_rpc_timeout_seconds
+    return lambda: call(request, timeout=timeout)
+
+
+def response_bytes(client: InferenceClient, inputs: dict[str, np.ndarray]) -> int:
+    """The size of the agent's serialized PredictResponse to ``inputs``."""
+    result = client.predict_result(inputs)
+    return pb.PredictResponse(
+        outputs={k: encode_tensor(v) for k, v in result.outputs.items()},
+        ref=result.ref.to_proto(), latency_ms=result.latency_ms).ByteSize()
+
+
 def measure_socket(args: argparse.Namespace, client: InferenceClient, model_path: Path,
-                   image: np.ndarray) -> dict[str, Any]:
-    """Raw, then agent, for each thread count, ``args.rounds`` times; pooled per phase."""
+                   image: np.ndarray, echo: EchoProcess) -> dict[str, Any]:
+    """Raw, bare echo, then agent, for each thread count, ``args.rounds`` times; pooled per
+    phase. The echo sends and answers as many bytes as the agent's Predict does."""
     inputs = {"image": image}
+    request = pb.PredictRequest(inputs={"image": encode_tensor(image)}).SerializeToString()
+    call_echo = echo_call(echo.endpoint, request)
     in_agent_ms: dict[int, list[float]] = {n: [] for n in args.thread_counts}
     raw: dict[int, list[LoopResult]] = {n: [] for n in args.thread_counts}
+    bare: dict[int, list[LoopResult]] = {n: [] for n in args.thread_counts}
     agent: dict[int, list[LoopResult]] = {n: [] for n in args.thread_counts}
     for _ in range(args.rounds):
         for threads in args.thread_counts:
             raw_calls = [raw_call(model_path, args.interpreter, image) for _ in range(threads)]
             raw[threads].append(closed_loop(raw_calls, warmup=args.warmup,
                                             seconds=args.seconds))
+            bare[threads].append(closed_loop([call_echo] * threads, warmup=args.warmup,
+                                             seconds=args.seconds))
             seen = in_agent_ms[threads]
 
             def agent_call(seen: list[float] = seen) -> None:
@@ -176,10 +206,14 @@ def measure_socket(args: argparse.Namespace, client: InferenceClient, model_path
     phases: dict[str, Any] = {}
     for threads in args.thread_counts:
         raw_s, agent_s = summarise(raw[threads]), summarise(agent[threads])
+        bare_s = summarise(bare[threads])
         phases[f"threads_{threads}"] = {
             "threads": threads,
             "raw_invoke": raw_s,
+            "bare_grpc_echo": bare_s,
             "agent_predict": agent_s,
+            # What is gRPC's own (the echo's round trip) and what is left for the agent.
+            "agent_over_echo_p50_us": round(agent_s["p50_us"] - bare_s["p50_us"], 1),
             # Warm-up calls included: the agent's own figure is not tied to the window.
             "agent_reported_in_agent_ms_median": round(statistics.median(in_agent_ms[threads]),
                                                        4),
@@ -283,7 +317,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     big_diff = agree(raw_call(big_path, args.interpreter, big_image)(),
                                      embedded.predict(None, {"image": big_image})
                                      .outputs["scores"], "embedded")
-                    phases = measure_socket(args, client, model_path, image)
+                    with EchoProcess(root / "echo.sock",
+                                     response_bytes(client, {"image": image})) as echo:
+                        phases = measure_socket(args, client, model_path, image, echo)
                 embedded_phase = measure_embedded(args, embedded, big_path, big_image)
         finally:
             cp.stop()
@@ -333,6 +369,10 @@ def report(doc: dict[str, Any]) -> None:
         rows.append((f"raw invoke, {n} thread(s)", f"{raw['throughput_per_s']:.0f}",
                      f"{raw['p50_us']:.0f}", f"{raw['p99_us']:.0f}", f"{raw['mean_us']:.0f}",
                      "", ""))
+        echo = phase["bare_grpc_echo"]
+        rows.append((f"bare gRPC echo, {n} thread(s)", f"{echo['throughput_per_s']:.0f}",
+                     f"{echo['p50_us']:.0f}", f"{echo['p99_us']:.0f}",
+                     f"{echo['mean_us']:.0f}", "", ""))
         rows.append((f"agent predict, {n} thread(s)", f"{agent['throughput_per_s']:.0f}",
                      f"{agent['p50_us']:.0f}", f"{agent['p99_us']:.0f}",
                      f"{agent['mean_us']:.0f}", f"{phase['overhead_mean_us']:.0f}",
