@@ -212,22 +212,47 @@ def _run(args: argparse.Namespace) -> int:
         hardware_overrides=overrides,
         settings=settings,
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    wake = _StopSignal()   # before start(): a SIGTERM while starting stops it right after
     agent.start()
-    # The sync thread may also end on its own (enrollment refused). A thread that only waits for
-    # it (a join: no timer) then stops the agent too, so an idle agent's main thread never wakes.
-    threading.Thread(target=lambda: (agent.wait(), stop.set()), name="agent-watch",
-                     daemon=True).start()
+    wake.watch(agent)
     try:
-        stop.wait()   # a signal's handler sets it too: the wait is interrupted to run it
+        wake.wait()
     finally:
         logging.getLogger(__name__).info("stopping")
         agent.stop()
     if agent.fatal_error is not None:
         return exit_code(agent.fatal_error)
     return EXIT_OK
+
+
+class _StopSignal:
+    """What ends ``run``: SIGTERM or SIGINT, or the sync thread ending on its own (enrollment
+    refused); waited for with no timer, so an idle agent's main thread never wakes.
+
+    A signal may be delivered to any thread, and Python runs its handler only when the main
+    thread executes bytecode: a main thread asleep on a lock would sleep through it. So the main
+    thread sleeps in a read of a pipe that the interpreter's C-level signal handler writes to
+    (``signal.set_wakeup_fd``), whichever thread the signal hit; a watcher thread that joins the
+    sync thread writes to it too. The pipe stays open for the life of the process: the watcher
+    may write after ``run`` returned, and a closed descriptor's number could be reused.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        signal.set_wakeup_fd(self._write)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)   # the wake-up byte is what counts
+
+    def watch(self, agent: Agent) -> None:
+        def watcher() -> None:
+            agent.wait()
+            os.write(self._write, b"\0")
+
+        threading.Thread(target=watcher, name="agent-watch", daemon=True).start()
+
+    def wait(self) -> None:
+        os.read(self._read, 1)
 
 
 def _client(args: argparse.Namespace) -> InferenceClient:
