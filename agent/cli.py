@@ -53,6 +53,7 @@ from agent.errors import (
 )
 from agent.hardware import load_hardware_overrides
 from agent.settings import AgentSettings
+from agent.transport import low_latency_grpc
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
 
@@ -68,6 +69,7 @@ exit codes: 0 ok, 1 failure, 2 usage or configuration, 3 not reachable, 4 refuse
 
 
 def main(argv: list[str] | None = None) -> int:
+    low_latency_grpc()   # before any channel or server exists (agent.transport)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -210,20 +212,47 @@ def _run(args: argparse.Namespace) -> int:
         hardware_overrides=overrides,
         settings=settings,
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    wake = _StopSignal()   # before start(): a SIGTERM while starting stops it right after
     agent.start()
+    wake.watch(agent)
     try:
-        # Wake now and then: the sync thread may end on its own (enrollment refused).
-        while not stop.wait(0.5) and not agent.wait(0):
-            pass
+        wake.wait()
     finally:
         logging.getLogger(__name__).info("stopping")
         agent.stop()
     if agent.fatal_error is not None:
         return exit_code(agent.fatal_error)
     return EXIT_OK
+
+
+class _StopSignal:
+    """What ends ``run``: SIGTERM or SIGINT, or the sync thread ending on its own (enrollment
+    refused); waited for with no timer, so an idle agent's main thread never wakes.
+
+    A signal may be delivered to any thread, and Python runs its handler only when the main
+    thread executes bytecode: a main thread asleep on a lock would sleep through it. So the main
+    thread sleeps in a read of a pipe that the interpreter's C-level signal handler writes to
+    (``signal.set_wakeup_fd``), whichever thread the signal hit; a watcher thread that joins the
+    sync thread writes to it too. The pipe stays open for the life of the process: the watcher
+    may write after ``run`` returned, and a closed descriptor's number could be reused.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        signal.set_wakeup_fd(self._write)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)   # the wake-up byte is what counts
+
+    def watch(self, agent: Agent) -> None:
+        def watcher() -> None:
+            agent.wait()
+            os.write(self._write, b"\0")
+
+        threading.Thread(target=watcher, name="agent-watch", daemon=True).start()
+
+    def wait(self) -> None:
+        os.read(self._read, 1)
 
 
 def _client(args: argparse.Namespace) -> InferenceClient:

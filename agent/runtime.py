@@ -8,9 +8,14 @@ Invariants:
 - A runner whose interpreter tensors (names, dtypes, shapes) contradict the signed manifest is
   never built (ModelLoadError).
 - An interpreter is not thread-safe: each request borrows one from a small pool
-  (``runner_pool_size``) and returns it, so a runner serves concurrent callers safely.
-- Requests are checked before any interpreter is touched; a malformed one raises
-  InvalidInputError and changes nothing.
+  (``runner_pool_size``, ``agent.pool``) and returns it, so a runner serves concurrent callers
+  safely.
+- Requests are checked before any interpreter is touched (names, float dtype, exact shape, and
+  so size; finite values for a quantized input); a malformed one raises InvalidInputError and
+  changes nothing.
+- What the checks and conversions need per tensor (index, dtype, shape, quantization, whether
+  it is quantized) is read from the interpreter once, at load, and kept in ``_Binding``s: a
+  request does no lookup in the interpreter's tensor details.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import queue
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +41,7 @@ from agent.errors import (
     ValidationError,
 )
 from agent.findings import LATENCY_BUDGET, LOAD_FAILED, VALIDATION_FAILED, Finding
+from agent.pool import InterpreterPool
 from agent.settings import AgentSettings
 from protos.contract import ContractError
 from protos.contract.documents import Quantization
@@ -74,17 +79,15 @@ def interpreter_factory(choice: str | None = None) -> tuple[Callable[..., Any], 
 
 @dataclass(frozen=True)
 class _Binding:
-    """One model tensor as the interpreter holds it, under its manifest name."""
+    """One model tensor as the interpreter holds it, under its manifest name; built once at
+    load, read by every request."""
 
     name: str
     index: int
     dtype: np.dtype
     shape: tuple[int, ...]
     quantization: Quantization | None
-
-    @property
-    def quantized(self) -> bool:
-        return is_quantized(self.dtype, self.quantization)
+    quantized: bool
 
     def describe(self) -> str:
         return f"{self.name} (float {list(self.shape)})"
@@ -110,13 +113,13 @@ class ModelRunner:
         self.settings = settings or AgentSettings()
         self.manifest = manifest
         factory, self.interpreter_info = interpreter_factory(self.settings.interpreter_choice)
-        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
         first = self._load(factory, path)
         self.inputs = _bindings(first.get_input_details(), manifest["inputs"], "input")
         self.outputs = _bindings(first.get_output_details(), manifest["outputs"], "output")
-        self._pool.put(first)
-        for _ in range(self.settings.runner_pool_size - 1):
-            self._pool.put(self._load(factory, path))
+        self._input_names = frozenset(b.name for b in self.inputs)
+        self._pool = InterpreterPool(
+            [first, *(self._load(factory, path)
+                      for _ in range(self.settings.runner_pool_size - 1))])
 
     def _load(self, factory: Callable[..., Any], path: Path | str) -> Any:
         try:
@@ -138,17 +141,18 @@ class ModelRunner:
         input) before touching an interpreter, InferenceError if the interpreter fails.
         """
         feed = self._prepare(inputs)
-        interpreter = self._pool.get()
+        interpreter = self._pool.borrow()
         try:
             for binding, value in feed:
                 interpreter.set_tensor(binding.index, value)
             interpreter.invoke()
-            raw = {b.name: interpreter.get_tensor(b.index) for b in self.outputs}
+            # get_tensor copies: the interpreter's buffers are reused by the next borrower.
+            raw = [(b, interpreter.get_tensor(b.index)) for b in self.outputs]
         except (ValueError, RuntimeError) as exc:
             raise InferenceError(f"interpreter failed: {exc}") from exc
         finally:
-            self._pool.put(interpreter)
-        return {b.name: _dequantize(b, raw[b.name]) for b in self.outputs}
+            self._pool.give_back(interpreter)
+        return {b.name: _dequantize(b, value) for b, value in raw}
 
     def validate(self, budget: LatencyBudget | None = None) -> ValidationReport:
         """Smoke-test before activation: zeros, then random inputs in range; outputs must be
@@ -188,10 +192,10 @@ class ModelRunner:
     def _prepare(self, inputs: Mapping[str, Any]) -> list[tuple[_Binding, np.ndarray]]:
         if not isinstance(inputs, Mapping):
             raise InvalidInputError("inputs must be a mapping of input name to array")
-        expected = {b.name for b in self.inputs}
-        unknown = sorted(set(inputs) - expected)
-        missing = sorted(expected - set(inputs))
-        if unknown or missing:
+        if inputs.keys() != self._input_names:
+            expected = self._input_names
+            unknown = sorted(set(inputs) - expected)
+            missing = sorted(expected - set(inputs))
             takes = ", ".join(b.describe() for b in self.inputs)
             parts = ([f"unknown input(s) {unknown}"] if unknown else []) + (
                 [f"missing input(s) {missing}"] if missing else []
@@ -246,6 +250,7 @@ def _bindings(
                 dtype=dtype,
                 shape=shape,
                 quantization=quantization,
+                quantized=is_quantized(dtype, quantization),
             )
         )
     return tuple(bindings)
@@ -264,6 +269,8 @@ def _quantize(binding: _Binding, value: Any) -> np.ndarray:
             f"{list(binding.shape)}"
         )
     if not binding.quantized:
+        # No copy when the caller's array already is C-contiguous of the tensor's dtype:
+        # set_tensor copies it into the interpreter anyway.
         return np.ascontiguousarray(array, dtype=binding.dtype)
     assert binding.quantization is not None
     try:

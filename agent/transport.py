@@ -4,9 +4,17 @@ the control plane into an ``AgentTransportError``.
 
 A call that failed with a code in ``TRANSIENT_CODES`` is worth retrying with backoff; any other
 code means the server refused the request and retrying the same request will not help.
+
+``low_latency_grpc()`` is the one process-wide choice here: gRPC core's EventEngine client and
+listener (the default since grpcio 1.6x) do every socket read and write on threads of their own
+and hand the result to the Python thread over a completion queue, two more thread switches per
+unary call than the older poller, which does the I/O in the thread that waits for it. For the
+local endpoint's small calls that is most of their cost (benchmarks/README.md, agent_predict).
 """
 
 from __future__ import annotations
+
+import os
 
 import grpc
 
@@ -23,6 +31,24 @@ TRANSIENT_CODES = frozenset(
         grpc.StatusCode.UNKNOWN,
     }
 )
+
+
+#: GRPC_EXPERIMENTS value that turns the EventEngine client and listener off (see above).
+LOW_LATENCY_GRPC_EXPERIMENTS = "-event_engine_client,-event_engine_listener"
+
+
+def low_latency_grpc() -> bool:
+    """Ask gRPC core for the poller that does socket I/O in the waiting thread, process-wide.
+
+    Only has an effect before the process's first gRPC channel or server (the variable is read
+    once, when gRPC core starts), and never overrides a ``GRPC_EXPERIMENTS`` the environment
+    already sets: returns False then, True when it set it. ``edgefleet-agent`` calls it first
+    thing; an application that embeds ``InferenceClient`` may call it at its own start.
+    """
+    if "GRPC_EXPERIMENTS" in os.environ:
+        return False
+    os.environ["GRPC_EXPERIMENTS"] = LOW_LATENCY_GRPC_EXPERIMENTS
+    return True
 
 
 def message_limits(settings: AgentSettings) -> list[tuple[str, int]]:

@@ -2,12 +2,16 @@
 to ``pb.Tensor`` and back, the status document, and refusal errors to gRPC codes and back.
 
 Tensors travel as raw little-endian bytes in C order; decoding checks that dtype, shape and byte
-count agree before any array is built, and refuses with InvalidInputError otherwise.
+count agree before any array is built, and refuses with InvalidInputError otherwise. The numeric
+dtypes are looked up in a table built at import (a name, its native and little-endian forms), so
+the common tensor costs no dtype parsing either way; any other spelling numpy accepts still goes
+through ``np.dtype`` and the same checks.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -39,22 +43,43 @@ _CODE_ERRORS: dict[grpc.StatusCode, type[AgentError]] = {
 _NUMERIC_KINDS = "biuf"
 
 
+@dataclass(frozen=True)
+class _WireType:
+    name: str            # as it travels
+    native: np.dtype     # as arrays are built and read here
+    little: np.dtype     # as its bytes travel
+
+    @classmethod
+    def of(cls, dtype: np.dtype) -> _WireType:
+        native = dtype.newbyteorder("=")
+        return cls(native.name, native, native.newbyteorder("<"))
+
+
+_WIRE_TYPES = [_WireType.of(np.dtype(code)) for code in "?" + np.typecodes["AllInteger"]
+               + np.typecodes["Float"]]
+_BY_DTYPE = {w.native: w for w in _WIRE_TYPES}
+_BY_NAME = {w.name: w for w in _WIRE_TYPES}
+
+
 def encode_tensor(array: Any) -> pb.Tensor:
     a = np.asarray(array)
-    if a.dtype.kind not in _NUMERIC_KINDS:
-        raise InvalidInputError(f"dtype {a.dtype} cannot travel; use a numeric array")
-    little = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-    return pb.Tensor(dtype=a.dtype.name, shape=list(a.shape), data=little.tobytes())
+    wire = _BY_DTYPE.get(a.dtype)
+    if wire is None:
+        if a.dtype.kind not in _NUMERIC_KINDS:
+            raise InvalidInputError(f"dtype {a.dtype} cannot travel; use a numeric array")
+        wire = _WireType.of(a.dtype)   # a numeric dtype in a foreign byte order
+    if a.dtype != wire.little:
+        a = a.astype(wire.little)
+    # tobytes() gives C order whatever the array's layout: no ascontiguousarray first.
+    return pb.Tensor(dtype=wire.name, shape=a.shape, data=a.tobytes())
 
 
 def decode_tensor(name: str, tensor: pb.Tensor) -> np.ndarray:
     """The array ``tensor`` carries. Raises InvalidInputError when it is inconsistent."""
-    try:
-        dtype = np.dtype(tensor.dtype)
-    except TypeError as exc:
-        raise InvalidInputError(f"tensor {name!r}: unknown dtype {tensor.dtype!r}") from exc
-    if dtype.kind not in _NUMERIC_KINDS:
-        raise InvalidInputError(f"tensor {name!r}: dtype {tensor.dtype!r} is not numeric")
+    wire = _BY_NAME.get(tensor.dtype)
+    if wire is None:
+        wire = _parse_wire_type(name, tensor.dtype)
+    dtype = wire.native
     shape = tuple(tensor.shape)
     if any(d < 0 for d in shape):
         raise InvalidInputError(f"tensor {name!r}: negative dimension in shape {list(shape)}")
@@ -64,8 +89,19 @@ def decode_tensor(name: str, tensor: pb.Tensor) -> np.ndarray:
             f"tensor {name!r}: shape {list(shape)} of {dtype.name} needs {expected} bytes, "
             f"got {len(tensor.data)}"
         )
-    little = np.frombuffer(tensor.data, dtype=dtype.newbyteorder("<")).reshape(shape)
-    return little.astype(dtype.newbyteorder("="), copy=False)
+    little = np.frombuffer(tensor.data, dtype=wire.little).reshape(shape)
+    return little.astype(dtype, copy=False)
+
+
+def _parse_wire_type(name: str, text: str) -> _WireType:
+    """A dtype spelling outside the table (``<f4``, ``float``). Raises InvalidInputError."""
+    try:
+        dtype = np.dtype(text)
+    except TypeError as exc:
+        raise InvalidInputError(f"tensor {name!r}: unknown dtype {text!r}") from exc
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise InvalidInputError(f"tensor {name!r}: dtype {text!r} is not numeric")
+    return _WireType.of(dtype)
 
 
 def status_code_for(exc: PredictRequestError) -> grpc.StatusCode:

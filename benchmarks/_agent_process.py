@@ -134,7 +134,7 @@ class AgentProcess:
     """``edgefleet-agent run`` on ``root/agent``; its output appended to ``root/agent.log``."""
 
     def __init__(self, cp: ControlPlaneUnderTest, root: Path, *, labels: dict[str, str],
-                 name: str = "bench-agent", poll_interval: float = 0.2,
+                 name: str = "bench-agent", poll_interval: float | None = 0.2,
                  settings: dict[str, Any] | None = None,
                  interpreter: str = INTERPRETER) -> None:
         self.cp = cp
@@ -155,11 +155,13 @@ class AgentProcess:
         labels = ",".join(f"{k}={v}" for k, v in self.labels.items())
         settings = [arg for name, value in self._settings.items()
                     for arg in ("--set", f"{name}={value}")]
+        # No --poll-interval (None): the control plane's poll_interval_seconds, as on a device.
+        poll = ([] if self._poll_interval is None
+                else ["--poll-interval", f"{self._poll_interval:g}"])
         return [sys.executable, "-m", "agent.cli", "run", "--server", self.cp.address,
                 "--data-dir", str(self.data_dir),
                 "--trust-key", str(self.cp.settings.signing_public_key_path),
-                "--labels", labels, "--name", self._name,
-                "--poll-interval", f"{self._poll_interval:g}", *settings]
+                "--labels", labels, "--name", self._name, *poll, *settings]
 
     @property
     def pid(self) -> int:

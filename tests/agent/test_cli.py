@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -91,6 +92,22 @@ def test_run_status_predict_and_graceful_stop(running_agent, control_plane, data
     assert process.returncode == 0, stderr
     assert "stopping" in stderr
     assert not (data_dir / "agent.sock").exists()
+
+
+def test_a_sigterm_that_lands_on_another_thread_still_stops_the_agent(running_agent):
+    """Input tried: SIGTERM sent with tgkill to each thread of the process but the main one (a
+    process-directed signal may land on any of them; the main thread sleeps without a timer).
+    Linux only, as the agent."""
+    process, _model = running_agent
+    tasks = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task"))
+    others = [t for t in tasks if t != process.pid]
+    assert others
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = {"x86_64": 234, "aarch64": 131}[os.uname().machine]   # tgkill's syscall number
+    assert libc.syscall(number, process.pid, others[-1], signal.SIGTERM) == 0
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "stopping" in stderr
 
 
 def test_predict_with_a_wrong_input_name_exits_4_and_says_what_the_model_takes(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agent import InferenceClient, InvalidInputError, ModelNotFoundError, NoModelLoadedError
-from agent.errors import AgentTransportError, ConfigurationError
+from agent.errors import AgentError, AgentTransportError, ConfigurationError
 from agent.metrics import MetricsRecorder
 from agent.refs import ModelRef
 from agent.runtime import ModelRunner
@@ -21,7 +21,7 @@ from agent.server import LocalInferenceServer
 from agent.serving import LiveModel, ModelTable, Prediction
 from agent.settings import AgentSettings
 from agent.trust import Signed
-from agent.wire import encode_tensor
+from agent.wire import decode_tensor, encode_tensor
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
 from tests.agent.support import (
@@ -40,7 +40,8 @@ class TableBackend:
     """The smallest real backend: a model table and a status built from it."""
 
     def __init__(self) -> None:
-        self.table = ModelTable(MetricsRecorder(SETTINGS))
+        self.metrics = MetricsRecorder(SETTINGS)
+        self.table = ModelTable(self.metrics)
 
     def predict(self, model, inputs) -> Prediction:
         return self.table.predict(model, inputs)
@@ -124,11 +125,15 @@ def test_client_accepts_a_data_dir(backend, served, tmp_path):
     ({MLP_INPUT: encode_tensor(np.zeros((1, 8), np.float32))}, "shape"),
     ({MLP_INPUT: encode_tensor(np.zeros(MLP_SHAPE, np.int64))}, "int64"),
     ({MLP_INPUT: pb.Tensor(dtype="float32", shape=[1, 16], data=b"\0" * 10)}, "bytes"),
+    ({MLP_INPUT: pb.Tensor(dtype="float32", shape=[1, 16], data=b"\0" * 128)}, "bytes"),
+    ({MLP_INPUT: encode_tensor(np.zeros((1, 17), np.float32))}, "shape"),
+    ({MLP_INPUT: pb.Tensor(dtype="float32", shape=[1, -16], data=b"")}, "negative"),
     ({MLP_INPUT: pb.Tensor(dtype="complex_thing", shape=[1], data=b"")}, "dtype"),
 ])
 def test_malformed_predict_requests_are_invalid_argument(backend, raw_stub, tmp_path, inputs,
                                                          fragment):
-    """Wrong input name, wrong shape, integer dtype, short data, unknown dtype."""
+    """Wrong input name, wrong shape, integer dtype, short data, data longer than its shape,
+    a shape one element too big, a negative dimension, unknown dtype."""
     backend.load(tmp_path, "face", seed=0)
     with pytest.raises(grpc.RpcError) as info:
         raw_stub.Predict(pb.PredictRequest(inputs=inputs))
@@ -140,6 +145,55 @@ def test_malformed_request_through_the_client_raises_invalid_input(backend, clie
     backend.load(tmp_path, "face", seed=0)
     with pytest.raises(InvalidInputError, match="shape"):
         client.predict({MLP_INPUT: np.zeros((2, 16), np.float32)})
+
+
+def test_a_request_over_the_message_limit_is_refused_before_it_is_read(backend, tmp_path):
+    """Input tried: a 64 KiB limit on the server and an 80 KB tensor sent by a client whose
+    own limit allows it: RESOURCE_EXHAUSTED, and the model never sees it."""
+    small = SETTINGS.replace(grpc_max_message_bytes=64 * 1024)
+    live = backend.load(tmp_path, "face", seed=0)
+    server = LocalInferenceServer(backend, f"unix://{tmp_path}/small.sock", settings=small)
+    endpoint = server.start()
+    try:
+        with InferenceClient(endpoint) as c:
+            with pytest.raises(AgentError, match="RESOURCE_EXHAUSTED"):
+                c.predict({MLP_INPUT: np.zeros((1, 20_000), np.float32)})
+            assert c.predict({MLP_INPUT: x()})[MLP_OUTPUT].shape == (1, 4)
+    finally:
+        server.stop(0)
+    assert backend.metrics.stats(live.ref).inferences == 1
+
+
+@pytest.mark.parametrize("value", [
+    x().astype(">f4"),                                   # big-endian float32
+    np.asfortranarray(np.tile(x(), (2, 1)))[:1],         # not C-contiguous
+    x().astype(np.float64),                              # float64: the agent casts
+], ids=["big-endian", "non-contiguous", "float64"])
+def test_any_float_layout_travels_and_gets_the_same_answer(backend, client, tmp_path, value):
+    backend.load(tmp_path, "face", seed=2)
+    np.testing.assert_allclose(client.predict({MLP_INPUT: value})[MLP_OUTPUT],
+                               mlp_reference(x(), seed=2), rtol=1e-5, atol=1e-6)
+
+
+def test_a_dtype_spelled_another_way_is_still_read(backend, raw_stub, tmp_path):
+    """Input tried: ``<f4`` (outside the table of names encode_tensor sends)."""
+    backend.load(tmp_path, "face", seed=2)
+    tensor = pb.Tensor(dtype="<f4", shape=list(MLP_SHAPE), data=x().tobytes())
+    response = raw_stub.Predict(pb.PredictRequest(inputs={MLP_INPUT: tensor}))
+    np.testing.assert_allclose(decode_tensor("y", response.outputs[MLP_OUTPUT]),
+                               mlp_reference(x(), seed=2), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32",
+                                   "int64", "uint64", "float16", "float32", "float64"])
+def test_every_numeric_dtype_round_trips_through_the_wire(dtype):
+    value = (np.arange(12).reshape(3, 4) % 2).astype(dtype)
+    for layout in (value, value.T, value.astype(np.dtype(dtype).newbyteorder(">"))):
+        tensor = encode_tensor(layout)
+        assert tensor.dtype == np.dtype(dtype).name
+        back = decode_tensor("t", tensor)
+        assert back.dtype == np.dtype(dtype) and back.dtype.isnative
+        np.testing.assert_array_equal(back, layout)
 
 
 def test_predict_with_no_model_loaded_is_failed_precondition(raw_stub, client):

@@ -193,3 +193,60 @@ def test_manifest_contradicting_the_model_s_quantization_is_a_load_error(tmp_pat
         manifest["inputs"] = [{**manifest["inputs"][0], "quantization": wrong}]
         with pytest.raises(ModelLoadError, match="input 'x' is quantized as"):
             ModelRunner(path, manifest)
+
+
+def test_a_pool_of_one_serves_many_threads_one_at_a_time(tmp_path):
+    runner = runner_for(tmp_path, mlp_artifact(seed=6), runner_pool_size=1)
+    inputs = [np.random.default_rng(i).uniform(-1, 1, MLP_SHAPE).astype(np.float32)
+              for i in range(4)]
+    wrong: list[int] = []
+
+    def worker(i: int) -> None:
+        for _ in range(40):
+            out = runner.predict({MLP_INPUT: inputs[i]})[MLP_OUTPUT]
+            if not np.allclose(out, mlp_reference(inputs[i], seed=6), rtol=1e-5, atol=1e-6):
+                wrong.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_what_a_request_needs_of_a_tensor_is_read_at_load(tmp_path, dense_params):
+    """The bindings kept at load say what the interpreter holds: index, dtype, shape, and
+    whether the tensor is quantized (a float model's are not; an int8 model's are)."""
+    float_runner = runner_for(tmp_path, mlp_artifact())
+    (inp,) = float_runner.inputs
+    assert (inp.name, inp.dtype, inp.shape, inp.quantized) == (MLP_INPUT, np.float32,
+                                                                MLP_SHAPE, False)
+    int8 = runner_for(tmp_path, build_dense(*dense_params, input_quant=IN_Q, output_quant=OUT_Q))
+    assert int8.inputs[0].quantized and int8.outputs[0].quantized
+    assert int8.inputs[0].dtype == np.int8
+
+
+def test_a_refused_input_leaves_every_interpreter_in_the_pool(tmp_path):
+    """Input tried: refusals of each kind on a pool of 2, then 2 threads holding one
+    interpreter each at once (a lost interpreter would make the second wait for ever)."""
+    runner = runner_for(tmp_path, mlp_artifact(seed=1), runner_pool_size=2)
+    for bad in ({MLP_INPUT: np.zeros((1, 17), np.float32)},
+                {MLP_INPUT: np.zeros(MLP_SHAPE, np.int64)}, {}, {"x": 1}):
+        with pytest.raises(InvalidInputError):
+            runner.predict(bad)
+    barrier = threading.Barrier(2, timeout=10)
+    held: list[Any] = []
+
+    def hold() -> None:
+        interpreter = runner._pool.borrow()
+        held.append(interpreter)
+        barrier.wait()
+        runner._pool.give_back(interpreter)
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(i) for i in held}) == 2

@@ -1,0 +1,19 @@
+"""agent.transport.low_latency_grpc: sets gRPC's poller choice unless the environment has one."""
+
+from __future__ import annotations
+
+import os
+
+from agent.transport import LOW_LATENCY_GRPC_EXPERIMENTS, low_latency_grpc
+
+
+def test_low_latency_grpc_sets_the_experiments_when_the_environment_has_none(monkeypatch):
+    monkeypatch.delenv("GRPC_EXPERIMENTS", raising=False)
+    assert low_latency_grpc() is True
+    assert os.environ["GRPC_EXPERIMENTS"] == LOW_LATENCY_GRPC_EXPERIMENTS
+
+
+def test_low_latency_grpc_never_overrides_what_the_operator_set(monkeypatch):
+    monkeypatch.setenv("GRPC_EXPERIMENTS", "")   # even empty: the operator chose gRPC's default
+    assert low_latency_grpc() is False
+    assert os.environ["GRPC_EXPERIMENTS"] == ""
