@@ -729,7 +729,7 @@ class MetricsCoverage(_message.Message):
     def __init__(self, windows_considered: _Optional[int] = ..., truncated: _Optional[bool] = ..., max_windows: _Optional[int] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("id", "name", "labels", "hardware", "last_seen", "models", "enrolled_at", "desired_sequence", "revoked_at", "metrics", "metrics_coverage", "hardware_class")
+    __slots__ = ("id", "name", "labels", "hardware", "last_seen", "models", "enrolled_at", "desired_sequence", "revoked_at", "metrics", "metrics_coverage", "hardware_class", "hardware_history")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -749,6 +749,7 @@ class Device(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     METRICS_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     labels: _containers.ScalarMap[str, str]
@@ -761,7 +762,18 @@ class Device(_message.Message):
     metrics: _containers.RepeatedCompositeFieldContainer[DeviceModelMetrics]
     metrics_coverage: MetricsCoverage
     hardware_class: HardwareClass
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DeviceModel, _Mapping]]] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., desired_sequence: _Optional[int] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[DeviceModelMetrics, _Mapping]]] = ..., metrics_coverage: _Optional[_Union[MetricsCoverage, _Mapping]] = ..., hardware_class: _Optional[_Union[HardwareClass, _Mapping]] = ...) -> None: ...
+    hardware_history: _containers.RepeatedCompositeFieldContainer[ProfileChange]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DeviceModel, _Mapping]]] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., desired_sequence: _Optional[int] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[DeviceModelMetrics, _Mapping]]] = ..., metrics_coverage: _Optional[_Union[MetricsCoverage, _Mapping]] = ..., hardware_class: _Optional[_Union[HardwareClass, _Mapping]] = ..., hardware_history: _Optional[_Iterable[_Union[ProfileChange, _Mapping]]] = ...) -> None: ...
+
+class ProfileChange(_message.Message):
+    __slots__ = ("recorded_at", "hardware_class", "profile")
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    recorded_at: _timestamp_pb2.Timestamp
+    hardware_class: HardwareClass
+    profile: HardwareProfile
+    def __init__(self, recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hardware_class: _Optional[_Union[HardwareClass, _Mapping]] = ..., profile: _Optional[_Union[HardwareProfile, _Mapping]] = ...) -> None: ...
 
 class HardwareClass(_message.Message):
     __slots__ = ("key", "name", "fields", "devices")

@@ -12,7 +12,12 @@ from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.config import VARIANT_KINDS
 from controlplane.fleet.classes import HardwareClass, hardware_class
 from controlplane.fleet.explain import Explained
-from controlplane.fleet.models import Device, DeviceModel, VariantIncompatibility
+from controlplane.fleet.models import (
+    Device,
+    DeviceModel,
+    HardwareProfileChange,
+    VariantIncompatibility,
+)
 from controlplane.fleet.selection import Verdict
 from controlplane.pages import PageAsk
 from controlplane.registry.models import ModelVersion, Variant, VariantMeasurement
@@ -232,7 +237,14 @@ def device(d: Device, view: DeviceView | None = None) -> pb.Device:
         metrics_coverage=metrics_coverage(view.metrics) if view is not None else None,
         hardware_class=(hardware_class_message(hardware_class(d.hardware.profile))
                         if d.hardware else None),
+        hardware_history=[profile_change(c) for c in view.history] if view is not None else [],
     )
+
+
+def profile_change(c: HardwareProfileChange) -> pb.ProfileChange:
+    return pb.ProfileChange(recorded_at=timestamp(c.recorded_at),
+                            hardware_class=hardware_class_message(hardware_class(c.profile)),
+                            profile=hardware(c.profile))
 
 
 def hardware_class_message(c: HardwareClass, devices: int = 0) -> pb.HardwareClass:

@@ -240,6 +240,11 @@ def device(d: pb.Device) -> Doc:
         "revoked_at": time_field(d, "revoked_at"),
         "hardware_class": hardware_class(d.hardware_class) if d.HasField("hardware_class")
         else None,
+        # null (not []) when the answer did not carry it: ListDevices leaves it out.
+        "hardware_history": ([{"recorded_at": time_field(c, "recorded_at"),
+                               "hardware_class": hardware_class(c.hardware_class),
+                               "profile": hardware(c.profile)} for c in d.hardware_history]
+                             if d.HasField("metrics_coverage") else None),
         "models": [device_model(m) for m in d.models],
         # null (not []) when the answer did not carry them: ListDevices leaves them out.
         "metrics": ([device_model_metrics(m) for m in d.metrics]

@@ -263,8 +263,7 @@ def list_classes(session: Session) -> list[tuple[HardwareClass, int]]:
 
 
 def profile_history(session: Session, device_id: str) -> list[HardwareProfileChange]:
-    """The device's recorded profiles, newest first. Raises NotFoundError."""
-    get_device(session, device_id)
+    """The device's recorded profiles, newest first (at most ``max_profile_history``)."""
     return list(session.scalars(
         sa.select(HardwareProfileChange).where(HardwareProfileChange.device_id == device_id)
         .order_by(HardwareProfileChange.recorded_at.desc(), HardwareProfileChange.id.desc())))

@@ -144,8 +144,23 @@ def test_a_device_nothing_fits_is_put_in_no_compatible_variant_with_the_reasons(
 def test_preferences_classes_and_selectors_over_hardware(server: RunningServer) -> None:
     push(server, "cnn", "1", MODEL)
     mv = wait_ready(server, "cnn", "1")
-    gateway, _ = enroll(server, name="gw", hardware=GATEWAY)
+    gateway, gateway_token = enroll(server, name="gw", hardware=GATEWAY)
     enroll(server, name="gw2", hardware=GATEWAY)
+    # The same profile again changes nothing; an Edge TPU plugged in is a new class, and both
+    # profiles stay in the device's history, newest first.
+    for delegates in (("xnnpack",), ("xnnpack", "edgetpu")):
+        changed = pb.HardwareProfile()
+        changed.CopyFrom(GATEWAY)
+        del changed.delegates[:]
+        changed.delegates.extend(delegates)
+        server.device().Sync(pb.SyncRequest(hardware=changed), metadata=bearer(gateway_token))
+    shown = server.admin().GetDevice(pb.GetDeviceRequest(id=gateway),
+                                     metadata=bearer(server.admin_token))
+    assert shown.hardware_class.name == "x86_64/ai-edge-litert-2.3/16G/edgetpu"
+    assert [c.hardware_class.name for c in shown.hardware_history] == [
+        "x86_64/ai-edge-litert-2.3/16G/edgetpu", "x86_64/ai-edge-litert-2.3/16G/cpu"]
+    assert list(shown.hardware_history[0].profile.delegates) == ["xnnpack", "edgetpu"]
+    server.device().Sync(pb.SyncRequest(hardware=GATEWAY), metadata=bearer(gateway_token))
     enroll(server, name="tiny", hardware=TINY)
     sizes = {v.kind: v.size for v in mv.variants if v.status == "ready"}
     by_size = _explain(server, gateway, prefer="size")

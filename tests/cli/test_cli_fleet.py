@@ -143,3 +143,25 @@ def test_model_show_by_class_asks_for_it_and_shows_each_class_and_variant(
     assert doc["by_class"][0]["error_rate"] == 0.01
     admin_server.service.reply("GetModel", pb.ModelVersion(name="cnn", version="1"))
     assert cli("model", "show", "cnn:1", "-o", "json").json()["by_class"] is None
+
+
+def test_device_show_lists_the_hardware_history_when_the_profile_changed(
+        cli: Runner, admin_server: Any) -> None:
+    older = pb.ProfileChange(hardware_class=pb.HardwareClass(key="hc-000000000001",
+                                                            name="x86_64/tflite-runtime-2.14/4G/cpu"),
+                             profile=pb.HardwareProfile(ram_available_bytes=2**30))
+    newer = pb.ProfileChange(hardware_class=pb.HardwareClass(key="hc-000000000002",
+                                                            name="x86_64/ai-edge-litert-2.3/4G/cpu"),
+                             profile=pb.HardwareProfile(ram_available_bytes=2**31))
+    newer.recorded_at.FromSeconds(1714564800)
+    device = pb.Device(id="d-1", name="cam", hardware_history=[newer, older],
+                       metrics_coverage=pb.MetricsCoverage())
+    admin_server.service.reply("GetDevice", device, device)
+    out = cli("device", "show", "d-1").out
+    rows = out.split("hardware history:\n")[1].split("\n\n")[0].splitlines()[1:]
+    assert [r.split()[:2] for r in rows] == [
+        ["2024-05-01T12:00:00Z", "x86_64/ai-edge-litert-2.3/4G/cpu"],
+        ["-", "x86_64/tflite-runtime-2.14/4G/cpu"]]
+    doc = cli("device", "show", "d-1", "-o", "json").json()
+    assert [c["hardware_class"]["key"] for c in doc["hardware_history"]] == [
+        "hc-000000000002", "hc-000000000001"]

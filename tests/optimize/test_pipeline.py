@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from ai_edge_litert import schema_py_generated as schema
 from controlplane import modelgen
 from controlplane.app import ControlPlane
 from controlplane.config import Settings
-from controlplane.fleet.selection import choose_variant
+from controlplane.fleet.selection import DeviceFacts, select_variant, selection_policy
 from controlplane.optimize import pipeline
 from controlplane.registry import services
 from controlplane.registry.measure import evaluate
@@ -181,6 +182,11 @@ def test_a_variant_tflite_runtime_runs_wrongly_is_rejected_for_it_and_offered_to
     assert rejected.reason.startswith("scores: cosine similarity"), rejected.reason
     assert rejected.accuracy[0]["top1"] < 0.5
     assert dynamic.status == "ready"   # kept: offered where it runs right
+
+    def choose_variant(variants: list[Any], hardware: dict[str, Any] | None, min_runtime: str,
+                       only: str | None = None) -> Any:
+        return select_variant(variants, DeviceFacts.from_profile(hardware), min_runtime,
+                              selection_policy(plane.settings, variant=only))
 
     offered = choose_variant(mv.variants, LITERT, mv.min_runtime, only="dynamic_int8")
     assert offered.variant is not None and offered.variant.kind == "dynamic_int8"

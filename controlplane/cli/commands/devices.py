@@ -57,8 +57,24 @@ def render_device(doc: dict[str, Any]) -> str:
         fields,
         "models:\n" + (models if doc["models"] else "(none)"),
         _findings(doc),
+        _history(doc),
         "metrics received:\n" + _metrics(doc),
     )))
+
+
+def _history(doc: dict[str, Any]) -> str | None:
+    """The profiles the device reported, newest first; nothing when it reported one only."""
+    history = doc["hardware_history"] or []
+    if len(history) < 2:
+        return None
+    return "hardware history:\n" + render_table(
+        ("recorded", "class", "interpreter", "ram available", "storage free", "delegates"),
+        [(c["recorded_at"], c["hardware_class"]["name"], _interpreter(c["profile"]),
+          human_size(c["profile"]["ram_available_bytes"])
+          if c["profile"]["ram_available_bytes"] else None,
+          human_size(c["profile"]["storage_free_bytes"])
+          if c["profile"]["storage_free_bytes"] else None,
+          c["profile"]["delegates"]) for c in history])
 
 
 def _figure(value: float | None) -> str | None:
