@@ -5,7 +5,10 @@ Setup (the real path end to end): an in-process control plane, three versions of
 CNN (``build_cnn(seed=1|2|3)`` with a fully connected layer that makes it ``--model-mib`` MiB:
 different artifacts, so every round is a real download, verify, load, validate, prove and
 swap), ``edgefleet-agent run`` as its own process (``--poll-interval 0.2``; metric windows of
-``--metrics-window`` seconds, given as ``--set metrics_window_seconds=...``).
+``--metrics-window`` seconds and the open window checkpointed every ``--checkpoint`` seconds,
+given as ``--set metrics_window_seconds=... --set metrics_checkpoint_seconds=...``: a kill loses
+at most the counts since the last checkpoint, and an agent here lives about a second between
+kills, less than the default 2 s checkpoint).
 Two rollouts without a kill measure how long an update takes (rollout created -> the agent
 serves it) and how long its install (the agent's ``downloading`` to its ``active`` event). Most
 of an update is the wait for the agent to hear of it, so a kill is timed one of two ways (drawn
@@ -37,7 +40,8 @@ not finish, and where each kill landed (from the status just before it, and from
 events the control plane holds).
 
 Run: ``python -m benchmarks.agent_chaos [--kills N] [--rate N] [--model-mib N]
-[--max-delay S] [--aim-install FRACTION] [--metrics-window S] [--seed N] [--quick]``.
+[--max-delay S] [--aim-install FRACTION] [--metrics-window S] [--checkpoint S] [--seed N]
+[--quick]``.
 """
 
 from __future__ import annotations
@@ -110,6 +114,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds a rollout has to finish after the restart (15)")
     p.add_argument("--metrics-window", type=float, default=1.0,
                    help="the agent's metrics_window_seconds (1; the agent's default is 10)")
+    p.add_argument("--checkpoint", type=float, default=0.25,
+                   help="the agent's metrics_checkpoint_seconds (0.25; the agent's default is 2)")
     p.add_argument("--baseline-restarts", type=int, help="clean restarts measured (3)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the kill delays (1)")
     p.add_argument("--quick", action="store_true",
@@ -181,7 +187,8 @@ class Chaos:
                 self.references[s] = str(path)
                 self.expected[s] = raw_outputs(path, self.inputs)
         self.agent = AgentProcess(self.cp, root, labels={"bench": NAME},
-                                  settings={"metrics_window_seconds": args.metrics_window})
+                                  settings={"metrics_window_seconds": args.metrics_window,
+                                            "metrics_checkpoint_seconds": args.checkpoint})
         self.device = ""
         self.lives: list[dict[str, Any]] = []     # one per agent process: start, end, how
         self.probes: list[tuple[float, str]] = []  # our own successful predictions
@@ -417,6 +424,7 @@ def measure(chaos: Chaos) -> dict[str, Any]:
                          for v, p in chaos.pushed.items()},
             "interpreter": INTERPRETER, "agent_poll_interval_seconds": 0.2,
             "agent_metrics_window_seconds": args.metrics_window,
+            "agent_metrics_checkpoint_seconds": args.checkpoint,
             "max_delay_seconds": round(max_delay, 3),
             "measured_update_seconds": [round(t, 3) for t in update_times],
             "measured_install_seconds": [round(t, 3) for t in install_times],
