@@ -69,7 +69,13 @@ exit codes: 0 ok, 1 failure, 2 usage or configuration, 3 not reachable, 4 refuse
 
 
 def main(argv: list[str] | None = None) -> int:
-    low_latency_grpc()   # before any channel or server exists (agent.transport)
+    """``edgefleet-agent``; ``argv`` None: the command line (then this process is the agent's
+    own, and it picks gRPC's low-latency poller before any channel or server exists,
+    ``agent.transport``). A caller passing ``argv`` (an application, a test) owns its process's
+    gRPC setup: the choice is process-wide and would also change how its forks behave (gRPC's
+    poll-based poller runs fork handlers in every child)."""
+    if argv is None:
+        low_latency_grpc()
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -17,3 +17,14 @@ def test_low_latency_grpc_never_overrides_what_the_operator_set(monkeypatch):
     monkeypatch.setenv("GRPC_EXPERIMENTS", "")   # even empty: the operator chose gRPC's default
     assert low_latency_grpc() is False
     assert os.environ["GRPC_EXPERIMENTS"] == ""
+
+
+def test_the_cli_called_with_arguments_leaves_the_callers_grpc_alone(monkeypatch, capsys):
+    """Input tried: ``agent.cli.main([...])`` from a process (this test run) that did not set
+    GRPC_EXPERIMENTS: it stays unset, so the caller's later forks behave as before (seen: an
+    initdb started after in-process CLI calls died with SIGSEGV in gRPC's fork handler)."""
+    from agent.cli import main
+
+    monkeypatch.delenv("GRPC_EXPERIMENTS", raising=False)
+    assert main(["status", "--endpoint", "unix:///nonexistent.sock", "-o", "json"]) != 0
+    assert "GRPC_EXPERIMENTS" not in os.environ
