@@ -140,19 +140,9 @@ def model_version(m: pb.ModelVersion) -> Doc:
         "tolerance": tolerance(m.tolerance) if m.HasField("tolerance") else None,
         "variants": [variant(v) for v in m.variants],
         # null unless asked for (model show --by-class)
-        "by_class": ([{"hardware_class": {"key": c.hardware_class.key,
-                                          "name": c.hardware_class.name},
-                       "variant": c.variant, "devices": c.devices, "windows": c.windows,
-                       "inferences": c.inferences, "errors": c.errors,
-                       "error_rate": c.errors / c.inferences if c.inferences else None,
-                       "nonfinite": c.nonfinite,
-                       "latency_p50_ms": _optional(c, "latency_p50_ms"),
-                       "latency_p95_ms": _optional(c, "latency_p95_ms")}
-                      for c in m.class_metrics]
+        "by_class": ([class_variant_metrics(c) for c in m.class_metrics]
                      if m.HasField("class_metrics_coverage") else None),
-        "by_class_coverage": ({"windows_considered": m.class_metrics_coverage.windows_considered,
-                               "truncated": m.class_metrics_coverage.truncated,
-                               "max_windows": m.class_metrics_coverage.max_windows}
+        "by_class_coverage": (coverage(m.class_metrics_coverage)
                               if m.HasField("class_metrics_coverage") else None),
     }
 
@@ -249,11 +239,25 @@ def device(d: pb.Device) -> Doc:
         # null (not []) when the answer did not carry them: ListDevices leaves them out.
         "metrics": ([device_model_metrics(m) for m in d.metrics]
                     if d.HasField("metrics_coverage") else None),
-        "metrics_coverage": ({"windows_considered": d.metrics_coverage.windows_considered,
-                              "truncated": d.metrics_coverage.truncated,
-                              "max_windows": d.metrics_coverage.max_windows}
+        "metrics_coverage": (coverage(d.metrics_coverage)
                              if d.HasField("metrics_coverage") else None),
     }
+
+
+def coverage(c: pb.MetricsCoverage) -> Doc:
+    """Which windows a set of figures sums (``device show``, ``model show --by-class``)."""
+    return {"windows_considered": c.windows_considered, "truncated": c.truncated,
+            "max_windows": c.max_windows}
+
+
+def class_variant_metrics(c: pb.ClassVariantMetrics) -> Doc:
+    return {"hardware_class": {"key": c.hardware_class.key, "name": c.hardware_class.name},
+            "variant": c.variant, "devices": c.devices, "windows": c.windows,
+            "inferences": c.inferences, "errors": c.errors,
+            "error_rate": c.errors / c.inferences if c.inferences else None,
+            "nonfinite": c.nonfinite,
+            "latency_p50_ms": _optional(c, "latency_p50_ms"),
+            "latency_p95_ms": _optional(c, "latency_p95_ms")}
 
 
 def hardware_class(c: pb.HardwareClass) -> Doc:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.config import Settings
+from controlplane.fleet.classes import hardware_facts
 from controlplane.registry.models import Variant, VariantMeasurement
 from protos.contract.interpreters import tflite_equivalent
 from protos.contract.versions import at_least, is_version, version_key
@@ -60,17 +61,12 @@ class DeviceFacts:
                      hardware_class: str = "") -> DeviceFacts:
         """From a stored profile (``pb.HardwareProfile`` as ``MessageToDict`` with proto field
         names makes it: int64 figures are strings, absent fields are 0)."""
-        profile = profile or {}
-        interp = profile.get("interpreter") or {}
-        return cls(interpreter=str(interp.get("name", "")),
-                   interpreter_version=str(interp.get("version", "")),
-                   ram_available_bytes=_int(profile.get("ram_available_bytes")),
-                   storage_free_bytes=_int(profile.get("storage_free_bytes")),
+        facts = hardware_facts(profile)   # the one reading of a stored profile
+        return cls(interpreter=str(facts["interpreter"]),
+                   interpreter_version=str(facts["interpreter_version"]),
+                   ram_available_bytes=int(facts["ram_available_bytes"]),  # type: ignore[call-overload]
+                   storage_free_bytes=int(facts["storage_free_bytes"]),  # type: ignore[call-overload]
                    hardware_class=hardware_class)
-
-    @property
-    def where(self) -> str:
-        return f"{self.interpreter} {self.interpreter_version}".strip()
 
 
 @dataclass(frozen=True)
@@ -300,10 +296,3 @@ def _cut(text: str) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
-
-
-def _int(value: Any) -> int:
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
-        return 0
