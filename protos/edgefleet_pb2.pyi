@@ -840,21 +840,75 @@ class LabelDeviceRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateRolloutRequest(_message.Message):
-    __slots__ = ("model", "version", "selector", "variant", "prefer")
+    __slots__ = ("model", "version", "selector", "variant", "prefer", "plan")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     PREFER_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     selector: str
     variant: str
     prefer: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., variant: _Optional[str] = ..., prefer: _Optional[str] = ...) -> None: ...
+    plan: RolloutPlan
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., variant: _Optional[str] = ..., prefer: _Optional[str] = ..., plan: _Optional[_Union[RolloutPlan, _Mapping]] = ...) -> None: ...
+
+class RolloutPlan(_message.Message):
+    __slots__ = ("waves", "bake_seconds", "success_threshold", "max_failures", "min_finished", "step_timeout_seconds", "max_per_minute", "start_at", "window", "dynamic", "gates")
+    WAVES_FIELD_NUMBER: _ClassVar[int]
+    BAKE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    MIN_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    STEP_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    DYNAMIC_FIELD_NUMBER: _ClassVar[int]
+    GATES_FIELD_NUMBER: _ClassVar[int]
+    waves: _containers.RepeatedScalarFieldContainer[str]
+    bake_seconds: int
+    success_threshold: float
+    max_failures: str
+    min_finished: int
+    step_timeout_seconds: int
+    max_per_minute: int
+    start_at: _timestamp_pb2.Timestamp
+    window: MaintenanceWindow
+    dynamic: bool
+    gates: Gates
+    def __init__(self, waves: _Optional[_Iterable[str]] = ..., bake_seconds: _Optional[int] = ..., success_threshold: _Optional[float] = ..., max_failures: _Optional[str] = ..., min_finished: _Optional[int] = ..., step_timeout_seconds: _Optional[int] = ..., max_per_minute: _Optional[int] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ..., dynamic: _Optional[bool] = ..., gates: _Optional[_Union[Gates, _Mapping]] = ...) -> None: ...
+
+class MaintenanceWindow(_message.Message):
+    __slots__ = ("cron", "duration_seconds", "time_zone")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    cron: str
+    duration_seconds: int
+    time_zone: str
+    def __init__(self, cron: _Optional[str] = ..., duration_seconds: _Optional[int] = ..., time_zone: _Optional[str] = ...) -> None: ...
+
+class Gates(_message.Message):
+    __slots__ = ("max_p95_regression", "max_error_rate", "max_nonfinite_rate", "max_rollbacks", "min_inferences", "on_breach")
+    MAX_P95_REGRESSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_NONFINITE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROLLBACKS_FIELD_NUMBER: _ClassVar[int]
+    MIN_INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    ON_BREACH_FIELD_NUMBER: _ClassVar[int]
+    max_p95_regression: float
+    max_error_rate: float
+    max_nonfinite_rate: float
+    max_rollbacks: int
+    min_inferences: int
+    on_breach: str
+    def __init__(self, max_p95_regression: _Optional[float] = ..., max_error_rate: _Optional[float] = ..., max_nonfinite_rate: _Optional[float] = ..., max_rollbacks: _Optional[int] = ..., min_inferences: _Optional[int] = ..., on_breach: _Optional[str] = ...) -> None: ...
 
 class Wave(_message.Message):
-    __slots__ = ("index", "devices", "succeeded", "failed", "state", "skipped", "no_compatible")
+    __slots__ = ("index", "devices", "succeeded", "failed", "state", "skipped", "no_compatible", "queued", "in_progress", "held", "timed_out", "rolled_back", "target", "started_at", "completed_at", "bake_until", "finished_at", "gates")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
@@ -862,6 +916,17 @@ class Wave(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     NO_COMPATIBLE_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    BAKE_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    GATES_FIELD_NUMBER: _ClassVar[int]
     index: int
     devices: int
     succeeded: int
@@ -869,10 +934,49 @@ class Wave(_message.Message):
     state: str
     skipped: int
     no_compatible: int
-    def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ..., skipped: _Optional[int] = ..., no_compatible: _Optional[int] = ...) -> None: ...
+    queued: int
+    in_progress: int
+    held: int
+    timed_out: int
+    rolled_back: int
+    target: int
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    bake_until: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    gates: _containers.RepeatedCompositeFieldContainer[GateReading]
+    def __init__(self, index: _Optional[int] = ..., devices: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., state: _Optional[str] = ..., skipped: _Optional[int] = ..., no_compatible: _Optional[int] = ..., queued: _Optional[int] = ..., in_progress: _Optional[int] = ..., held: _Optional[int] = ..., timed_out: _Optional[int] = ..., rolled_back: _Optional[int] = ..., target: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bake_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., gates: _Optional[_Iterable[_Union[GateReading, _Mapping]]] = ...) -> None: ...
+
+class GateReading(_message.Message):
+    __slots__ = ("gate", "hardware_class", "class_name", "verdict", "observed", "limit", "baseline", "new_value", "inferences", "baseline_inferences", "baseline_source", "detail")
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    NEW_VALUE_FIELD_NUMBER: _ClassVar[int]
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    gate: str
+    hardware_class: str
+    class_name: str
+    verdict: str
+    observed: float
+    limit: float
+    baseline: float
+    new_value: float
+    inferences: int
+    baseline_inferences: int
+    baseline_source: str
+    detail: str
+    def __init__(self, gate: _Optional[str] = ..., hardware_class: _Optional[str] = ..., class_name: _Optional[str] = ..., verdict: _Optional[str] = ..., observed: _Optional[float] = ..., limit: _Optional[float] = ..., baseline: _Optional[float] = ..., new_value: _Optional[float] = ..., inferences: _Optional[int] = ..., baseline_inferences: _Optional[int] = ..., baseline_source: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by", "variant", "failed_devices", "prefer")
+    __slots__ = ("id", "model", "version", "selector", "state", "waves", "created_at", "updated_at", "created_by", "variant", "failed_devices", "prefer", "plan", "reason", "previous_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -885,6 +989,9 @@ class Rollout(_message.Message):
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     FAILED_DEVICES_FIELD_NUMBER: _ClassVar[int]
     PREFER_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     version: str
@@ -897,7 +1004,70 @@ class Rollout(_message.Message):
     variant: str
     failed_devices: _containers.RepeatedCompositeFieldContainer[FailedDevice]
     prefer: str
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., state: _Optional[str] = ..., waves: _Optional[_Iterable[_Union[Wave, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., variant: _Optional[str] = ..., failed_devices: _Optional[_Iterable[_Union[FailedDevice, _Mapping]]] = ..., prefer: _Optional[str] = ...) -> None: ...
+    plan: RolloutPlan
+    reason: str
+    previous_version: str
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., selector: _Optional[str] = ..., state: _Optional[str] = ..., waves: _Optional[_Iterable[_Union[Wave, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., variant: _Optional[str] = ..., failed_devices: _Optional[_Iterable[_Union[FailedDevice, _Mapping]]] = ..., prefer: _Optional[str] = ..., plan: _Optional[_Union[RolloutPlan, _Mapping]] = ..., reason: _Optional[str] = ..., previous_version: _Optional[str] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("at", "actor", "action", "subject", "subject_id", "reason", "details_json", "wave", "actor_role")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    WAVE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ROLE_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    actor: str
+    action: str
+    subject: str
+    subject_id: str
+    reason: str
+    details_json: str
+    wave: int
+    actor_role: str
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., subject: _Optional[str] = ..., subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., details_json: _Optional[str] = ..., wave: _Optional[int] = ..., actor_role: _Optional[str] = ...) -> None: ...
+
+class RolloutHistoryRequest(_message.Message):
+    __slots__ = ("id", "page_size", "page_token")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    page_size: int
+    page_token: str
+    def __init__(self, id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class RolloutHistoryResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "actor", "subject_id")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    actor: str
+    subject_id: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., actor: _Optional[str] = ..., subject_id: _Optional[str] = ...) -> None: ...
+
+class ListAuditResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class FailedDevice(_message.Message):
     __slots__ = ("device_id", "message", "state")
@@ -932,12 +1102,14 @@ class GetRolloutRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ChangeRolloutRequest(_message.Message):
-    __slots__ = ("id", "action")
+    __slots__ = ("id", "action", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     action: str
-    def __init__(self, id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., action: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Tensor(_message.Message):
     __slots__ = ("dtype", "shape", "data")

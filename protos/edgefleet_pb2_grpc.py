@@ -379,6 +379,16 @@ class AdminServiceStub:
                 request_serializer=protos_dot_edgefleet__pb2.ChangeRolloutRequest.SerializeToString,
                 response_deserializer=protos_dot_edgefleet__pb2.Rollout.FromString,
                 _registered_method=True)
+        self.RolloutHistory = channel.unary_unary(
+                '/edgefleet.v1.AdminService/RolloutHistory',
+                request_serializer=protos_dot_edgefleet__pb2.RolloutHistoryRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.RolloutHistoryResponse.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/edgefleet.v1.AdminService/ListAudit',
+                request_serializer=protos_dot_edgefleet__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
         self.ExplainDevice = channel.unary_unary(
                 '/edgefleet.v1.AdminService/ExplainDevice',
                 request_serializer=protos_dot_edgefleet__pb2.ExplainDeviceRequest.SerializeToString,
@@ -508,6 +518,19 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RolloutHistory(self, request, context):
+        """The rollout's own steps and the operators' actions on it, with who and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExplainDevice(self, request, context):
         """Hardware: which variant a device would get and why; the fleet's classes; learned marks.
         """
@@ -615,6 +638,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ChangeRollout,
                     request_deserializer=protos_dot_edgefleet__pb2.ChangeRolloutRequest.FromString,
                     response_serializer=protos_dot_edgefleet__pb2.Rollout.SerializeToString,
+            ),
+            'RolloutHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.RolloutHistory,
+                    request_deserializer=protos_dot_edgefleet__pb2.RolloutHistoryRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.RolloutHistoryResponse.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=protos_dot_edgefleet__pb2.ListAuditRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.ListAuditResponse.SerializeToString,
             ),
             'ExplainDevice': grpc.unary_unary_rpc_method_handler(
                     servicer.ExplainDevice,
@@ -1073,6 +1106,60 @@ class AdminService:
             '/edgefleet.v1.AdminService/ChangeRollout',
             protos_dot_edgefleet__pb2.ChangeRolloutRequest.SerializeToString,
             protos_dot_edgefleet__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RolloutHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/RolloutHistory',
+            protos_dot_edgefleet__pb2.RolloutHistoryRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.RolloutHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgefleet.v1.AdminService/ListAudit',
+            protos_dot_edgefleet__pb2.ListAuditRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,
