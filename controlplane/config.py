@@ -153,6 +153,22 @@ class Settings:
 
     # Background work
     rollout_tick_seconds: float = 2.0
+    # Staged rollouts (controlplane.rollouts.plan): the defaults a plan leaves unset gets, and
+    # what a plan may ask for at most. A device report about a rollout's device steps that
+    # rollout at once, at most once per rollout_nudge_seconds per process (the tick does the rest).
+    rollout_default_bake_seconds: int = 600
+    rollout_default_step_timeout_seconds: int = 1800
+    max_duration_seconds: int = 30 * 24 * 3600   # bake, step timeout, how far off a start may be
+    max_waves: int = 20
+    max_wave_devices: int = 10_000_000
+    max_reason_chars: int = 1000                 # an operator's reason, kept in the audit log
+    rollout_nudge_seconds: float = 0.5
+    # Devices one engine step assigns at most (the rest on the next step): a wave of 100,000
+    # devices is signed in bounded transactions, never in one that holds the rollout's lock
+    # for minutes.
+    rollout_assign_batch: int = 2000
+    # Gate readings read at most this many windows per side and class (the most recent).
+    gate_max_windows: int = 20_000
     measure_runs: int = 20
     measure_timeout_seconds: int = 120
     # A version still pending after this long gets its pipeline task sent again.

@@ -87,6 +87,7 @@ class Base(DeclarativeBase):
 
 def import_all_models() -> sa.MetaData:
     """Import every domain's tables so ``Base.metadata`` is complete (Alembic, tests)."""
+    from controlplane.audit import models as _audit  # noqa: F401
     from controlplane.auth import models as _auth  # noqa: F401
     from controlplane.fleet import models as _fleet  # noqa: F401
     from controlplane.registry import models as _registry  # noqa: F401

@@ -12,7 +12,7 @@ import sys
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Tasks beat sends on a timer; their "sent/received/succeeded" lines are noise.
-ROUTINE_TASKS = ("rollouts.tick", "registry.sweep_pending")
+ROUTINE_TASKS = ("rollouts.tick", "rollouts.step", "registry.sweep_pending")
 
 # Libraries whose INFO lines say nothing an operator acts on.
 _QUIET = {

@@ -10,6 +10,7 @@ from typing import Any
 from controlplane.api import convert
 from controlplane.api.errors import rpc
 from controlplane.app import ControlPlane
+from controlplane.audit import services as audit
 from controlplane.auth import services as auth
 from controlplane.auth.interceptor import current_principal
 from controlplane.errors import InvalidArgumentError, ResourceExhaustedError
@@ -252,12 +253,14 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     def _rollout_proto(self, s: Any, r: Rollout) -> pb.Rollout:
         mv = s.get(ModelVersion, r.model_version_id)
-        return convert.rollout(r, mv.model.name, mv.version,
-                               max_failures=self.plane.settings.max_failures_shown)
+        return convert.rollout(rollouts.view(s, r, settings=self.plane.settings),
+                               mv.model.name, mv.version)
 
     @rpc
     async def CreateRollout(self, request: pb.CreateRolloutRequest, context: Any) -> pb.Rollout:
-        who = current_principal().id
+        actor = _actor()
+        now = self.plane.clock()
+        plan = convert.plan_ask(request.plan, now=now)
 
         def work() -> pb.Rollout:
             with self.plane.tx() as s:
@@ -268,11 +271,38 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                     selector=request.selector,
                     variant=request.variant,
                     prefer=request.prefer,
-                    created_by=who,
+                    plan=plan,
+                    actor=actor,
                     settings=self.plane.settings,
-                    now=self.plane.clock(),
+                    now=now,
                 )
                 return self._rollout_proto(s, r)
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def RolloutHistory(self, request: pb.RolloutHistoryRequest, context: Any
+                             ) -> pb.RolloutHistoryResponse:
+        def work() -> pb.RolloutHistoryResponse:
+            with self.plane.read() as s:
+                page = rollouts.history(s, request.id, convert.page_ask(request),
+                                        settings=self.plane.settings,
+                                        render=convert.audit_event)
+                return pb.RolloutHistoryResponse(events=page.items,
+                                                 next_page_token=page.next_token)
+
+        return await self.plane.run_db(work)
+
+    @rpc
+    async def ListAudit(self, request: pb.ListAuditRequest, context: Any
+                        ) -> pb.ListAuditResponse:
+        def work() -> pb.ListAuditResponse:
+            with self.plane.read() as s:
+                page = audit.list_events(s, convert.page_ask(request),
+                                         settings=self.plane.settings,
+                                         render=convert.audit_event,
+                                         subject_id=request.subject_id, actor=request.actor)
+                return pb.ListAuditResponse(events=page.items, next_page_token=page.next_token)
 
         return await self.plane.run_db(work)
 
@@ -345,12 +375,16 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     @rpc
     async def ChangeRollout(self, request: pb.ChangeRolloutRequest, context: Any) -> pb.Rollout:
+        actor = _actor()
+
         def work() -> pb.Rollout:
             with self.plane.tx() as s:
                 r = rollouts.change(
                     s,
                     request.id,
                     request.action,
+                    actor=actor,
+                    reason=request.reason,
                     signer=self.plane.signer,
                     settings=self.plane.settings,
                     now=self.plane.clock(),
@@ -358,6 +392,12 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 return self._rollout_proto(s, r)
 
         return await self.plane.run_db(work)
+
+
+def _actor() -> audit.Actor:
+    """The calling operator, as the audit log records it."""
+    principal = current_principal()
+    return audit.Actor(principal.id, principal.role or principal.kind)
 
 
 #: PushModelRequest's oneof fields and the parts of a push they carry.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from controlplane.audit.models import AuditEvent
 from controlplane.auth.models import EnrollmentToken, OperatorToken
 from controlplane.config import VARIANT_KINDS
 from controlplane.fleet.classes import HardwareClass, hardware_class
@@ -22,8 +24,9 @@ from controlplane.fleet.selection import Verdict
 from controlplane.pages import PageAsk
 from controlplane.registry.models import ModelVersion, Variant, VariantMeasurement
 from controlplane.registry.push import PushHeader
-from controlplane.rollouts.models import Rollout
-from controlplane.rollouts.services import wave_counts
+from controlplane.rollouts.gates import Reading
+from controlplane.rollouts.plan import Plan, PlanAsk, Window
+from controlplane.rollouts.services import RolloutView
 from controlplane.telemetry import services as telemetry
 from controlplane.telemetry.class_metrics import ClassMetrics, ClassVariantMetrics
 from controlplane.telemetry.device_metrics import DeviceMetrics, ModelMetrics
@@ -297,13 +300,12 @@ def operator_token(t: OperatorToken) -> pb.OperatorToken:
     )
 
 
-def rollout(r: Rollout, model: str, version: str, *, max_failures: int) -> pb.Rollout:
-    failed = sorted((t for t in r.targets if t.state in ("failed", "no_compatible_variant")),
-                    key=lambda t: (t.state, t.device_id))
+def rollout(v: RolloutView, model: str, version: str) -> pb.Rollout:
+    r = v.rollout
     return pb.Rollout(
         failed_devices=[pb.FailedDevice(device_id=t.device_id, message=t.message[:2000],
-                                        state=t.state)
-                        for t in failed[:max_failures]],
+                                        state="failed" if t.state == "timed_out" else t.state)
+                        for t in v.failed],
         prefer=r.prefer,
         id=r.id,
         model=model,
@@ -313,20 +315,86 @@ def rollout(r: Rollout, model: str, version: str, *, max_failures: int) -> pb.Ro
         state=r.state,
         waves=[
             pb.Wave(
-                index=w.index,
-                devices=w.devices,
-                succeeded=w.succeeded,
-                failed=w.failed,
-                skipped=w.skipped,
-                no_compatible=w.no_compatible,
-                state=w.state,
+                index=w.index, devices=w.devices, succeeded=w.succeeded, failed=w.failed,
+                skipped=w.skipped, no_compatible=w.no_compatible, state=w.wave.state,
+                queued=w.queued, in_progress=w.in_progress, held=w.held,
+                timed_out=w.timed_out, rolled_back=w.rolled_back, target=w.target,
+                started_at=timestamp(w.wave.started_at),
+                completed_at=timestamp(w.wave.completed_at),
+                bake_until=timestamp(w.wave.bake_until),
+                finished_at=timestamp(w.wave.finished_at),
+                gates=[gate_reading(Reading.from_json(g)) for g in w.wave.gates or []],
             )
-            for w in wave_counts(r)
+            for w in v.waves
         ],
         created_at=timestamp(r.created_at),
         updated_at=timestamp(r.updated_at),
         created_by=r.created_by or "",
+        plan=plan_message(v.plan),
+        reason=r.reason,
+        previous_version=v.previous_version or "",
     )
+
+
+def gate_reading(g: Reading) -> pb.GateReading:
+    return pb.GateReading(
+        gate=g.gate, hardware_class=g.hardware_class, class_name=g.class_name,
+        verdict=g.verdict, observed=g.observed, limit=g.limit, baseline=g.baseline,
+        new_value=g.new_value, inferences=g.inferences,
+        baseline_inferences=g.baseline_inferences, baseline_source=g.baseline_source,
+        detail=g.detail)
+
+
+def plan_message(p: Plan) -> pb.RolloutPlan:
+    g = p.gates
+    return pb.RolloutPlan(
+        waves=list(p.waves), bake_seconds=p.bake_seconds, success_threshold=p.success_threshold,
+        max_failures=p.max_failures, min_finished=p.min_finished,
+        step_timeout_seconds=p.step_timeout_seconds, max_per_minute=p.max_per_minute,
+        start_at=timestamp(p.start_at),
+        window=(pb.MaintenanceWindow(cron=p.window.cron,
+                                     duration_seconds=p.window.duration_seconds,
+                                     time_zone=p.window.time_zone) if p.window else None),
+        dynamic=p.dynamic,
+        gates=pb.Gates(max_p95_regression=g.max_p95_regression, max_error_rate=g.max_error_rate,
+                       max_nonfinite_rate=g.max_nonfinite_rate, max_rollbacks=g.max_rollbacks,
+                       min_inferences=g.min_inferences, on_breach=g.on_breach),
+    )
+
+
+def plan_ask(p: pb.RolloutPlan, *, now: dt.datetime) -> PlanAsk:
+    """What a CreateRollout asked for (unset optional fields: None, the server's default).
+    Raises InvalidArgumentError for a start time outside what a Timestamp holds."""
+    def opt(msg: Any, name: str) -> Any:
+        return getattr(msg, name) if msg.HasField(name) else None
+
+    g = p.gates
+    window = None
+    if p.HasField("window"):
+        window = Window(cron=p.window.cron, duration_seconds=p.window.duration_seconds,
+                        time_zone=p.window.time_zone or "UTC")
+    start = (wire_time(p.start_at).to_datetime(what="the start time", default=now)
+             if p.HasField("start_at") else None)
+    return PlanAsk(
+        waves=tuple(p.waves), bake_seconds=opt(p, "bake_seconds"),
+        success_threshold=opt(p, "success_threshold"), max_failures=opt(p, "max_failures"),
+        min_finished=opt(p, "min_finished"),
+        step_timeout_seconds=opt(p, "step_timeout_seconds"),
+        max_per_minute=opt(p, "max_per_minute"), start_at=start, window=window,
+        dynamic=opt(p, "dynamic"),
+        max_p95_regression=opt(g, "max_p95_regression"),
+        max_error_rate=opt(g, "max_error_rate"),
+        max_nonfinite_rate=opt(g, "max_nonfinite_rate"), max_rollbacks=opt(g, "max_rollbacks"),
+        min_inferences=opt(g, "min_inferences"), on_breach=g.on_breach,
+    )
+
+
+def audit_event(e: AuditEvent) -> pb.AuditEvent:
+    return pb.AuditEvent(at=timestamp(e.at), actor=e.actor, actor_role=e.actor_role,
+                         action=e.action, subject=e.subject, subject_id=e.subject_id,
+                         reason=e.reason, details_json=json.dumps(e.details or {},
+                                                                  sort_keys=True),
+                         wave=e.wave)
 
 
 def push_header(h: pb.PushModelHeader) -> PushHeader:

@@ -20,6 +20,7 @@ from controlplane.api.errors import rpc, stream_rpc
 from controlplane.app import ControlPlane
 from controlplane.auth.interceptor import current_principal
 from controlplane.fleet import services as fleet
+from controlplane.rollouts import services as rollouts
 from controlplane.telemetry import services as telemetry
 from protos import edgefleet_pb2 as pb
 from protos import edgefleet_pb2_grpc as pb_grpc
@@ -177,8 +178,12 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
 
         def work() -> pb.ReportAck:
             with self.plane.tx() as s:
-                return convert.report_ack(telemetry.record_status(
-                    s, device_id, events, settings=self.plane.settings, now=now))
+                outcome = telemetry.record_status(
+                    s, device_id, events, settings=self.plane.settings, now=now)
+                # an install outcome moves the device's rollout now, not at the next tick
+                rollouts.nudge(s, device_id, (e.model for e in events if e.model),
+                               settings=self.plane.settings)
+                return convert.report_ack(outcome)
 
         return await self.plane.run_db(work)
 

@@ -56,6 +56,8 @@ POLICY: dict[str, Rule] = {
     _A + "ListRollouts": Rule("operator", "viewer"),
     _A + "GetRollout": Rule("operator", "viewer"),
     _A + "ChangeRollout": Rule("operator", "operator"),
+    _A + "RolloutHistory": Rule("operator", "viewer"),
+    _A + "ListAudit": Rule("operator", "admin"),
     _A + "ExplainDevice": Rule("operator", "viewer"),
     _A + "ListHardwareClasses": Rule("operator", "viewer"),
     _A + "ListIncompatibilities": Rule("operator", "viewer"),

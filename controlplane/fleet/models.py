@@ -129,6 +129,9 @@ class DeviceModel(Base):
     state: Mapped[str] = mapped_column(sa.String(32), default="pending")
     message: Mapped[str] = mapped_column(sa.Text, default="")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Outside its rollout's maintenance window: the device may download and prove the desired
+    # variant but must not activate it (the desired state's entry says "hold").
+    hold: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     device: Mapped[Device] = relationship(back_populates="models")
     desired_variant: Mapped[Variant | None] = relationship(foreign_keys=[desired_variant_id])

@@ -155,9 +155,17 @@ def test_a_device_holds_several_models_and_each_rollout_changes_only_its_own(
 
     def roll_out_and_sync(name: str, version: str) -> dict[str, str]:
         nonlocal seen
-        server.admin().CreateRollout(
+        created = server.admin().CreateRollout(
             pb.CreateRolloutRequest(model=name, version=version, selector="site=multi"),
             metadata=bearer(server.admin_token))
+        # This device never reports: abort leaves it the version and frees it for the next
+        # rollout of the model (one open rollout at a time per model and device).
+        started = wait_for(f"rollout {created.id} started", lambda: server.admin().GetRollout(
+            pb.GetRolloutRequest(id=created.id), metadata=bearer(server.admin_token)
+        ).state == "running" or None)
+        assert started
+        server.admin().ChangeRollout(pb.ChangeRolloutRequest(id=created.id, action="abort"),
+                                     metadata=bearer(server.admin_token))
 
         def newer() -> pb.SyncResponse | None:
             r = server.device().Sync(pb.SyncRequest(known_sequence=seen), metadata=bearer(token))

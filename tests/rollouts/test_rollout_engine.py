@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from controlplane import modelgen
+from controlplane.audit.services import Actor
 from controlplane.auth.services import create_enrollment_token
 from controlplane.config import Settings
 from controlplane.db import make_engine, make_session_factory, transaction
@@ -32,6 +33,7 @@ from controlplane.validation import WireTime
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
 SIGNER = Signer.generate()
+ACTOR = Actor("tok-test", "operator")
 HW = {"arch": "x86_64", "interpreter": {"name": "tflite-runtime", "version": "2.14.0"}}
 
 
@@ -103,26 +105,25 @@ def test_single_wave_rollout_assigns_signs_and_succeeds(
         berlin = _devices(s, 2, {"site": "berlin"})
         other = _devices(s, 1, {"site": "paris"})
         r = rollouts.create_rollout(
-            s, model="m", version="1", selector="site=berlin", created_by=None,
+            s, model="m", version="1", selector="site=berlin", actor=ACTOR,
             settings=SETTINGS, now=NOW
         )
     with transaction(session_factory) as s:
-        rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s:
         for d in berlin:
             doc = _payload(s, d)
             assert doc["device_id"] == d and doc["sequence"] == sequence_floor(NOW)
             assert [e["model"] for e in doc["models"]] == ["m"]
         assert s.get(DesiredState, other[0]) is None
-        assert rollouts.progress(s, r.id, now=NOW).state == "running"
+        assert rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW).state == "running"
         _report_active(s, berlin[0], "1", variant_id)
-        assert rollouts.progress(s, r.id, now=NOW).state == "running"
+        assert rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW).state == "running"
         _report_active(s, berlin[1], "1", variant_id)
-        done = rollouts.progress(s, r.id, now=NOW)
+        done = rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         assert done.state == "succeeded"
-        assert [(w.devices, w.succeeded, w.failed) for w in rollouts.wave_counts(done)] == [
-            (2, 2, 0)
-        ]
+        waves = rollouts.view(s, done, settings=SETTINGS).waves
+        assert [(w.devices, w.succeeded, w.failed) for w in waves] == [(2, 2, 0)]
 
 
 @pytest.mark.parametrize("state", ["insufficient_storage", "rolled_back"])
@@ -138,9 +139,9 @@ def test_a_device_without_room_or_that_rolled_back_fails_the_rollout_with_its_me
         variant_id = _ready_version(s, "1", seed=1)
         good, bad = _devices(s, 2, {"site": "berlin"})
         r = rollouts.create_rollout(s, model="m", version="1", selector="site=berlin",
-                                    created_by=None, settings=SETTINGS, now=NOW)
+                                    actor=ACTOR, settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s:
-        rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s:
         _report_active(s, good, "1", variant_id)
         if state == "rolled_back":   # it went live first, then broke probation
@@ -150,7 +151,7 @@ def test_a_device_without_room_or_that_rolled_back_fails_the_rollout_with_its_me
                                      sha256=v.artifact_sha256, state=state,
                                      message=f"{state} on this device", at=WireTime.of(NOW))],
                       settings=SETTINGS, now=NOW)
-        rolled = rollouts.progress(s, r.id, now=NOW)
+        rolled = rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         assert rolled.state == "failed"
         assert {t.device_id: (t.state, t.message) for t in rolled.targets} == {
             good: ("succeeded", ""), bad: ("failed", f"{state} on this device")}
@@ -176,10 +177,10 @@ def test_rollout_of_a_model_still_being_measured_is_refused(
             created_by=None,
         )
     with transaction(session_factory) as s, pytest.raises(FailedPreconditionError, match="ready"):
-        rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
+        rollouts.create_rollout(s, model="m", version="1", selector="*", actor=ACTOR,
                                 settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s, pytest.raises(NotFoundError):
-        rollouts.create_rollout(s, model="nope", version="1", selector="*", created_by=None,
+        rollouts.create_rollout(s, model="nope", version="1", selector="*", actor=ACTOR,
                                 settings=SETTINGS, now=NOW)
 
 
@@ -191,7 +192,7 @@ def test_an_empty_selector_is_refused_rather_than_taken_as_the_whole_fleet(
     with transaction(session_factory) as s:
         _ready_version(s, "1", seed=1)
     with transaction(session_factory) as s, pytest.raises(InvalidArgumentError, match="'\\*'"):
-        rollouts.create_rollout(s, model="m", version="1", selector=selector, created_by=None,
+        rollouts.create_rollout(s, model="m", version="1", selector=selector, actor=ACTOR,
                                 settings=SETTINGS, now=NOW)
     with transaction(session_factory) as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Rollout)) == 0
@@ -205,26 +206,29 @@ def test_newer_rollout_supersedes_and_rollback_restores(
         v2 = _ready_version(s, "2", seed=2)
         (device,) = _devices(s, 1, {"site": "x"})
         r1 = rollouts.create_rollout(
-            s, model="m", version="1", selector="*", created_by=None, settings=SETTINGS, now=NOW
+            s, model="m", version="1", selector="*", actor=ACTOR, settings=SETTINGS, now=NOW
         )
-        rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        rollouts.step(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         _report_active(s, device, "1", v1)
-        assert rollouts.progress(s, r1.id, now=NOW).state == "succeeded"
+        done = rollouts.step(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        assert done.state == "succeeded"
         r2 = rollouts.create_rollout(
-            s, model="m", version="2", selector="*", created_by=None, settings=SETTINGS, now=NOW
+            s, model="m", version="2", selector="*", actor=ACTOR, settings=SETTINGS, now=NOW
         )
-        rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        rollouts.step(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         doc = _payload(s, device)
         assert doc["sequence"] == sequence_floor(NOW) + 1 and doc["models"][0]["version"] == "2"
         # rollback of r2 puts the device back on v1 with a newer sequence
-        rolled = rollouts.change(s, r2.id, "rollback", signer=SIGNER, settings=SETTINGS, now=NOW)
+        rolled = rollouts.change(s, r2.id, "rollback", actor=ACTOR, signer=SIGNER,
+                        settings=SETTINGS, now=NOW)
         assert rolled.state == "rolled_back"
         doc = _payload(s, device)
         assert doc["sequence"] == sequence_floor(NOW) + 2 and doc["models"][0]["version"] == "1"
         assert s.get(DeviceModel, (device, "m")).desired_variant_id == v1
         assert v2 != v1
         with pytest.raises(FailedPreconditionError):
-            rollouts.change(s, r2.id, "resume", signer=SIGNER, settings=SETTINGS, now=NOW)
+            rollouts.change(s, r2.id, "resume", actor=ACTOR, signer=SIGNER,
+                        settings=SETTINGS, now=NOW)
 
 
 def test_abort_leaves_no_wave_running_and_keeps_what_devices_were_given(
@@ -233,20 +237,23 @@ def test_abort_leaves_no_wave_running_and_keeps_what_devices_were_given(
     with transaction(session_factory) as s:
         v1 = _ready_version(s, "1", seed=1)
         (device,) = _devices(s, 1, {})
-        r = rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
+        r = rollouts.create_rollout(s, model="m", version="1", selector="*", actor=ACTOR,
                                     settings=SETTINGS, now=NOW)
-        rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         assert [w.state for w in r.waves] == ["running"]
-        aborted = rollouts.change(s, r.id, "abort", signer=SIGNER, settings=SETTINGS, now=NOW)
+        aborted = rollouts.change(s, r.id, "abort", actor=ACTOR, signer=SIGNER,
+                        settings=SETTINGS, now=NOW)
         assert aborted.state == "aborted"
         assert [(w.state, w.finished_at is not None) for w in aborted.waves] == [("aborted", True)]
         # abort stops the rollout; it does not take back what a device was already given
         assert s.get(DeviceModel, (device, "m")).desired_variant_id == v1
-        assert rollouts.progress(s, r.id, now=NOW).state == "aborted"
+        assert rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW).state == "aborted"
         with pytest.raises(FailedPreconditionError):
-            rollouts.change(s, r.id, "resume", signer=SIGNER, settings=SETTINGS, now=NOW)
+            rollouts.change(s, r.id, "resume", actor=ACTOR, signer=SIGNER,
+                        settings=SETTINGS, now=NOW)
         # an aborted rollout can still be rolled back: the wave that ran is then rolled back
-        rolled = rollouts.change(s, r.id, "rollback", signer=SIGNER, settings=SETTINGS, now=NOW)
+        rolled = rollouts.change(s, r.id, "rollback", actor=ACTOR, signer=SIGNER,
+                        settings=SETTINGS, now=NOW)
         assert [w.state for w in rolled.waves] == ["rolled_back"]
         assert s.get(DeviceModel, (device, "m")).desired_variant_id is None
 
@@ -258,43 +265,66 @@ def test_revoked_devices_get_no_rollout_and_a_running_one_stops_waiting_for_them
         v1 = _ready_version(s, "1", seed=1)
         _ready_version(s, "2", seed=2)
         kept, revoked = _devices(s, 2, {})
-        r1 = rollouts.create_rollout(s, model="m", version="1", selector="*", created_by=None,
+        r1 = rollouts.create_rollout(s, model="m", version="1", selector="*", actor=ACTOR,
                                      settings=SETTINGS, now=NOW)
-        rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        rollouts.step(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         fleet.revoke_device(s, revoked, now=NOW)
         _report_active(s, kept, "1", v1)
-        done = rollouts.progress(s, r1.id, now=NOW)
+        done = rollouts.step(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         assert done.state == "succeeded"
         assert {t.device_id: (t.state, t.message) for t in done.targets}[revoked] == (
             "superseded", "the device was revoked")
-        (counts,) = rollouts.wave_counts(done)
+        (counts,) = rollouts.view(s, done, settings=SETTINGS).waves
         assert (counts.devices, counts.succeeded, counts.failed, counts.skipped) == (2, 1, 0, 1)
-        r2 = rollouts.create_rollout(s, model="m", version="2", selector="*", created_by=None,
+        r2 = rollouts.create_rollout(s, model="m", version="2", selector="*", actor=ACTOR,
                                      settings=SETTINGS, now=NOW)
-        started = rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        started = rollouts.step(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         assert [t.device_id for t in started.targets] == [kept]
 
 
-def test_older_running_rollout_stops_waiting_for_a_device_a_newer_one_took(
+def test_a_second_open_rollout_of_the_model_on_the_same_devices_is_refused_with_the_reason(
     session_factory: sessionmaker[Session],
 ) -> None:
+    """Input tried: a rollout of m:2 to a device that m:1's rollout still runs on (and, once
+    that one is aborted, the same again): refused while the first is open, naming it; allowed
+    after. A rollout of m:2 to other devices was never refused."""
     with transaction(session_factory) as s:
         _ready_version(s, "1", seed=1)
-        v2 = _ready_version(s, "2", seed=2)
-        (device,) = _devices(s, 1, {})
+        _ready_version(s, "2", seed=2)
+        (device,) = _devices(s, 1, {"site": "a"})
+        (elsewhere,) = _devices(s, 1, {"site": "b"})
         r1 = rollouts.create_rollout(
-            s, model="m", version="1", selector="*", created_by=None, settings=SETTINGS, now=NOW
+            s, model="m", version="1", selector="site=a", actor=ACTOR, settings=SETTINGS, now=NOW
         )
-        rollouts.start(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
-        r2 = rollouts.create_rollout(
-            s, model="m", version="2", selector="*", created_by=None, settings=SETTINGS, now=NOW
+        with pytest.raises(FailedPreconditionError, match=f"{device}.*{r1.id}.*one rollout"):
+            rollouts.create_rollout(
+                s, model="m", version="2", selector="*", actor=ACTOR, settings=SETTINGS, now=NOW
+            )  # r1 pending: its selector
+        rollouts.step(s, r1.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+        with pytest.raises(FailedPreconditionError, match=r1.id):
+            rollouts.create_rollout(
+                s,
+                model="m",
+                version="2",
+                selector="site=a",
+                actor=ACTOR,
+                settings=SETTINGS,
+                now=NOW,
+            )  # r1 running: its targets
+        other = rollouts.create_rollout(
+            s, model="m", version="2", selector="site=b", actor=ACTOR, settings=SETTINGS, now=NOW
         )
-        rollouts.start(s, r2.id, signer=SIGNER, settings=SETTINGS, now=NOW)
-        _report_active(s, device, "2", v2)
-        assert rollouts.progress(s, r2.id, now=NOW).state == "succeeded"
-        old = rollouts.progress(s, r1.id, now=NOW)
-        assert old.state == "succeeded"
-        assert [t.state for t in old.targets] == ["superseded"]
+        assert other.state == "pending" and elsewhere
+        rollouts.change(s, r1.id, "abort", actor=ACTOR, signer=SIGNER, settings=SETTINGS, now=NOW)
+        rollouts.change(
+            s, other.id, "abort", actor=ACTOR, signer=SIGNER, settings=SETTINGS, now=NOW
+        )
+        assert (
+            rollouts.create_rollout(
+                s, model="m", version="2", selector="*", actor=ACTOR, settings=SETTINGS, now=NOW
+            ).state
+            == "pending"
+        )
 
 
 def test_two_workers_start_the_same_rollout_at_once_on_postgres(pg_clean_url: str) -> None:
@@ -306,7 +336,7 @@ def test_two_workers_start_the_same_rollout_at_once_on_postgres(pg_clean_url: st
         _ready_version(s, "1", seed=1)
         devices = _devices(s, 5, {})
         r = rollouts.create_rollout(
-            s, model="m", version="1", selector="*", created_by=None, settings=SETTINGS, now=NOW
+            s, model="m", version="1", selector="*", actor=ACTOR, settings=SETTINGS, now=NOW
         )
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -315,7 +345,7 @@ def test_two_workers_start_the_same_rollout_at_once_on_postgres(pg_clean_url: st
         barrier.wait()
         try:
             with transaction(factory) as s:
-                rollouts.start(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
+                rollouts.step(s, r.id, signer=SIGNER, settings=SETTINGS, now=NOW)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -344,13 +374,13 @@ def test_a_device_whose_desired_state_would_outgrow_its_messages_fails_alone(
         _ready_version(s, "1", seed=2, name="n")
         (busy,) = _devices(s, 1, {"site": "x"})
         first = rollouts.create_rollout(s, model="m", version="1", selector="site=x",
-                                        created_by=None, settings=SETTINGS, now=NOW)
-        rollouts.start(s, first.id, signer=SIGNER, settings=capped, now=NOW)
+                                        actor=ACTOR, settings=SETTINGS, now=NOW)
+        rollouts.step(s, first.id, signer=SIGNER, settings=capped, now=NOW)
         (free,) = _devices(s, 1, {"site": "x"})
         before = _payload(s, busy)
         second = rollouts.create_rollout(s, model="n", version="1", selector="site=x",
-                                         created_by=None, settings=SETTINGS, now=NOW)
-        started = rollouts.start(s, second.id, signer=SIGNER, settings=capped, now=NOW)
+                                         actor=ACTOR, settings=SETTINGS, now=NOW)
+        started = rollouts.step(s, second.id, signer=SIGNER, settings=capped, now=NOW)
         by_device = {t.device_id: t for t in started.targets}
         assert by_device[busy].state == "failed"
         assert "max_models_per_device" in by_device[busy].message
@@ -369,8 +399,8 @@ def test_a_desired_state_past_its_byte_limit_is_refused_before_it_is_stored(
         _ready_version(s, "1", seed=1)
         (device,) = _devices(s, 1, {"site": "y"})
         r = rollouts.create_rollout(s, model="m", version="1", selector="site=y",
-                                    created_by=None, settings=SETTINGS, now=NOW)
-        started = rollouts.start(s, r.id, signer=SIGNER, settings=tiny, now=NOW)
+                                    actor=ACTOR, settings=SETTINGS, now=NOW)
+        started = rollouts.step(s, r.id, signer=SIGNER, settings=tiny, now=NOW)
         (target,) = started.targets
         assert target.state == "failed" and "max_desired_state_bytes" in target.message
         assert s.get(DesiredState, device) is None
