@@ -17,10 +17,10 @@ from controlplane.db import transaction
 from controlplane.errors import FailedPreconditionError, InvalidArgumentError
 from controlplane.fleet import services as fleet
 from controlplane.fleet.models import DeviceModel
+from controlplane.pages import PageAsk
 from controlplane.rollouts import services as rollouts
 from controlplane.rollouts.models import Rollout
 from controlplane.rollouts.plan import PlanAsk
-from controlplane.pages import PageAsk
 from tests.rollouts.factories import (
     ACTOR,
     ARM,
@@ -119,7 +119,7 @@ def test_the_failure_threshold_stops_the_rollout_once_enough_devices_finished(
     three finished are not judged yet; a third failure at six finished (50%) stops it, and the
     devices not reached yet stay queued."""
     with transaction(session_factory) as s:
-        ids, _, v2 = _fleet_on_v1(s, 10)
+        _, _, v2 = _fleet_on_v1(s, 10)
         r = _create(s, waves=("100%",), max_failures="20%", min_finished=5,
                     max_per_minute=8)
         _step(s, r)
@@ -254,7 +254,7 @@ def test_a_model_that_outputs_nan_is_stopped_in_its_first_wave(
     """Input tried: one window with 3 non-finite outputs of 300 in the bake of wave 0 of two:
     the rollout pauses at once (no statistics needed), and wave 1 never starts."""
     with transaction(session_factory) as s:
-        ids, _, v2 = _fleet_on_v1(s, 4)
+        _, _, v2 = _fleet_on_v1(s, 4)
         r = _create(s, waves=("1", "100%"), bake_seconds=600)
         _step(s, r)
         (canary,) = _activate(s, r, v2)
@@ -272,7 +272,7 @@ def test_not_enough_data_by_the_end_of_the_bake_pauses_as_inconclusive_and_resum
     bake the rollout is paused, inconclusive, neither passed nor failed. An operator's resume
     accepts the wave (recorded with who did it) and the next wave starts."""
     with transaction(session_factory) as s:
-        ids, _, v2 = _fleet_on_v1(s, 3)
+        _, _, v2 = _fleet_on_v1(s, 3)
         r = _create(s, waves=("1", "100%"), bake_seconds=600, min_inferences=100)
         _step(s, r)
         (canary,) = _activate(s, r, v2)
