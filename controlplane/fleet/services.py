@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -437,34 +437,87 @@ def publish_desired_state(
     update. Raises ResourceExhaustedError when the document would not fit a device's messages
     (``max_desired_state_bytes``, ``max_models_per_device``); nothing is stored then.
     """
+    outcome = publish_desired_states(session, [device_id], signer=signer, settings=settings,
+                                     now=now)[device_id]
+    if isinstance(outcome, ResourceExhaustedError):
+        raise outcome
+    return outcome
+
+
+def publish_desired_states(
+    session: Session,
+    device_ids: Sequence[str],
+    *,
+    signer: Signer,
+    settings: Settings,
+    now: dt.datetime,
+) -> dict[str, DesiredState | ResourceExhaustedError]:
+    """``publish_desired_state`` for many devices in a fixed number of queries (a rollout
+    starts thousands at once). Each device gets its stored document, or the
+    ResourceExhaustedError that refused it; a refused device's stored document is left as it
+    was (its counter may have moved: a skipped sequence is harmless, sequences only order).
+    """
+    ids = list(dict.fromkeys(device_ids))
+    if not ids:
+        return {}
     floor = sequence_floor(now)
-    seq = session.execute(
+    sequences = dict(session.execute(
         sa.update(Device)
-        .where(Device.id == device_id)
+        .where(Device.id.in_(ids))
         .values(desired_sequence=sa.case((Device.desired_sequence >= floor,
                                           Device.desired_sequence + 1), else_=floor))
-        .returning(Device.desired_sequence)
-    ).scalar_one()
+        .returning(Device.id, Device.desired_sequence)
+        .execution_options(synchronize_session=False)
+    ).all())
     rows = session.scalars(
         sa.select(DeviceModel)
-        .where(DeviceModel.device_id == device_id, DeviceModel.desired_variant_id.is_not(None))
+        .where(DeviceModel.device_id.in_(ids), DeviceModel.desired_variant_id.is_not(None))
         .options(
             selectinload(DeviceModel.desired_variant)
             .selectinload(Variant.model_version)
             .selectinload(ModelVersion.model)
         )
-        .order_by(DeviceModel.model_name)
+        .order_by(DeviceModel.device_id, DeviceModel.model_name)
         # The caller has usually just changed desired_variant_id on rows already in this
         # session; refresh them so the relationship matches the column we sign.
         .execution_options(populate_existing=True)
     ).all()
+    by_device: dict[str, list[DeviceModel]] = {d: [] for d in ids}
+    for row in rows:
+        by_device[row.device_id].append(row)
+    stored = {st.device_id: st for st in session.scalars(
+        sa.select(DesiredState).where(DesiredState.device_id.in_(ids)))}
+    manifests: dict[str, dict[str, Any]] = {}
+    expires = now + dt.timedelta(seconds=settings.desired_state_ttl_seconds)
+    out: dict[str, DesiredState | ResourceExhaustedError] = {}
+    for device_id in ids:
+        if device_id not in sequences:
+            raise NotFoundError(f"device {device_id} not found")
+        try:
+            out[device_id] = _store_desired_state(
+                session, device_id, sequences[device_id], by_device[device_id],
+                stored.get(device_id), manifests, signer=signer, settings=settings, now=now,
+                expires=expires)
+        except ResourceExhaustedError as exc:
+            out[device_id] = exc
+    session.flush()
+    return out
+
+
+def _store_desired_state(
+    session: Session, device_id: str, seq: int, rows: list[DeviceModel],
+    state: DesiredState | None, manifests: dict[str, dict[str, Any]], *, signer: Signer,
+    settings: Settings, now: dt.datetime, expires: dt.datetime,
+) -> DesiredState:
     entries = []
     for row in rows:
         v = row.desired_variant
         assert v is not None
-        manifest = manifest_json(v)
-        if manifest is None:  # only ready, signed variants are ever made desired
-            raise RuntimeError(f"variant {v.id} has no signed manifest")
+        if v.id not in manifests:
+            manifest = manifest_json(v)
+            if manifest is None:  # only ready, signed variants are ever made desired
+                raise RuntimeError(f"variant {v.id} has no signed manifest")
+            manifests[v.id] = manifest
         entries.append(
             {
                 "model": row.model_name,
@@ -472,7 +525,7 @@ def publish_desired_state(
                 "variant": v.kind,
                 "sha256": v.artifact_sha256,
                 "size": v.size,
-                "manifest": manifest,
+                "manifest": manifests[v.id],
                 # outside its rollout's maintenance window: fetch and prove, do not activate
                 **({"hold": True} if row.hold else {}),
             }
@@ -481,7 +534,6 @@ def publish_desired_state(
         raise ResourceExhaustedError(
             f"device {device_id} would run {len(entries)} models; at most "
             f"{settings.max_models_per_device} (setting max_models_per_device)")
-    expires = now + dt.timedelta(seconds=settings.desired_state_ttl_seconds)
     doc = build_desired_state(
         device_id=device_id,
         sequence=seq,
@@ -495,7 +547,6 @@ def publish_desired_state(
         raise ResourceExhaustedError(
             f"the desired state of device {device_id} would be {len(signed.payload)} bytes; at "
             f"most {settings.max_desired_state_bytes} (setting max_desired_state_bytes)")
-    state = session.get(DesiredState, device_id)
     if state is None:
         state = DesiredState(device_id=device_id)
         session.add(state)
@@ -509,7 +560,6 @@ def publish_desired_state(
     goldens = {r.desired_variant.golden_sha256 for r in rows
                if r.desired_variant is not None and r.desired_variant.golden_sha256}
     state.artifacts = sorted({str(e["sha256"]) for e in entries} | goldens)
-    session.flush()
     return state
 
 

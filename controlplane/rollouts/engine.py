@@ -473,10 +473,14 @@ def _start_queued(ctx: _Step, upto: int) -> None:
         return
     hold = plan.window is not None and not plan.window.schedule(ctx.settings).is_open(ctx.now)
     policy = selection_policy(ctx.settings, prefer=r.prefer, variant=r.variant)
-    profiles = dict(s.execute(
-        sa.select(HardwareProfile.device_id, HardwareProfile)
-        .where(HardwareProfile.device_id.in_([t.device_id for t in queued]))).all())
+    ids = [t.device_id for t in queued]
+    profiles = {hp.device_id: hp for hp in s.scalars(
+        sa.select(HardwareProfile).where(HardwareProfile.device_id.in_(ids)))}
+    rows = {dm.device_id: dm for dm in s.scalars(
+        sa.select(DeviceModel).where(DeviceModel.model_name == ctx.model,
+                                     DeviceModel.device_id.in_(ids)))}
     per_class: dict[str, tuple[dict[str, ClassLatency], dict[str, str]]] = {}
+    given: dict[str, tuple[RolloutDevice, DeviceModel, _Before | None, bool]] = {}
     for t in queued:
         hw = profiles.get(t.device_id)
         hclass = hw.hardware_class if hw is not None else ""
@@ -494,26 +498,56 @@ def _start_queued(ctx: _Step, upto: int) -> None:
             _target(ctx, t, "no_compatible_variant", choice.reason)
             continue
         t.variant_id = choice.variant.id
-        try:
-            with s.begin_nested():
-                already = _assign(s, t, ctx.model, hold=hold, reason=choice.reason, now=ctx.now)
-                fleet.publish_desired_state(s, t.device_id, signer=ctx.signer,
-                                            settings=ctx.settings, now=ctx.now)
-        except ResourceExhaustedError as exc:   # the device's desired state cannot grow
-            _target(ctx, t, "failed", str(exc))
-            continue
+        dm = rows.get(t.device_id)
+        before = _Before.of(dm) if dm is not None else None
+        if dm is None:
+            dm = rows[t.device_id] = DeviceModel(device_id=t.device_id, model_name=ctx.model)
+            s.add(dm)
+        already = _assign(dm, t, hold=hold, reason=choice.reason, now=ctx.now)
         _target(ctx, t, "succeeded" if already else "held" if hold else "pending",
-                choice.reason if not already else "")
+                "" if already else choice.reason)
+        given[t.device_id] = (t, dm, before, already)
+    s.flush()
+    published = fleet.publish_desired_states(s, list(given), signer=ctx.signer,
+                                             settings=ctx.settings, now=ctx.now)
+    for device_id, outcome in published.items():
+        if isinstance(outcome, ResourceExhaustedError):   # its desired state cannot grow
+            t, dm, before, _ = given[device_id]
+            _Before.restore(dm, before)
+            _target(ctx, t, "failed", str(outcome))
     s.flush()
 
 
-def _assign(session: Session, t: RolloutDevice, model: str, *, hold: bool, reason: str,
+@dataclass(frozen=True)
+class _Before:
+    """A device model row as it was before a start changed it, to put back if its desired
+    state could not be published."""
+
+    desired: str | None
+    rollout: str | None
+    state: str
+    message: str
+    hold: bool
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, dm: DeviceModel) -> _Before:
+        return cls(dm.desired_variant_id, dm.rollout_id, dm.state, dm.message, dm.hold,
+                   dm.updated_at)
+
+    @staticmethod
+    def restore(dm: DeviceModel, before: _Before | None) -> None:
+        if before is None:   # the row was new: it asks for nothing
+            dm.desired_variant_id, dm.rollout_id, dm.state, dm.hold = None, None, "pending", False
+            return
+        (dm.desired_variant_id, dm.rollout_id, dm.state, dm.message, dm.hold,
+         dm.updated_at) = (before.desired, before.rollout, before.state, before.message,
+                           before.hold, before.updated_at)
+
+
+def _assign(dm: DeviceModel, t: RolloutDevice, *, hold: bool, reason: str,
             now: dt.datetime) -> bool:
     """Make the target's variant the device's desired one; True if it runs it already."""
-    dm = session.get(DeviceModel, (t.device_id, model))
-    if dm is None:
-        dm = DeviceModel(device_id=t.device_id, model_name=model)
-        session.add(dm)
     dm.desired_variant_id = t.variant_id
     dm.rollout_id = t.rollout_id
     already = dm.active_variant_id == t.variant_id
@@ -521,5 +555,4 @@ def _assign(session: Session, t: RolloutDevice, model: str, *, hold: bool, reaso
     dm.hold = hold and not already
     dm.message = reason
     dm.updated_at = now
-    session.flush()
     return already
