@@ -304,7 +304,7 @@ def rollout(v: RolloutView, model: str, version: str) -> pb.Rollout:
     r = v.rollout
     return pb.Rollout(
         failed_devices=[pb.FailedDevice(device_id=t.device_id, message=t.message[:2000],
-                                        state="failed" if t.state == "timed_out" else t.state)
+                                        state=t.state)
                         for t in v.failed],
         prefer=r.prefer,
         id=r.id,
