@@ -181,7 +181,10 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                 outcome = telemetry.record_status(
                     s, device_id, events, settings=self.plane.settings, now=now)
                 # an install outcome moves the device's rollout now, not at the next tick
-                rollouts.nudge(s, device_id, (e.model for e in events if e.model),
+                # (the models of the events stored: a refused one may hold anything)
+                refused = {r.id for r in outcome.rejections}
+                rollouts.nudge(s, device_id, (e.model for i, e in enumerate(events)
+                                              if e.model and str(i) not in refused),
                                settings=self.plane.settings)
                 return convert.report_ack(outcome)
 

@@ -86,3 +86,13 @@ def enroll(
         metadata=bearer(et.token),
     )
     return resp.device_id, resp.device_token
+
+
+def abort_once_started(srv: RunningServer, rollout_id: str) -> None:
+    """Abort a rollout once the engine started it: its devices keep what they were given and
+    are free for the model's next rollout (one open rollout at a time per model and device)."""
+    md = bearer(srv.admin_token)
+    wait_for(f"rollout {rollout_id} to start", lambda: srv.admin().GetRollout(
+        pb.GetRolloutRequest(id=rollout_id), metadata=md).state == "running" or None)
+    srv.admin().ChangeRollout(pb.ChangeRolloutRequest(id=rollout_id, action="abort"),
+                              metadata=md)

@@ -13,7 +13,7 @@ import pytest
 from controlplane import modelgen
 from protos import edgefleet_pb2 as pb
 from tests.api.conftest import RunningServer, bearer
-from tests.api.helpers import enroll, push, wait_for, wait_ready
+from tests.api.helpers import abort_once_started, enroll, push, wait_for, wait_ready
 
 
 def _window(window_id: str, count: int = 10) -> pb.MetricWindow:
@@ -107,7 +107,7 @@ def test_a_claimed_sequence_above_the_servers_is_refused_and_changes_nothing(
     push(server, "cnn", "2.0.0", modelgen.build_cnn(seed=12))
     wait_ready(server, "cnn", "2.0.0")
     device_id, token = enroll(server, labels={"site": "restored"})
-    server.admin().CreateRollout(
+    created = server.admin().CreateRollout(
         pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector="site=restored"),
         metadata=bearer(server.admin_token))
 
@@ -125,6 +125,7 @@ def test_a_claimed_sequence_above_the_servers_is_refused_and_changes_nothing(
     shown = server.admin().GetDevice(pb.GetDeviceRequest(id=device_id),
                                      metadata=bearer(server.admin_token))
     assert shown.desired_sequence == first["sequence"]
+    abort_once_started(server, created.id)
     server.admin().CreateRollout(
         pb.CreateRolloutRequest(model="cnn", version="2.0.0", selector="site=restored"),
         metadata=bearer(server.admin_token))
@@ -159,13 +160,8 @@ def test_a_device_holds_several_models_and_each_rollout_changes_only_its_own(
             pb.CreateRolloutRequest(model=name, version=version, selector="site=multi"),
             metadata=bearer(server.admin_token))
         # This device never reports: abort leaves it the version and frees it for the next
-        # rollout of the model (one open rollout at a time per model and device).
-        started = wait_for(f"rollout {created.id} started", lambda: server.admin().GetRollout(
-            pb.GetRolloutRequest(id=created.id), metadata=bearer(server.admin_token)
-        ).state == "running" or None)
-        assert started
-        server.admin().ChangeRollout(pb.ChangeRolloutRequest(id=created.id, action="abort"),
-                                     metadata=bearer(server.admin_token))
+        # rollout of the model.
+        abort_once_started(server, created.id)
 
         def newer() -> pb.SyncResponse | None:
             r = server.device().Sync(pb.SyncRequest(known_sequence=seen), metadata=bearer(token))
