@@ -295,15 +295,77 @@ def incompatibility(i: pb.Incompatibility) -> Doc:
             "created_at": time_field(i, "created_at"), "updated_at": time_field(i, "updated_at")}
 
 
+def gate_reading(g: pb.GateReading) -> Doc:
+    """One gate on one hardware class as last judged; ``baseline``/``new_value`` (p95 in ms)
+    null when the gate has none."""
+    return {
+        "gate": g.gate,
+        "hardware_class": g.hardware_class,
+        "class_name": g.class_name,
+        "verdict": g.verdict,
+        "observed": g.observed,
+        "limit": g.limit,
+        "baseline": g.baseline or None,
+        "new_value": g.new_value or None,
+        "inferences": g.inferences,
+        "baseline_inferences": g.baseline_inferences,
+        "baseline_source": g.baseline_source or "none",
+        "detail": _text(g.detail),
+    }
+
+
 def wave(w: pb.Wave) -> Doc:
     return {
         "index": w.index,
+        "target": w.target,
         "devices": w.devices,
+        "queued": w.queued,
+        "in_progress": w.in_progress,
+        "held": w.held,
         "succeeded": w.succeeded,
         "failed": w.failed,
+        "timed_out": w.timed_out,
         "skipped": w.skipped,
         "no_compatible": w.no_compatible,
+        "rolled_back": w.rolled_back,
         "state": w.state,
+        "started_at": time_field(w, "started_at"),
+        "completed_at": time_field(w, "completed_at"),
+        "bake_until": time_field(w, "bake_until"),
+        "finished_at": time_field(w, "finished_at"),
+        "gates": [gate_reading(g) for g in w.gates],
+    }
+
+
+def gates(g: pb.Gates) -> Doc:
+    return {
+        "max_p95_regression": _optional(g, "max_p95_regression"),
+        "max_error_rate": _optional(g, "max_error_rate"),
+        "max_nonfinite_rate": _optional(g, "max_nonfinite_rate"),
+        "max_rollbacks": _optional(g, "max_rollbacks"),
+        "min_inferences": _optional(g, "min_inferences"),
+        "on_breach": _text(g.on_breach),
+    }
+
+
+def plan(p: pb.RolloutPlan) -> Doc:
+    """The plan in force as the server reports it (every field filled); a field it left unset
+    is null. Durations in seconds, shares as fractions (0.95), counts-or-shares as the wire
+    spells them ("3", "5%")."""
+    return {
+        "waves": list(p.waves),
+        "bake_seconds": _optional(p, "bake_seconds"),
+        "success_threshold": _optional(p, "success_threshold"),
+        "max_failures": _optional(p, "max_failures"),
+        "min_finished": _optional(p, "min_finished"),
+        "step_timeout_seconds": _optional(p, "step_timeout_seconds"),
+        "max_per_minute": _optional(p, "max_per_minute"),
+        "start_at": time_field(p, "start_at"),
+        "window": ({"cron": p.window.cron, "duration_seconds": p.window.duration_seconds,
+                    "time_zone": p.window.time_zone or "UTC"}
+                   if p.HasField("window") and p.window.cron else None),
+        "dynamic": _optional(p, "dynamic"),
+        "gates": gates(p.gates) if p.HasField("gates") else None,
     }
 
 
@@ -316,6 +378,9 @@ def rollout(r: pb.Rollout) -> Doc:
         "variant": _text(r.variant),
         "prefer": r.prefer or "latency",
         "state": r.state,
+        "reason": _text(r.reason),
+        "previous_version": _text(r.previous_version),
+        "plan": plan(r.plan) if r.HasField("plan") else None,
         "waves": [wave(w) for w in r.waves],
         "created_at": time_field(r, "created_at"),
         "updated_at": time_field(r, "updated_at"),
@@ -323,6 +388,28 @@ def rollout(r: pb.Rollout) -> Doc:
         "failed_devices": [{"device_id": d.device_id, "message": d.message,
                             "state": d.state or "failed"}
                            for d in r.failed_devices],
+    }
+
+
+def audit_event(e: pb.AuditEvent) -> Doc:
+    """One audit entry; ``details`` is its JSON parsed (``{}`` when none, the text as it came
+    when it is not JSON), ``wave`` null when it concerns none."""
+    details: Any = {}
+    if e.details_json:
+        try:
+            details = json.loads(e.details_json)
+        except json.JSONDecodeError:
+            details = e.details_json
+    return {
+        "at": time_field(e, "at"),
+        "actor": e.actor,
+        "actor_role": _text(e.actor_role),
+        "action": e.action,
+        "subject": _text(e.subject),
+        "subject_id": _text(e.subject_id),
+        "wave": e.wave if e.wave >= 0 else None,
+        "reason": _text(e.reason),
+        "details": details,
     }
 
 

@@ -35,7 +35,17 @@ from controlplane.cli.connection import DEFAULT_SERVER, ClientSettings
 from controlplane.cli.context import Invocation
 from controlplane.cli.errors import ExitCode, exit_code_for
 from controlplane.cli.output import Output
-from controlplane.cli.parsing import parse_label, parse_label_list, parse_model_ref, parse_waves
+from controlplane.cli.parsing import (
+    parse_count_or_share,
+    parse_cron,
+    parse_label,
+    parse_label_list,
+    parse_model_ref,
+    parse_share,
+    parse_start_at,
+    parse_time_zone,
+    parse_waves,
+)
 from controlplane.durations import parse_duration
 from controlplane.errors import EdgeFleetError
 
@@ -99,6 +109,27 @@ def _wire_count(text: str) -> int:
     return value
 
 
+def _wire_natural(text: str, *, maximum: int = _MAX_WIRE_COUNT) -> int:
+    """A whole number from 0 (a count where 0 means none or no limit) up to what the wire holds."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= maximum:
+        raise ValueError(f"{text!r} must be from 0 to {maximum}")
+    return value
+
+
+def _wire_duration(text: str, *, minimum: int = 0) -> int:
+    """A duration that fits a uint32 of seconds on the wire, at least ``minimum`` seconds."""
+    seconds = parse_duration(text)
+    if seconds < minimum:
+        raise ValueError(f"duration {text!r} must be at least {minimum}s")
+    if seconds > _MAX_WIRE_COUNT:
+        raise ValueError(f"duration {text!r} is too long")
+    return seconds
+
+
 def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
@@ -136,6 +167,16 @@ label_assignment = _typed(lambda s: parse_label(s, allow_empty_value=True), "lab
 model_ref_optional_version = _typed(lambda s: parse_model_ref(s, require_version=False), "model")
 model_ref_with_version = _typed(lambda s: parse_model_ref(s, require_version=True), "model")
 waves = _typed(parse_waves, "waves")
+natural = _typed(_wire_natural, "count")
+big_natural = _typed(lambda s: _wire_natural(s, maximum=2**63 - 1), "count")
+plan_duration = _typed(_wire_duration, "duration")
+plan_positive_duration = _typed(lambda s: _wire_duration(s, minimum=1), "duration")
+share = _typed(parse_share, "share")
+regression = _typed(lambda s: parse_share(s, maximum=100.0, example="20%"), "share")
+count_or_share = _typed(parse_count_or_share, "count or share")
+start_time = _typed(parse_start_at, "time")
+cron = _typed(parse_cron, "cron")
+time_zone = _typed(parse_time_zone, "time zone")
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -192,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_commands(top)
     _add_rollout_commands(top)
     _add_fleet_commands(top)
+    _add_audit_commands(top)
     return parser
 
 
@@ -377,9 +419,7 @@ def _add_rollout_commands(top: _Tree) -> None:
     create.add_argument("ref", type=model_ref_with_version, metavar="NAME:VERSION")
     create.add_argument("--selector", required=True, metavar="EXPR",
                         help="which devices, e.g. site=berlin,tier=canary; '*' for the whole fleet")
-    create.add_argument("--waves", type=waves, metavar="LIST", help="e.g. 1%%,10%%,50%%,100%%")
-    create.add_argument("--bake", type=duration, metavar="DURATION",
-                        help="time a wave must stay healthy before the next, e.g. 10m")
+    _add_plan_options(create)
     _add_choice_options(create)
     rollout.command("list", "list rollouts", handler="rollouts:list_rollouts",
                     words="rollout list")
@@ -387,7 +427,12 @@ def _add_rollout_commands(top: _Tree) -> None:
                              words="rollout status")
     status.add_argument("rollout_id", metavar="ROLLOUT_ID")
     status.add_argument("--watch", action="store_true",
-                        help="re-poll every 2 s until the rollout ends or is paused")
+                        help="a live view, re-polled every 2 s, until the rollout ends or is "
+                             "paused (exit 7 when it ended failed, aborted or rolled back)")
+    history = rollout.command("history", "what happened to a rollout: operators' actions and "
+                              "the engine's steps, oldest first", handler="rollouts:history",
+                              words="rollout history")
+    history.add_argument("rollout_id", metavar="ROLLOUT_ID")
     for action, help in (("pause", "stop moving devices forward"),
                          ("resume", "continue a paused rollout"),
                          ("abort", "stop the rollout and leave devices as they are"),
@@ -395,7 +440,77 @@ def _add_rollout_commands(top: _Tree) -> None:
         change = rollout.command(action, help, handler="rollouts:change",
                                  words=f"rollout {action}")
         change.add_argument("rollout_id", metavar="ROLLOUT_ID")
+        change.add_argument("--reason", metavar="TEXT", default="",
+                            help="why, recorded in the rollout's history")
         change.set_defaults(action=action)
+
+
+def _add_plan_options(create: argparse.ArgumentParser) -> None:
+    """The rollout plan; a flag not given is left unset and the server's default applies."""
+    plan = create.add_argument_group("plan (a flag left out takes the server's default)")
+    plan.add_argument("--waves", type=waves, metavar="LIST",
+                      help="cumulative wave sizes, device counts or shares of the matching "
+                           "devices, ending at 100%%, e.g. 5,10%%,50%%,100%% (default 100%%)")
+    plan.add_argument("--bake", type=plan_duration, metavar="DURATION",
+                      help="how long a wave must stay healthy, its gates judged, before the "
+                           "next starts, e.g. 10m (default 10m with several waves, else 0s)")
+    plan.add_argument("--success-threshold", type=share, metavar="SHARE",
+                      help="share of a wave's devices that must be active before it "
+                           "completes, e.g. 95%% or 0.95 (default 100%%)")
+    plan.add_argument("--max-failures", type=count_or_share, metavar="N|SHARE",
+                      help="failed devices a rollout tolerates: a count (3) or a share of the "
+                           "finished devices (5%%) (default 0)")
+    plan.add_argument("--min-finished", type=natural, metavar="N",
+                      help="finished devices before a share in --max-failures is judged "
+                           "(default 10)")
+    plan.add_argument("--step-timeout", type=plan_positive_duration, metavar="DURATION",
+                      help="a device making no progress for this long has failed, e.g. 15m "
+                           "(default 30m)")
+    plan.add_argument("--max-per-minute", type=natural, metavar="N",
+                      help="devices started per minute; 0: no limit (default 0)")
+    plan.add_argument("--start-at", type=start_time, metavar="TIME",
+                      help="start later: an RFC 3339 time (2026-05-01T22:00:00Z) or a delay "
+                           "from now (+30m) (default: at once)")
+    plan.add_argument("--window", type=cron, metavar="CRON",
+                      help="maintenance window: devices activate only inside it; 5 cron fields "
+                           "in quotes, e.g. '0 22 * * mon-fri' (needs --window-duration; "
+                           "default: always open)")
+    plan.add_argument("--window-duration", type=plan_positive_duration, metavar="DURATION",
+                      help="how long the window stays open from each cron time, e.g. 2h")
+    plan.add_argument("--window-tz", type=time_zone, metavar="ZONE",
+                      help="the window's IANA time zone, e.g. Europe/Berlin (default UTC)")
+    plan.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=None,
+                      help="devices that come to match the selector join the running wave "
+                           "(default: no)")
+    gates = create.add_argument_group(
+        "gates, judged per hardware class over each wave's bake against the previous version "
+        "(a flag left out takes the server's default)")
+    gates.add_argument("--max-p95-regression", type=regression, metavar="SHARE",
+                       help="p95 latency at most this much above the baseline's, e.g. 20%% "
+                            "(default 20%%)")
+    gates.add_argument("--max-error-rate", type=share, metavar="SHARE",
+                       help="errors per inference on the new version, e.g. 1%% (default 1%%)")
+    gates.add_argument("--max-nonfinite-rate", type=share, metavar="SHARE",
+                       help="non-finite outputs per inference, e.g. 0 (default 0)")
+    gates.add_argument("--max-rollbacks", type=natural, metavar="N",
+                       help="probation rollbacks devices may report (default 0)")
+    gates.add_argument("--min-inferences", type=big_natural, metavar="N",
+                       help="inferences per class and side before a gate is judged; fewer: "
+                            "inconclusive, which pauses (default 100)")
+    gates.add_argument("--on-breach", choices=("pause", "rollback"),
+                       help="what a breached gate does (default pause)")
+
+
+def _add_audit_commands(top: _Tree) -> None:
+    audit = _Tree(top.command("audit", "the audit log: every operator action on the fleet and "
+                              "the rollout engine's steps"), "verb")
+    listing = audit.command("list", "audit events, newest first (an admin token)",
+                            handler="audit:list_events", words="audit list")
+    listing.add_argument("--actor", metavar="TOKEN_ID",
+                         help="only this operator token's actions ('engine': the rollout "
+                              "engine's steps)")
+    listing.add_argument("--subject", metavar="ID",
+                         help="only about this rollout, token, device or model")
 
 
 def _load_handler(spec: str) -> Handler:

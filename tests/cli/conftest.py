@@ -28,7 +28,7 @@ from protos import edgefleet_pb2_grpc as pb_grpc
 UNARY_METHODS = (
     "CreateToken", "ListTokens", "RevokeToken", "CreateEnrollmentToken", "RevokeEnrollmentToken",
     "ListModels", "GetModel", "ListDevices", "GetDevice", "LabelDevice", "RevokeDevice",
-    "CreateRollout", "ListRollouts", "GetRollout", "ChangeRollout",
+    "CreateRollout", "ListRollouts", "GetRollout", "ChangeRollout", "RolloutHistory", "ListAudit",
     "ExplainDevice", "ListHardwareClasses", "ListIncompatibilities", "ClearIncompatibility",
 )
 

@@ -139,10 +139,14 @@ def test_rollout_with_waves() -> None:
     assert convert.rollout(rollout) == {
         "id": "r1", "model": "face", "version": "1.2.0", "selector": "site=berlin",
         "state": "running",
-        "waves": [{"index": 0, "devices": 3, "succeeded": 1, "failed": 0, "skipped": 0,
-                   "no_compatible": 0, "state": "running"}],
+        "waves": [{"index": 0, "target": 0, "devices": 3, "queued": 0, "in_progress": 0,
+                   "held": 0, "succeeded": 1, "failed": 0, "timed_out": 0, "skipped": 0,
+                   "no_compatible": 0, "rolled_back": 0, "state": "running",
+                   "started_at": None, "completed_at": None, "bake_until": None,
+                   "finished_at": None, "gates": []}],
         "created_at": "2024-05-01T12:00:00Z", "updated_at": None, "created_by": None,
         "variant": None, "prefer": "latency", "failed_devices": [],
+        "reason": None, "previous_version": None, "plan": None,
     }
 
 

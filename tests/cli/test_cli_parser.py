@@ -91,15 +91,23 @@ def test_rollout_flags() -> None:
     create = parse(["rollout", "create", "face:1.2.0", "--selector", "site=berlin",
                     "--waves", "1%,10%,100%", "--bake", "10m"])
     assert (create.ref, create.selector, create.waves, create.bake) == (
-        ModelRef("face", "1.2.0"), "site=berlin", [1.0, 10.0, 100.0], 600)
+        ModelRef("face", "1.2.0"), "site=berlin", ["1%", "10%", "100%"], 600)
     status = parse(["rollout", "status", "r1", "--watch"])
     assert (status.rollout_id, status.watch) == ("r1", True)
     assert parse(["rollout", "status", "r1"]).watch is False
     assert parse(["rollout", "list"]).handler == "rollouts:list_rollouts"
     for action in ("pause", "resume", "abort", "rollback"):
         change = parse(["rollout", action, "r1"])
-        assert (change.handler, change.action, change.rollout_id, change.command_name) == (
-            "rollouts:change", action, "r1", f"rollout {action}")
+        assert (change.handler, change.action, change.rollout_id, change.command_name,
+                change.reason) == ("rollouts:change", action, "r1", f"rollout {action}", "")
+        assert parse(["rollout", action, "r1", "--reason", "why"]).reason == "why"
+    history = parse(["rollout", "history", "r1"])
+    assert (history.handler, history.rollout_id, history.command_name) == (
+        "rollouts:history", "r1", "rollout history")
+    audit = parse(["audit", "list", "--actor", "ab" * 8, "--subject", "r1"])
+    assert (audit.handler, audit.actor, audit.subject, audit.command_name) == (
+        "audit:list_events", "ab" * 8, "r1", "audit list")
+    assert (parse(["audit", "list"]).actor, parse(["audit", "list"]).subject) == (None, None)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""``rollout create|list|status [--watch]|pause|resume|abort|rollback`` against a real server."""
+"""``rollout create|list|status [--watch]|history|pause|resume|abort|rollback`` and ``audit list``
+against a real gRPC server with canned answers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from controlplane.cli.commands.rollouts import CLEAR_SCREEN
 from protos import edgefleet_pb2 as pb
@@ -38,27 +40,6 @@ def test_rollout_create_sends_model_version_selector(cli: Runner, admin_server: 
     assert "warning" not in result.err
 
 
-def test_rollout_create_with_waves_and_bake_warns_they_are_ignored(
-    cli: Runner, admin_server: Any
-) -> None:
-    admin_server.service.reply("CreateRollout", _rollout("pending"))
-    result = cli("rollout", "create", "face:1.2.0", "--selector", "site=berlin",
-                 "--waves", "1%,10%,100%", "--bake", "10m", "-o", "json")
-    assert result.code == 0
-    assert "--waves is ignored" in result.err
-    assert "--bake is ignored" in result.err
-    assert result.json()["id"] == "r1"  # warnings stay off stdout
-
-
-def test_rollout_create_with_a_single_full_wave_does_not_warn(
-    cli: Runner, admin_server: Any
-) -> None:
-    admin_server.service.reply("CreateRollout", _rollout("pending"))
-    result = cli("rollout", "create", "face:1.2.0", "--selector", "a=b", "--waves", "100%")
-    assert result.code == 0
-    assert "warning" not in result.err
-
-
 def test_rollout_create_for_an_unknown_version_exits_5(cli: Runner, admin_server: Any) -> None:
     admin_server.service.fail("CreateRollout", grpc.StatusCode.NOT_FOUND, "no model face:9")
     assert cli("rollout", "create", "face:9", "--selector", "a=b").code == 5
@@ -80,8 +61,11 @@ def test_rollout_status_once(cli: Runner, admin_server: Any) -> None:
     assert result.code == 0
     assert admin_server.service.calls("GetRollout") == 1
     doc = result.json()
-    assert doc["waves"] == [{"index": 0, "devices": 3, "succeeded": 1, "failed": 0, "skipped": 0,
-                             "no_compatible": 0, "state": "running"}]
+    assert doc["waves"] == [{"index": 0, "target": 0, "devices": 3, "queued": 0, "in_progress": 0,
+                             "held": 0, "succeeded": 1, "failed": 0, "timed_out": 0,
+                             "skipped": 0, "no_compatible": 0, "rolled_back": 0,
+                             "state": "running", "started_at": None, "completed_at": None,
+                             "bake_until": None, "finished_at": None, "gates": []}]
     assert admin_server.service.requests["GetRollout"][0].id == "r1"
 
 
@@ -202,7 +186,8 @@ def test_watch_on_a_terminal_redraws_in_place(
     screens = terminal.getvalue().split(CLEAR_SCREEN)
     assert screens[0] == ""
     assert len(screens) == 4  # one redraw per poll, unchanged or not
-    assert "state:      succeeded" in screens[-1]
+    assert "state:    succeeded" in screens[-1]
+    assert "[################] 3/3" in screens[-1]
 
 
 def test_status_says_how_many_devices_were_skipped(cli: Runner, admin_server: Any) -> None:
@@ -214,3 +199,116 @@ def test_status_says_how_many_devices_were_skipped(cli: Runner, admin_server: An
     out = cli("rollout", "status", "r1").out
     assert "1/3 ok, 0 failed, 2 skipped" in out
     assert cli("rollout", "status", "r1", "-o", "json").json()["waves"][0]["skipped"] == 2
+
+
+def _event(action: str, *, actor: str = "engine", role: str = "engine", wave: int = -1,
+           reason: str = "", subject_id: str = "r1") -> pb.AuditEvent:
+    return pb.AuditEvent(at=MAY_1, actor=actor, actor_role=role, action=action,
+                         subject="rollout", subject_id=subject_id, wave=wave, reason=reason,
+                         details_json='{"from": "running"}')
+
+
+MAY_1 = Timestamp(seconds=1714564800)
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "abort", "rollback"])
+def test_rollout_actions_carry_a_reason(cli: Runner, admin_server: Any, action: str) -> None:
+    admin_server.service.reply("ChangeRollout", _rollout("paused"))
+    assert cli("rollout", action, "r1", "--reason", "checking dashboards").code == 0
+    assert cli("rollout", action, "r1").code == 0
+    with_reason, without = admin_server.service.requests["ChangeRollout"]
+    assert (with_reason.action, with_reason.reason) == (action, "checking dashboards")
+    assert without.reason == ""
+
+
+def test_rollout_history_follows_every_page_oldest_first(cli: Runner, admin_server: Any) -> None:
+    service = admin_server.service
+    service.reply("RolloutHistory",
+                  pb.RolloutHistoryResponse(events=[_event("rollout.created", actor="ab" * 8,
+                                                           role="operator")],
+                                            next_page_token="p2"),
+                  pb.RolloutHistoryResponse(events=[_event("rollout.paused", wave=0,
+                                                           reason="inconclusive")]))
+    result = cli("rollout", "history", "r1", "-o", "json")
+    assert result.code == 0
+    first, second = service.requests["RolloutHistory"]
+    assert (first.id, first.page_token, second.id, second.page_token) == ("r1", "", "r1", "p2")
+    doc = result.json()
+    assert doc["id"] == "r1"
+    assert [(e["action"], e["actor_role"], e["wave"]) for e in doc["events"]] == [
+        ("rollout.created", "operator", None), ("rollout.paused", "engine", 0)]
+    assert set(doc["events"][0]) == {"at", "actor", "actor_role", "action", "subject",
+                                     "subject_id", "wave", "reason", "details"}
+    assert doc["events"][1]["details"] == {"from": "running"}
+
+
+def test_rollout_history_table(cli: Runner, admin_server: Any) -> None:
+    admin_server.service.reply("RolloutHistory", pb.RolloutHistoryResponse(
+        events=[_event("rollout.paused", wave=1, reason="checking dashboards",
+                       actor="ab" * 8, role="operator")]))
+    lines = cli("rollout", "history", "r1").out.splitlines()
+    assert lines[0].split() == ["TIME", "ACTOR", "ROLE", "ACTION", "WAVE", "REASON"]
+    assert lines[1].split() == ["2024-05-01T12:00:00Z", "ab" * 8, "operator", "rollout.paused",
+                                "1", "checking", "dashboards"]
+
+
+def test_history_of_an_unknown_rollout_exits_5(cli: Runner, admin_server: Any) -> None:
+    admin_server.service.fail("RolloutHistory", grpc.StatusCode.NOT_FOUND, "no rollout r9")
+    result = cli("rollout", "history", "r9", "-o", "json")
+    assert (result.code, result.out) == (5, "")
+
+
+def test_audit_list_sends_its_filters_and_prints_one_document(cli: Runner,
+                                                              admin_server: Any) -> None:
+    admin_server.service.reply("ListAudit", pb.ListAuditResponse(
+        events=[_event("rollout.paused", actor="ab" * 8, role="operator")]))
+    result = cli("audit", "list", "--actor", "ab" * 8, "--subject", "r1", "-o", "json")
+    assert result.code == 0
+    request = admin_server.service.requests["ListAudit"][0]
+    assert (request.actor, request.subject_id) == ("ab" * 8, "r1")
+    assert [e["subject_id"] for e in result.json()["events"]] == ["r1"]
+    assert cli("audit", "list").out.splitlines()[1].split()[4] == "rollout:r1"
+    unfiltered = admin_server.service.requests["ListAudit"][-1]
+    assert (unfiltered.actor, unfiltered.subject_id) == ("", "")
+
+
+def test_audit_list_with_a_token_below_admin_exits_4(cli: Runner, admin_server: Any) -> None:
+    admin_server.service.fail("ListAudit", grpc.StatusCode.PERMISSION_DENIED,
+                              "ListAudit needs an admin token")
+    result = cli("audit", "list")
+    assert result.code == 4
+    assert "admin" in result.err
+
+
+def _staged(state: str, succeeded: int, reason: str = "") -> pb.Rollout:
+    rollout = _rollout(state, succeeded=succeeded)
+    rollout.reason = reason
+    rollout.waves[0].gates.append(pb.GateReading(
+        gate="error_rate", class_name="aarch64/tflite-runtime-2.14/4G/cpu", verdict="pass",
+        observed=0.002, limit=0.01, inferences=150, baseline_source="previous_version_now"))
+    return rollout
+
+
+def test_watch_in_a_pipe_shows_bars_and_gates_once_per_change(cli: Runner,
+                                                              admin_server: Any) -> None:
+    admin_server.service.reply("GetRollout", _staged("running", 1), _staged("running", 1),
+                               _staged("running", 2),
+                               _staged("paused", 2, reason="inconclusive: error_rate"))
+    result = cli("rollout", "status", "r1", "--watch")
+    assert result.code == 0
+    bars = [line.split()[2:4] for line in result.out.splitlines()
+            if line.startswith("wave 0") and "[" in line]
+    assert bars == [["[#####...........]", "1/3"], ["[##########......]", "2/3"],
+                    ["[##########......]", "2/3"]]
+    assert sum(line.startswith("error_rate ") for line in result.out.splitlines()) == 3
+    assert result.out.splitlines().count("reason:   inconclusive: error_rate") == 1
+    assert "\x1b[" not in result.out
+
+
+def test_watch_that_ends_rolled_back_says_why_and_exits_7(cli: Runner,
+                                                          admin_server: Any) -> None:
+    admin_server.service.reply("GetRollout", _staged("running", 1),
+                               _staged("rolled_back", 1, reason="gate error_rate breached"))
+    result = cli("rollout", "status", "r1", "--watch")
+    assert result.code == 7
+    assert "rollout r1 ended rolled_back: gate error_rate breached" in result.err
