@@ -162,6 +162,7 @@ class Settings:
     max_waves: int = 20
     max_wave_devices: int = 10_000_000
     max_reason_chars: int = 1000                 # an operator's reason, kept in the audit log
+    max_cron_chars: int = 256                    # a maintenance window's cron expression
     rollout_nudge_seconds: float = 0.5
     # Devices one engine step assigns at most (the rest on the next step): a wave of 100,000
     # devices is signed in bounded transactions, never in one that holds the rollout's lock

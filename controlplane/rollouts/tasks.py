@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from controlplane.db import is_contention
+from controlplane.errors import NotFoundError
 from controlplane.jobs.app import app
 from controlplane.jobs.base import PlaneTask
 from controlplane.rollouts import services
@@ -25,6 +26,8 @@ def _step(task: PlaneTask, rollout_id: str) -> None:
         with plane.tx() as session:
             services.step(session, rollout_id, signer=plane.signer, settings=plane.settings,
                           now=plane.clock())
+    except NotFoundError:   # a step sent for a rollout since deleted: nothing to do
+        log.info("rollout %s: gone; nothing to step", rollout_id)
     except Exception as exc:
         if is_contention(exc):   # another worker held the row: routine, no traceback
             log.info("rollout %s: busy (%s); the next tick steps it", rollout_id,

@@ -14,7 +14,7 @@ from controlplane import modelgen
 from controlplane.config import Settings
 from protos import edgefleet_pb2 as pb
 from tests.api.conftest import RunningServer, bearer
-from tests.api.helpers import push, wait_ready
+from tests.api.helpers import abort_once_started, push, wait_ready
 
 LIMIT = 256 * 1024
 
@@ -91,8 +91,9 @@ def test_models_and_rollouts_come_in_pages(server: RunningServer) -> None:
         push(server, "cnn", f"{i}.0.0", modelgen.build_cnn(seed=i))
     for i in range(3):
         wait_ready(server, "cnn", f"{i}.0.0")
-        admin.CreateRollout(pb.CreateRolloutRequest(model="cnn", version=f"{i}.0.0",
-                                                    selector="site=r"), metadata=md)
+        created = admin.CreateRollout(pb.CreateRolloutRequest(
+            model="cnn", version=f"{i}.0.0", selector="site=r"), metadata=md)
+        abort_once_started(server, created.id)   # the device is free for the next one
     models = _every_page(lambda t: admin.ListModels(
         pb.ListModelsRequest(page_size=2, page_token=t), metadata=md), "models")
     assert [[m.version for m in r.models] for r in models] == [["0.0.0", "1.0.0"], ["2.0.0"]]

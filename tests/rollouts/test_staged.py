@@ -358,3 +358,35 @@ def test_a_bad_plan_is_refused_naming_the_field(
         _create(s, **plan)
     with transaction(session_factory) as s:
         assert s.query(Rollout).count() == 0
+
+
+def test_outside_the_maintenance_window_devices_are_held_and_released_when_it_opens(
+        session_factory: sessionmaker[Session]) -> None:
+    """A window of 02:00-04:00 UTC; the rollout is created at 12:00. Its devices are started
+    held (may download, not activate), wait without timing out, are released at 02:00, and one
+    still not active at 04:00 is held again; a held device that reports staged stays held."""
+    from controlplane.rollouts.plan import Window
+
+    with transaction(session_factory) as s:
+        (a, b), _, v2 = _fleet_on_v1(s, 2)
+        r = _create(s, window=Window("0 2 * * *", 2 * 3600, "UTC"),
+                    step_timeout_seconds=3 * 3600)
+        _step(s, r)
+        targets = {t.device_id: t for t in rollouts.targets_of(s, r.id)}
+        assert {t.state for t in targets.values()} == {"held"}
+        assert all(s.get(DeviceModel, (d, "m")).hold for d in (a, b))
+        report(s, a, v2, "staged", now=NOW + 10 * MIN)
+        night = NOW.replace(hour=2, minute=30) + dt.timedelta(days=1)
+        _step(s, r, NOW + 5 * 60 * MIN)   # hours later, still closed: no timeout while held
+        assert {t.state for t in rollouts.targets_of(s, r.id)} == {"held"}
+        _step(s, r, night)
+        assert {t.state for t in rollouts.targets_of(s, r.id)} == {"pending"}
+        assert not any(s.get(DeviceModel, (d, "m")).hold for d in (a, b))
+        report(s, a, v2, now=night)
+        _step(s, r, night + MIN)
+        _step(s, r, night + 100 * MIN)    # 04:10: closed again
+        states = {t.device_id: t.state for t in rollouts.targets_of(s, r.id)}
+        assert states == {a: "succeeded", b: "held"}
+        assert s.get(DeviceModel, (b, "m")).hold and not s.get(DeviceModel, (a, "m")).hold
+        actions = _actions(s, r)
+        assert "window_opened" in actions and actions[-1] == "window_closed"
