@@ -1,6 +1,7 @@
 """The staged-rollout commands against the real control plane (``tests.api``'s running server):
 a plan asked for with flags comes back in force with the server's defaults, a reason given to
-``rollout pause`` lands in ``rollout history`` and ``audit list``."""
+``rollout pause`` lands in ``rollout history`` and ``audit list``, a maintenance window and a
+start time travel as asked."""
 
 from __future__ import annotations
 
@@ -61,3 +62,17 @@ def test_plan_flags_history_and_audit_through_the_real_server(run: Runner,
     assert log.code == 0, log.err
     assert [e["action"] for e in log.json()["events"]] == [e["action"]
                                                            for e in reversed(events)]
+
+    assert cli("rollout", "abort", rollout_id, "--reason", "next one").code == 0
+    windowed = cli("rollout", "create", "cnn:1.0.0", "--selector", "site=cli", "--window",
+                   "0 22 * * mon-fri", "--window-duration", "2h", "--window-tz",
+                   "Europe/Berlin", "--start-at", "+1h", "-o", "json")
+    assert windowed.code == 0, windowed.err
+    plan = windowed.json()["plan"]
+    assert plan["window"] == {"cron": "0 22 * * mon-fri", "duration_seconds": 7200,
+                              "time_zone": "Europe/Berlin"}
+    assert plan["start_at"] is not None and plan["start_at"].endswith("Z")
+    refused = cli("rollout", "create", "cnn:1.0.0", "--selector", "site=cli", "--window",
+                  "0 25 * * *", "--window-duration", "2h")
+    assert refused.code == 6, refused.err   # the shape passes the CLI; the server knows better
+    assert "25" in refused.err, refused.err
