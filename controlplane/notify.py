@@ -10,7 +10,7 @@ Invariants:
 - Every notification reaches this process's listeners at once (``add_listener``), in the
   committing thread: an embedded server hears its own worker without Redis, and a server
   answers its next Sync from the new state even before Redis echoes it.
-- With a Redis URL (``configure``) it is also published on ``CHANNEL``; ``RedisSubscriber``
+- With a Redis URL (``configure``) it is also published on ``channel_for(url)``; ``RedisSubscriber``
   delivers what other processes publish. A publish that fails is logged, never raised into the
   committed code; what it would have told is covered by the cache's age limit
   (``desired_cache_max_age_seconds``) and the agents' polling.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from controlplane.config import Settings
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "edgefleet:desired-state"
+CHANNEL_PREFIX = "edgefleet:desired-state:db"
 _PENDING_KEY = "edgefleet_notify_after_commit"
 
 
@@ -53,16 +54,28 @@ class Listener(Protocol):
 _listeners: list[Listener] = []
 _lock = threading.Lock()
 _redis: Any = None   # redis.Redis, when this process publishes to Redis
+_channel = ""
+
+
+def channel_for(redis_url: str) -> str:
+    """The channel of the fleet on ``redis_url``. Pub/sub ignores Redis' database numbers, so
+    the number is in the name: two fleets on one Redis (databases 0 and 1) do not hear each
+    other."""
+    import redis
+
+    db = redis.connection.parse_url(redis_url).get("db", 0)
+    return f"{CHANNEL_PREFIX}{db}"
 
 
 def configure(settings: Settings) -> None:
     """Publish to Redis when ``settings`` has a Redis URL (scaled out), else only in-process."""
-    global _redis
+    global _redis, _channel
     if not settings.redis_url:
         _redis = None
         return
     import redis
 
+    _channel = channel_for(settings.redis_url)
     _redis = redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.notify_redis_timeout_seconds,
@@ -127,7 +140,7 @@ def publish(device_id: str, sequence: int) -> None:
     if client is None:
         return
     try:
-        client.publish(CHANNEL, message(device_id, sequence))
+        client.publish(_channel, message(device_id, sequence))
     except Exception as exc:  # redis' ConnectionError/TimeoutError: the commit stands
         log.warning("could not publish desired state %d of device %s on Redis (%s); other "
                     "servers learn it from their cache's age limit and the device's poll",
@@ -146,14 +159,17 @@ def _drop_after_rollback(session: Session) -> None:
 
 
 class RedisSubscriber:
-    """Delivers what other processes publish on ``CHANNEL`` to this process's listeners, in an
-    asyncio task of the server. On a lost connection it tells ``lost()`` and resubscribes with
-    jittered exponential backoff (``notify_backoff_min_seconds`` to ``..._max_seconds``)."""
+    """Delivers what other processes publish on the fleet's channel to this process's listeners,
+    in an asyncio task of the server. On a lost connection it tells ``lost()`` and resubscribes
+    with jittered exponential backoff (``notify_backoff_min_seconds`` to ``..._max_seconds``).
+    Its connection is named ``client_name`` (``CLIENT LIST`` shows who listens)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, client_name: str | None = None) -> None:
         if not settings.redis_url:
             raise ValueError("RedisSubscriber needs a Redis URL")
         self._settings = settings
+        self._channel = channel_for(settings.redis_url)
+        self.client_name = client_name or f"edgefleet-notify-{os.getpid()}"
         #: Set while subscribed (tests and the benchmark wait for it).
         self.subscribed = asyncio.Event()
 
@@ -166,10 +182,11 @@ class RedisSubscriber:
         while not stop.is_set():
             client = aioredis.Redis.from_url(
                 s.redis_url or "", socket_connect_timeout=s.notify_redis_timeout_seconds,
-                health_check_interval=s.notify_health_check_seconds)
+                health_check_interval=s.notify_health_check_seconds,
+                client_name=self.client_name)
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self._channel)
                     # Whatever was published before (or while we were away) was not heard.
                     tell_all(lambda listener: listener.resumed())
                     self.subscribed.set()
