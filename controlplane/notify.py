@@ -149,12 +149,20 @@ def publish(device_id: str, sequence: int) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
+    # SQLAlchemy also fires after_commit when a SAVEPOINT is released (the rollout engine
+    # publishes inside begin_nested): nothing is committed until the outermost transaction is.
+    if session.in_nested_transaction():
+        return
     for device_id, sequence in session.info.pop(_PENDING_KEY, {}).items():
         publish(device_id, sequence)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_rollback(session: Session) -> None:
+    # A SAVEPOINT rolled back leaves the outer transaction's changes to be told; the one
+    # publish_desired_state refuses raises before it asks for a notification.
+    if session.in_nested_transaction():
+        return
     session.info.pop(_PENDING_KEY, None)
 
 

@@ -55,10 +55,16 @@ def test_a_device_hears_its_own_change_and_not_another_devices(server: RunningSe
     a_events, b_events = _collect(a_stream), _collect(b_stream)
     # Both streams are open once each has had a keepalive.
     assert a_events.get(timeout=30).keepalive and b_events.get(timeout=30).keepalive
+    # A's "nothing yet" is in the server's Sync cache, as after an agent's first poll.
+    assert not server.device().Sync(pb.SyncRequest(), metadata=bearer(a_token)).HasField(
+        "desired_state")
     server.admin().CreateRollout(
         pb.CreateRolloutRequest(model="cnn", version="1.0.0", selector="site=a"),
         metadata=bearer(server.admin_token))
     heard = _next_change(a_events)
+    # The Sync the event asks for, at once, returns that very document.
+    resp = server.device().Sync(pb.SyncRequest(), metadata=bearer(a_token))
+    assert resp.HasField("desired_state")
     shown = server.admin().GetDevice(pb.GetDeviceRequest(id=a_id),
                                      metadata=bearer(server.admin_token))
     assert heard.desired_sequence == shown.desired_sequence > 0
@@ -66,9 +72,6 @@ def test_a_device_hears_its_own_change_and_not_another_devices(server: RunningSe
     for _ in range(3):
         assert b_events.get(timeout=30).keepalive
     assert b_events.empty() or all(e.keepalive for e in list(b_events.queue) if e is not None)
-    # The Sync the event asks for returns that very document.
-    resp = server.device().Sync(pb.SyncRequest(), metadata=bearer(a_token))
-    assert resp.HasField("desired_state")
     # A new stream from the device's known sequence hears nothing of it again; from 0, at once.
     a_stream.cancel()
     b_stream.cancel()
