@@ -5,6 +5,7 @@
     trust_state  TrustState: the trust key, the device id, the accepted desired state (no I/O)
     restore      start-up: the stored state and models, re-verified, served again
     sync         SyncLoop: the thread that enrolls, syncs, accepts, reconciles, reports, backs off
+    watch        WatchThread: holds the Watch stream and wakes the sync thread on a pushed change
     reconcile    Reconciler: install what is wanted, unload what is not; StateWriter: the data dir
     installer    the install steps: download -> verify -> load -> validate -> prove -> swap
     probation    the watch on a model just activated; a breach rolls it back (reconcile)
@@ -65,6 +66,7 @@ from agent.sync import Enrollment, SyncLoop
 from agent.trust import load_public_key
 from agent.trust_key import locate, read_trust_key, warn_about_legacy_key
 from agent.trust_state import TrustState
+from agent.watch import WatchThread
 from protos import edgefleet_pb2 as pb
 
 
@@ -123,6 +125,8 @@ class Agent:
         self._checkpoint: MetricsCheckpoint | None = None
         self._local: LocalInferenceServer | None = None
         self._loop: SyncLoop | None = None
+        self._wake = threading.Event()
+        self._watch: WatchThread | None = None
 
     @property
     def fatal_error(self) -> AgentError | None:
@@ -190,18 +194,24 @@ class Agent:
             settings=settings, store=store, link=link, trust=trust, board=board,
             reporter=reporter, reconciler=reconciler,
             persist=persist, enrollment=self._enrollment(), hardware=self._hardware,
-            stop=self._stop,
+            stop=self._stop, wake=self._wake,
         )
         self._loop.start()
+        self._watch = WatchThread(settings=settings, link=link, trust=trust, wake=self._wake,
+                                  stop=self._stop)
+        self._watch.start()
         return self.endpoint
 
     def stop(self) -> None:
         """Stop syncing (cancelling any call in flight), then stop serving after the grace."""
         self._stop.set()
+        self._wake.set()
         if self._link is not None:
             self._link.close()
         if self._loop is not None:
             self._loop.join()
+        if self._watch is not None:
+            self._watch.join(self.settings.shutdown_grace_seconds)
         if self._checkpoint is not None:
             self._checkpoint.join(self.settings.shutdown_grace_seconds)
         if self._local is not None:

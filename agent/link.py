@@ -9,11 +9,13 @@ Invariants:
 - A failed call raises ``AgentTransportError`` (with its gRPC code name), never a grpc error;
   an UNAUTHENTICATED one says how to enroll the device again. The one exception is a refused
   enrollment, which raises ``EnrollmentRefusedError`` (a data error: the token is wrong).
-- Used by the sync thread only (enrollment, sync, downloads, reports).
+- Used by the sync thread (enrollment, sync, downloads, reports) and by the watch thread
+  (``watch``, its one stream); a grpc channel is safe to share between threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -117,3 +119,13 @@ class ServerLink:
                     code=error.code,
                 )
             raise error from exc
+
+    def watch(self, known_sequence: int) -> Iterator[pb.WatchEvent]:
+        """The device's Watch stream, event by event, until the server ends it (or
+        ``watch_timeout_seconds``). Raises AgentTransportError."""
+        try:
+            yield from self.stub.Watch(pb.WatchRequest(known_sequence=known_sequence),
+                                       timeout=self._settings.watch_timeout_seconds,
+                                       metadata=self.metadata())
+        except grpc.RpcError as exc:
+            raise transport_error(exc, "watch") from exc

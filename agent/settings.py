@@ -37,6 +37,13 @@ class AgentSettings:
     backoff_min_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     rpc_timeout_seconds: float = 10.0
+    # The Watch stream (agent.watch): the server ends it after its watch_max_seconds (600) and
+    # the agent opens it again after this (jittered); a stream still open this long is given up
+    # (a server gone without a word); a failed one is retried with this backoff.
+    watch_reconnect_seconds: float = 1.0
+    watch_timeout_seconds: float = 660.0
+    watch_backoff_min_seconds: float = 1.0
+    watch_backoff_max_seconds: float = 300.0
 
     # Downloads
     download_timeout_seconds: float = 300.0     # per DownloadArtifact stream
@@ -95,6 +102,10 @@ class AgentSettings:
             raise ValueError("sync_jitter must be in [0, 1)")
         if not 0 < self.backoff_min_seconds <= self.backoff_max_seconds:
             raise ValueError("need 0 < backoff_min_seconds <= backoff_max_seconds")
+        if not 0 < self.watch_backoff_min_seconds <= self.watch_backoff_max_seconds:
+            raise ValueError("need 0 < watch_backoff_min_seconds <= watch_backoff_max_seconds")
+        if self.watch_reconnect_seconds < 0 or self.watch_timeout_seconds <= 0:
+            raise ValueError("need watch_reconnect_seconds >= 0 and watch_timeout_seconds > 0")
         if self.latency_budget_factor <= 0 or self.latency_budget_floor_ms < 0:
             raise ValueError("need latency_budget_factor > 0 and latency_budget_floor_ms >= 0")
         if not (0 <= self.probation_max_error_rate <= 1

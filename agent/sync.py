@@ -5,8 +5,9 @@
       -> a desired state in the answer? offer it to the trust state; refused: report it once
          (per document) and keep serving
       -> reconcile through the installer -> ReportStatus events, ReportMetrics windows
-      -> wait the poll interval (jittered), closing metric windows meanwhile; after a
-         transport error, back off exponentially instead
+      -> wait the poll interval (jittered), closing metric windows meanwhile, or less when the
+         watch thread (``agent.watch``) hears of a change; after a transport error, back off
+         exponentially instead
 
 Invariants:
 - This thread is the only writer of install state (trust state, status board, live table,
@@ -58,7 +59,8 @@ class SyncLoop:
     def __init__(self, *, settings: AgentSettings, store: AgentStore, link: ServerLink,
                  trust: TrustState, board: StatusBoard, reporter: Reporter,
                  reconciler: Reconciler, persist: StateWriter, enrollment: Enrollment | None,
-                 hardware: Callable[[], pb.HardwareProfile], stop: threading.Event) -> None:
+                 hardware: Callable[[], pb.HardwareProfile], stop: threading.Event,
+                 wake: threading.Event | None = None) -> None:
         self._settings = settings
         self._store = store
         self._link = link
@@ -70,6 +72,8 @@ class SyncLoop:
         self._enrollment = enrollment
         self._hardware = hardware
         self._stop = stop
+        # Set by the watch thread (a pushed change) and by stop(): the idle wait ends at once.
+        self._wake = wake or threading.Event()
         self._thread = threading.Thread(target=self._run, name="agent-sync", daemon=True)
         self._hardware_reported: pb.HardwareProfile | None = None   # this run's, acknowledged
         self._server_poll_seconds: float | None = None
@@ -128,14 +132,16 @@ class SyncLoop:
         self._reporter.flush()
 
     def _idle(self, seconds: float) -> None:
-        """Wait ``seconds`` (or until stopped), closing and reporting metric windows and judging
-        models on probation meanwhile (every ``probation_check_seconds`` while one is)."""
+        """Wait ``seconds`` (or until stopped, or woken by a pushed change), closing and
+        reporting metric windows and judging models on probation meanwhile (every
+        ``probation_check_seconds`` while one is)."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             tick = self._settings.metrics_window_seconds / 2
             if self._reconciler.watching:
                 tick = min(tick, self._settings.probation_check_seconds)
-            if self._stop.wait(min(remaining, tick)):
+            if self._wake.wait(min(remaining, tick)) or self._stop.is_set():
+                self._wake.clear()
                 return
             self._reconciler.watch()
             self._reporter.tick()

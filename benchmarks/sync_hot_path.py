@@ -166,6 +166,8 @@ def wire_figures(transactions: list[WireTransaction], calls: int) -> dict[str, A
     return {
         "sync_calls": calls,
         "sync_transactions_seen": len(sync),
+        # With the Sync cache, most calls run no transaction: this is the share that did.
+        "sync_transactions_per_call": round(len(sync) / max(calls, 1), 4),
         "round_trips_per_sync": round(sum(t.round_trips for t in sync) / seen, 4),
         "statements_per_sync": round(sum(len(t.statements) for t in sync) / seen, 4),
         "sync_transaction_shapes": [
@@ -274,7 +276,9 @@ def report(doc: dict[str, Any]) -> None:
         print_table(f"on the PostgreSQL wire (libpq trace), per Sync "
                     f"({w['sync_transactions_seen']} Sync transactions seen)", [
             ("per Sync call", "value"),
-            ("round trips", f"{w['round_trips_per_sync']:.3f}"),
+            ("Sync transactions per call (cache misses)",
+             f"{w['sync_transactions_per_call']:.4f}"),
+            ("round trips per Sync transaction", f"{w['round_trips_per_sync']:.3f}"),
             ("statements (driver and pool included)", f"{w['statements_per_sync']:.3f}"),
             *((f"  shape x{x['transactions']}", " ; ".join(x["statements"]))
               for x in w["sync_transaction_shapes"]),

@@ -30,6 +30,7 @@ from controlplane.db import (
     transaction,
     utcnow,
 )
+from controlplane.fleet.desired_cache import DesiredStateCache
 from controlplane.fleet.services import device_secret_matches
 from controlplane.registry.signing import Signer
 from controlplane.registry.store import FilesystemArtifactStore
@@ -50,9 +51,16 @@ class ControlPlane:
     clock: Callable[[], dt.datetime] = utcnow
     executor: ThreadPoolExecutor = field(init=False)
     credentials: CredentialCache = field(init=False)
+    desired_cache: DesiredStateCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.credentials = CredentialCache(self.settings.auth_cache_seconds, CREDENTIAL_CACHE_SIZE)
+        s = self.settings
+        # Scaled out, memory may answer only while the Redis subscription hears every change:
+        # it starts serving when the server's subscriber is in (``notify.RedisSubscriber``).
+        self.desired_cache = DesiredStateCache(
+            size=s.desired_cache_size, max_age=s.desired_cache_max_age_seconds,
+            refresh=s.desired_state_refresh_seconds, serving=s.embedded)
         self.executor = ThreadPoolExecutor(
             max_workers=self.settings.db_pool_threads, thread_name_prefix="edgefleet-db"
         )

@@ -69,6 +69,22 @@ class Settings:
     # room to spare: past these a rollout refuses the device instead of breaking its Sync.
     max_desired_state_bytes: int = 1 * MiB
     max_models_per_device: int = 32
+    # Push (controlplane.notify, fleet.watchers, fleet.desired_cache). A Watch stream gets a
+    # keepalive this often and is closed after this long (the device opens it again, so load
+    # balancers rebalance); a server holds at most this many streams (one more: RESOURCE_EXHAUSTED,
+    # the device polls). The Sync cache holds this many devices, each entry at most this long (a
+    # change whose Redis publish failed is heard that late at the latest).
+    watch_keepalive_seconds: float = 60.0
+    watch_max_seconds: float = 600.0
+    watch_max_streams: int = 10_000
+    desired_cache_size: int = 100_000
+    desired_cache_max_age_seconds: float = 300.0
+    # Redis pub/sub of desired-state changes: each call's timeout, how often a quiet subscription
+    # is pinged (a dead connection is found this fast), and the resubscribe backoff.
+    notify_redis_timeout_seconds: float = 2.0
+    notify_health_check_seconds: float = 5.0
+    notify_backoff_min_seconds: float = 0.5
+    notify_backoff_max_seconds: float = 30.0
     # A rollout shows why its devices failed, for at most this many of them.
     max_failures_shown: int = 20
 
@@ -236,6 +252,21 @@ class Settings:
                            f"redis://HOST:6379/0 (rediss:// for TLS)")
         if (self.tls_cert is None) != (self.tls_key is None):
             out.append("--tls-cert and --tls-key go together: give both or neither")
+        out.extend(self._push_problems())
+        return out
+
+    def _push_problems(self) -> list[str]:
+        out = []
+        if not 0 < self.watch_keepalive_seconds <= self.watch_max_seconds:
+            out.append("need 0 < watch_keepalive_seconds <= watch_max_seconds")
+        if self.watch_max_streams < 0 or self.desired_cache_size < 0:
+            out.append("watch_max_streams and desired_cache_size must be >= 0 (0: none)")
+        if self.desired_cache_max_age_seconds <= 0:
+            out.append("desired_cache_max_age_seconds must be greater than 0")
+        if min(self.notify_redis_timeout_seconds, self.notify_health_check_seconds) <= 0:
+            out.append("notify_redis_timeout_seconds and notify_health_check_seconds must be > 0")
+        if not 0 < self.notify_backoff_min_seconds <= self.notify_backoff_max_seconds:
+            out.append("need 0 < notify_backoff_min_seconds <= notify_backoff_max_seconds")
         return out
 
     def replace(self, **changes: object) -> Settings:

@@ -4,7 +4,7 @@ Start-up order: schema (embedded: migrate; external: wait for ``edgefleet init``
 first admin token (``startup``), Celery wiring, gRPC services (+ health, reflection), then serve
 until SIGTERM/SIGINT.
 Shutdown: health goes NOT_SERVING, in-flight calls get ``shutdown_grace_seconds``, buffered
-last-seen times are flushed, the embedded worker stops.
+last-seen times are flushed, the Redis subscription ends, the embedded worker stops.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane import logs
+from controlplane import logs, notify
 from controlplane.api.admin import AdminServicer
 from controlplane.api.device import DeviceServicer, LastSeenBuffer
 from controlplane.app import ControlPlane
@@ -27,6 +27,7 @@ from controlplane.config import Settings, redact_url
 from controlplane.db import check_schema
 from controlplane.errors import ConfigurationError
 from controlplane.events import announce
+from controlplane.fleet.watchers import WatchHub
 from controlplane.jobs import outbox
 from controlplane.jobs.app import configure
 from controlplane.jobs.embedded import EmbeddedWorker
@@ -109,7 +110,9 @@ async def serve_async(
     ]
     server = grpc.aio.server(interceptors=[AuthInterceptor(plane)], options=opts)
     last_seen = LastSeenBuffer()
-    pb_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(plane, last_seen), server)
+    watchers = WatchHub(settings.watch_max_streams)
+    pb_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(plane, last_seen, watchers),
+                                                server)
     pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(plane), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -156,6 +159,13 @@ async def serve_async(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     flusher = asyncio.create_task(last_seen.run(plane, settings.last_seen_flush_seconds, stop))
+    # Desired-state changes reach this server's Sync cache and watch streams: at once from this
+    # process's commits (and the embedded worker's), over Redis from the other processes'.
+    for listener in (plane.desired_cache, watchers):
+        notify.add_listener(listener)
+    subscriber = None
+    if settings.redis_url:
+        subscriber = asyncio.create_task(notify.RedisSubscriber(settings).run(stop))
     resender = asyncio.create_task(_resend_unsent(settings.task_resend_seconds, stop))
     if ready is not None:
         ready.set()
@@ -166,6 +176,12 @@ async def serve_async(
     await server.stop(settings.shutdown_grace_seconds)
     await flusher
     await resender
+    if subscriber is not None:
+        subscriber.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await subscriber
+    for listener in (plane.desired_cache, watchers):
+        notify.remove_listener(listener)
     await last_seen.flush(plane)
     if worker is not None:
         worker.stop()

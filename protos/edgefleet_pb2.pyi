@@ -132,6 +132,20 @@ class SyncResponse(_message.Message):
     poll_interval_seconds: int
     def __init__(self, desired_state: _Optional[_Union[SignedDocument, _Mapping]] = ..., poll_interval_seconds: _Optional[int] = ...) -> None: ...
 
+class WatchRequest(_message.Message):
+    __slots__ = ("known_sequence",)
+    KNOWN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    known_sequence: int
+    def __init__(self, known_sequence: _Optional[int] = ...) -> None: ...
+
+class WatchEvent(_message.Message):
+    __slots__ = ("desired_sequence", "keepalive")
+    DESIRED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    desired_sequence: int
+    keepalive: bool
+    def __init__(self, desired_sequence: _Optional[int] = ..., keepalive: _Optional[bool] = ...) -> None: ...
+
 class DownloadRequest(_message.Message):
     __slots__ = ("sha256", "offset")
     SHA256_FIELD_NUMBER: _ClassVar[int]

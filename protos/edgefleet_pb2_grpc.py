@@ -63,6 +63,11 @@ class DeviceServiceStub:
                 request_serializer=protos_dot_edgefleet__pb2.MetricsReport.SerializeToString,
                 response_deserializer=protos_dot_edgefleet__pb2.ReportAck.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/edgefleet.v1.DeviceService/Watch',
+                request_serializer=protos_dot_edgefleet__pb2.WatchRequest.SerializeToString,
+                response_deserializer=protos_dot_edgefleet__pb2.WatchEvent.FromString,
+                _registered_method=True)
 
 
 class DeviceServiceServicer:
@@ -107,6 +112,17 @@ class DeviceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Held open by a device: an event as soon as its desired state changes, a keepalive every
+        watch_keepalive_seconds, and the end of the stream (OK) after watch_max_seconds, so load
+        balancers rebalance; the device then opens it again. RESOURCE_EXHAUSTED when the server holds
+        watch_max_streams already: the device polls (Sync) and tries again later. An event is a hint
+        only: the device fetches and verifies the document with Sync, as after a poll.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeviceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +150,11 @@ def add_DeviceServiceServicer_to_server(servicer, server):
                     servicer.ReportMetrics,
                     request_deserializer=protos_dot_edgefleet__pb2.MetricsReport.FromString,
                     response_serializer=protos_dot_edgefleet__pb2.ReportAck.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=protos_dot_edgefleet__pb2.WatchRequest.FromString,
+                    response_serializer=protos_dot_edgefleet__pb2.WatchEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -275,6 +296,33 @@ class DeviceService:
             '/edgefleet.v1.DeviceService/ReportMetrics',
             protos_dot_edgefleet__pb2.MetricsReport.SerializeToString,
             protos_dot_edgefleet__pb2.ReportAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/edgefleet.v1.DeviceService/Watch',
+            protos_dot_edgefleet__pb2.WatchRequest.SerializeToString,
+            protos_dot_edgefleet__pb2.WatchEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,9 @@
 """DeviceService: what agents call. A device principal only ever reaches its own rows.
 
-The sync hot path costs one primary-key read (the device's ``DesiredState``) and no write:
-last-seen times are buffered here and written in batches by ``LastSeenBuffer.flush``.
+The sync hot path is answered from this server's memory (``fleet.desired_cache``, kept fresh
+by ``controlplane.notify``) and otherwise costs one primary-key read (the device's
+``DesiredState``) and no write: last-seen times are buffered here and written in batches by
+``LastSeenBuffer.flush``. ``Watch`` streams wake on the same notifications (``fleet.watchers``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from controlplane.api.errors import rpc, stream_rpc
 from controlplane.app import ControlPlane
 from controlplane.auth.interceptor import current_principal
 from controlplane.fleet import services as fleet
+from controlplane.fleet.desired_cache import CachedState
+from controlplane.fleet.watchers import WatchHub
 from controlplane.rollouts import services as rollouts
 from controlplane.telemetry import services as telemetry
 from protos import edgefleet_pb2 as pb
@@ -67,9 +71,11 @@ class LastSeenBuffer:
 
 
 class DeviceServicer(pb_grpc.DeviceServiceServicer):
-    def __init__(self, plane: ControlPlane, last_seen: LastSeenBuffer) -> None:
+    def __init__(self, plane: ControlPlane, last_seen: LastSeenBuffer,
+                 watchers: WatchHub) -> None:
         self.plane = plane
         self.last_seen = last_seen
+        self.watchers = watchers
 
     @rpc
     async def Enroll(self, request: pb.EnrollRequest, context: Any) -> pb.EnrollResponse:
@@ -104,37 +110,66 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
     @rpc
     async def Sync(self, request: pb.SyncRequest, context: Any) -> pb.SyncResponse:
         device_id = current_principal().id
-        now = self.plane.clock()
+        plane = self.plane
+        now = plane.clock()
         self.last_seen.mark(device_id, now)
+        known = request.known_sequence
+        if not request.HasField("hardware"):
+            # The common case, on the event loop: no thread hop, no database.
+            cached = plane.desired_cache.lookup(device_id, known, now)
+            if cached is not None:
+                return self._sync_response(cached, known)
         hardware = (
             convert.hardware_to_dict(request.hardware) if request.HasField("hardware") else None
         )
-        plane = self.plane
 
-        def work() -> pb.SyncResponse:
+        def work() -> CachedState:
+            token = plane.desired_cache.fill_token()
             # A plain poll only reads (on SQLite it must not queue for the write lock); the rare
             # re-sign of an expiring document writes in it all the same.
             with plane.tx() if hardware is not None else plane.read() as s:
                 if hardware is not None:
                     fleet.set_hardware(s, device_id, hardware, now=now, settings=plane.settings)
-                state = fleet.desired_for_sync(
-                    s,
-                    device_id,
-                    request.known_sequence,
-                    signer=plane.signer,
-                    settings=plane.settings,
-                    now=now,
-                )
-                resp = pb.SyncResponse(poll_interval_seconds=plane.settings.poll_interval_seconds)
-                if state is not None:
-                    resp.desired_state.CopyFrom(
-                        pb.SignedDocument(
-                            payload=state.payload, signature=state.signature, key_id=state.key_id
-                        )
-                    )
-                return resp
+                fleet.desired_for_sync(s, device_id, known, signer=plane.signer,
+                                       settings=plane.settings, now=now)
+                current = fleet.cached_desired(s, device_id)
+            plane.desired_cache.put(device_id, current, token)
+            return current
 
-        return await plane.run_db(work)
+        return self._sync_response(await plane.run_db(work), known)
+
+    def _sync_response(self, state: CachedState, known_sequence: int) -> pb.SyncResponse:
+        resp = pb.SyncResponse(poll_interval_seconds=self.plane.settings.poll_interval_seconds)
+        if state.has_document and state.sequence > known_sequence:
+            resp.desired_state.CopyFrom(pb.SignedDocument(
+                payload=state.payload, signature=state.signature, key_id=state.key_id))
+        return resp
+
+    @stream_rpc
+    async def Watch(self, request: pb.WatchRequest, context: Any) -> Any:
+        """Events for the caller's own device: its newest sequence when it changes (and at once
+        when it is already above ``known_sequence``), keepalives between, closed (OK) after
+        ``watch_max_seconds``. Raises ResourceExhaustedError past ``watch_max_streams``."""
+        device_id = current_principal().id
+        plane, settings = self.plane, self.plane.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.watch_max_seconds
+        with self.watchers.open(device_id) as watch:   # before the read: no change slips by
+
+            def latest() -> int:
+                with plane.read() as s:
+                    return fleet.cached_desired(s, device_id).sequence
+
+            cached = plane.desired_cache.lookup(device_id, 0, plane.clock())
+            current = cached.sequence if cached is not None else await plane.run_db(latest)
+            if current > request.known_sequence:
+                yield pb.WatchEvent(desired_sequence=current)
+            while (remaining := deadline - loop.time()) > 0:
+                heard = await watch.next(min(settings.watch_keepalive_seconds, remaining))
+                if heard is not None:
+                    yield pb.WatchEvent(desired_sequence=heard)
+                elif deadline - loop.time() > 0:
+                    yield pb.WatchEvent(keepalive=True)
 
     @stream_rpc
     async def DownloadArtifact(self, request: pb.DownloadRequest, context: Any) -> Any:

@@ -37,6 +37,7 @@ _A = "/edgefleet.v1.AdminService/"
 POLICY: dict[str, Rule] = {
     _D + "Enroll": Rule("enrollment"),
     _D + "Sync": Rule("device"),
+    _D + "Watch": Rule("device"),
     _D + "DownloadArtifact": Rule("device"),
     _D + "ReportStatus": Rule("device"),
     _D + "ReportMetrics": Rule("device"),

@@ -2,7 +2,8 @@
 
 Invariants:
 - ``publish_desired_state`` is the only writer of ``DesiredState``; it takes the next sequence with
-  an atomic increment and signs the document for exactly the rows it read in the same transaction.
+  an atomic increment and signs the document for exactly the rows it read in the same transaction,
+  and has every server told of it after the commit (``controlplane.notify``).
 - ``desired_for_sync`` does one primary-key read and no write unless the stored document is close
   to expiry, or older than the one the device holds (a restored database), when it is re-signed
   under a new sequence.
@@ -32,6 +33,7 @@ from controlplane.errors import (
     UnauthenticatedError,
 )
 from controlplane.fleet.classes import HardwareClass, hardware_class, hardware_facts
+from controlplane.fleet.desired_cache import CachedState
 from controlplane.fleet.models import (
     DesiredState,
     Device,
@@ -39,6 +41,7 @@ from controlplane.fleet.models import (
     HardwareProfile,
     HardwareProfileChange,
 )
+from controlplane.notify import notify_after_commit
 from controlplane.pages import Key, M, Order, Page, PageAsk, read_page
 from controlplane.registry.errors import ArtifactNotFoundError
 from controlplane.registry.models import ModelVersion, Variant
@@ -560,6 +563,8 @@ def _store_desired_state(
     goldens = {r.desired_variant.golden_sha256 for r in rows
                if r.desired_variant is not None and r.desired_variant.golden_sha256}
     state.artifacts = sorted({str(e["sha256"]) for e in entries} | goldens)
+    # Watch streams and Sync caches on every server hear of it, once this is committed.
+    notify_after_commit(session, device_id, seq)
     return state
 
 
@@ -596,6 +601,16 @@ def desired_for_sync(
     if state.expires_at - now < dt.timedelta(seconds=settings.desired_state_refresh_seconds):
         state = publish_desired_state(session, device_id, signer=signer, settings=settings, now=now)
     return state if state.sequence > known_sequence else None
+
+
+def cached_desired(session: Session, device_id: str) -> CachedState:
+    """The device's stored desired state as the Sync cache keeps it (from the session's
+    identity map when ``desired_for_sync`` just read it: no second query)."""
+    state = session.get(DesiredState, device_id)
+    if state is None:
+        return CachedState(sequence=0)
+    return CachedState(sequence=state.sequence, expires_at=state.expires_at,
+                       payload=state.payload, signature=state.signature, key_id=state.key_id)
 
 
 def may_download(session: Session, device_id: str, sha256: str) -> bool:

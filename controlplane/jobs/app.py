@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 
+from controlplane import notify
 from controlplane.config import Settings
 from controlplane.jobs.base import bind_plane
 
@@ -46,6 +47,8 @@ def configure(settings: Settings, plane: ControlPlane) -> Celery:
     where no worker listens (or to whatever AMQP broker answered on localhost).
     """
     bind_plane(plane)
+    # Desired-state changes made here are told to the servers: over Redis when scaled out.
+    notify.configure(settings)
     app.set_default()
     app.set_current()
     app.conf.update(

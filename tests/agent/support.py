@@ -275,6 +275,9 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
     events: list[pb.InstallEvent] = field(default_factory=list)
     windows: dict[str, pb.MetricWindow] = field(default_factory=dict)
     duplicate_windows: int = 0
+    #: Serve Watch (else UNIMPLEMENTED, as a server before Watch): streams opened so far.
+    serve_watch: bool = False
+    watches: int = 0
 
     def publish(self, entries: list[dict[str, Any]], artifacts: tuple[Artifact, ...] = (),
                 sequence: int | None = None, **doc_fields: Any) -> pb.SignedDocument:
@@ -286,6 +289,20 @@ class FakeControlPlane(pb_grpc.DeviceServiceServicer):
         doc.update(doc_fields)
         self.desired = sign(self.key, doc)
         return self.desired
+
+    def Watch(self, request: pb.WatchRequest,
+              context: grpc.ServicerContext) -> Iterator[pb.WatchEvent]:
+        if not self.serve_watch:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "no Watch here")
+        self._device(context)
+        self.watches += 1
+        told = request.known_sequence
+        # Slices, so a stream the agent dropped frees its server thread.
+        while context.is_active():
+            if self.sequence > told:
+                told = self.sequence
+                yield pb.WatchEvent(desired_sequence=told)
+            time.sleep(0.02)
 
     def events_for(self, state: str) -> list[pb.InstallEvent]:
         return [e for e in list(self.events) if e.state == state]
