@@ -342,8 +342,8 @@ class SimulatedDevice:
 
     Read from the fleet's loop only (``SimulatedFleet.wait_until`` predicates run there):
     ``active`` (model -> Ref served), ``states`` (model -> last reported install state),
-    ``sequence``, ``sent_windows``/``sent_inferences`` (acknowledged by the server) and
-    ``last_error``.
+    ``sequence``, ``sent_windows``/``sent_inferences``/``sent_errors``/``sent_nonfinite``
+    (in reports the server acknowledged) and ``last_error``.
     """
 
     def __init__(self, index: int, link: DeviceLink, *, hardware: pb.HardwareProfile,
@@ -376,6 +376,8 @@ class SimulatedDevice:
         self._windows: list[pb.MetricWindow] = []
         self.sent_windows = 0
         self.sent_inferences = 0
+        self.sent_errors = 0
+        self.sent_nonfinite = 0
         self.rounds = 0
         self.last_error = ""
 
@@ -418,6 +420,7 @@ class SimulatedDevice:
         """Rounds until ``stop``: a transport error backs off, anything else is kept in
         ``last_error`` and backs off too (a simulator bug costs a round, not the fleet)."""
         settings = self._link.settings
+        self._stopping = False
         watcher = asyncio.create_task(self._watch()) if self._link.watch else None
         backoff = settings.backoff_min_seconds
         try:
@@ -683,6 +686,8 @@ class SimulatedDevice:
             del self._windows[:len(batch)]
             self.sent_windows += len(batch)
             self.sent_inferences += sum(w.count for w in batch)
+            self.sent_errors += sum(w.errors for w in batch)
+            self.sent_nonfinite += sum(w.nonfinite for w in batch)
 
     async def _flush_events(self) -> None:
         limit = self._link.settings.max_events_per_report
@@ -820,12 +825,17 @@ class SimulatedFleet:
                                                                 name=device.name)
 
     async def stop(self) -> None:
+        """Stop every device after the round it is in (so what a device counts as sent is what
+        the server acknowledged); a device still busy after two call timeouts is cancelled."""
         for device in self.devices:
             device.stop()
         tasks = list(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()   # a call in flight ends at once
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=2 * self.settings.rpc_timeout_seconds)
+        for task in late:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def counts(self, model: str) -> FleetCounts:
@@ -912,6 +922,10 @@ class FleetThread:
         async def start() -> None:
             self.fleet.start()
         self.call(start(), timeout=60)
+
+    def stop(self) -> None:
+        """Stop every device's loop (what they reported stays readable)."""
+        self.call(self.fleet.stop(), timeout=120)
 
     def wait_active(self, model: str, version: str, *, timeout: float,
                     devices: Sequence[SimulatedDevice] | None = None) -> None:
