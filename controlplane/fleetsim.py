@@ -19,8 +19,9 @@ What a ``SimulatedDevice`` does on the wire, as ``edgefleet-agent run`` does:
   Its ``Behaviour`` may make the install ``failed`` or ``incompatible`` (with a Finding), or
   the activation end in ``rolled_back`` after its probation (with a Finding; back to the kept
   previous version, ``failed`` while still serving when there is none). A model the desired
-  state dropped is ``removed``. Events go out right after each step (best effort), and what
-  could not be sent goes with the next round, events before windows, as the agent's buffer.
+  state dropped is ``removed``. Each event goes out right after its step (best effort), and
+  what could not be sent goes with the next round, events before windows, as the agent's
+  buffer sends them.
 - ``ReportMetrics``: windows of the real shape (a UUID per window, the agent's default bucket
   bounds laid out as ``protos.contract.histograms`` says, count, errors, nonfinite, sum, max)
   for each model it serves, drawn from its behaviour for that version and variant: log-normal
@@ -374,6 +375,8 @@ class SimulatedDevice:
         self._windows_open: dict[str, _Window] = {}
         self._events: list[pb.InstallEvent] = []
         self._windows: list[pb.MetricWindow] = []
+        #: (model, version) -> time.monotonic() of its (last) activation here.
+        self.activated_at: dict[tuple[str, str], float] = {}
         self.sent_windows = 0
         self.sent_inferences = 0
         self.sent_errors = 0
@@ -531,7 +534,7 @@ class SimulatedDevice:
                     continue
                 self.staged[ref.model] = ref
                 if entry.hold:
-                    self._event(ref, "staged", "downloaded and proven; held until released")
+                    await self._report(ref, "staged", "downloaded and proven; held")
             if not entry.hold:
                 del self.staged[ref.model]
                 self._activate(ref)
@@ -541,29 +544,29 @@ class SimulatedDevice:
             self._close_window(model)
             self.kept.pop(model, None)
             self._probation.pop(model, None)
-            self._event(ref, "removed", "no longer in the desired state")
+            await self._report(ref, "removed", "no longer in the desired state")
 
     async def _fetch(self, entry: Entry) -> bool:
         """Download, verify and "prove" ``entry``; False (reported) when it is refused.
         Raises grpc.aio.AioRpcError when the download was interrupted (tried again later)."""
         ref = entry.ref
-        self._event(ref, "downloading", f"{entry.size} bytes")
-        await self._quietly(self._flush_events())
+        await self._report(ref, "downloading", f"{entry.size} bytes")
         if self._link.settings.download:
             size, digest = await self._download(ref.sha256, entry.size)
             if size != entry.size or digest != ref.sha256:
                 self._refused.add(ref.sha256)
-                self._event(ref, "failed", f"artifact is {size} bytes with sha256 {digest}; "
-                                           f"the manifest says {entry.size} and {ref.sha256}")
+                await self._report(ref, "failed",
+                                   f"artifact is {size} bytes with sha256 {digest}; the "
+                                   f"manifest says {entry.size} and {ref.sha256}")
                 return False
-        self._event(ref, "verified", "length, sha256 and signature match the manifest")
+        await self._report(ref, "verified", "length, sha256 and signature match the manifest")
         failure = self.behaviour(ref).install_failure
         if failure is not None:
             self._refused.add(ref.sha256)
-            self._event(ref, INSTALL_FAILURES[failure], f"simulated {failure}",
-                        self._finding(failure, observed=1.0, limit=0.0))
+            await self._report(ref, INSTALL_FAILURES[failure], f"simulated {failure}",
+                               self._finding(failure, observed=1.0, limit=0.0))
             return False
-        self._event(ref, "proven", "golden samples reproduced (simulated)")
+        await self._report(ref, "proven", "golden samples reproduced (simulated)")
         return True
 
     async def _download(self, sha256: str, size: int) -> tuple[int, str]:
@@ -587,6 +590,7 @@ class SimulatedDevice:
         if previous is not None:
             self.kept[ref.model] = previous
         self.active[ref.model] = ref
+        self.activated_at[ref.model, ref.version] = time.monotonic()
         behaviour = self.behaviour(ref)
         if behaviour.rollback is not None:
             self._probation[ref.model] = time.monotonic() + behaviour.probation_seconds
@@ -675,6 +679,12 @@ class SimulatedDevice:
         self._events.append(event)
         if ref is not None:
             self.states[ref.model] = state
+
+    async def _report(self, ref: Ref | None, state: str, message: str,
+                      finding: pb.Finding | None = None) -> None:
+        """An install step, told to the server at once (best effort), as the agent does."""
+        self._event(ref, state, message, finding)
+        await self._quietly(self._flush_events())
 
     async def _flush(self) -> None:
         """Events, then windows, oldest first; what a failed call carried stays for the next."""
