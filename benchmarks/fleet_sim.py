@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psutil
 
 from benchmarks._controlplane import ControlPlaneUnderTest, scratch_database, wait_for
@@ -221,7 +220,7 @@ def control_plane(root: Path, args: argparse.Namespace) -> Iterator[ControlPlane
                 token = wait_for("the admin token", lambda: (token_file.exists()
                                  and token_file.read_text().strip()) or None, timeout=120)
             cp.connect(token)
-            wait_for("the server to answer", lambda: _answers(cp), timeout=120)
+            wait_for("the server to answer", cp.answers, timeout=120)
             yield ControlPlaneProcesses(root, cp, procs, db)
         except BaseException:
             for label in procs:
@@ -238,16 +237,6 @@ def control_plane(root: Path, args: argparse.Namespace) -> Iterator[ControlPlane
                     proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-
-
-def _answers(cp: ControlPlaneUnderTest) -> bool | None:
-    try:
-        cp.admin.ListModels(pb.ListModelsRequest(), metadata=cp.admin_md(), timeout=5)
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.UNAVAILABLE:
-            raise
-        return None
-    return True
 
 
 class RssSampler:
