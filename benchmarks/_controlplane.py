@@ -159,6 +159,17 @@ class ControlPlaneUnderTest:
         )
         return self
 
+    def answers(self) -> bool | None:
+        """True once the server answers an operator call; None while it is not listening yet
+        (for ``wait_for``, when the server is a process of its own)."""
+        try:
+            self.admin.ListModels(pb.ListModelsRequest(), metadata=self.admin_md(), timeout=5)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            return None
+        return True
+
     def stop(self) -> None:
         if self.channel is not None:
             self.channel.close()

@@ -36,7 +36,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 
 from benchmarks._controlplane import ControlPlaneUnderTest, wait_for
@@ -148,7 +147,7 @@ def separate_worker(root: Path, redis: str) -> Iterator[ControlPlaneUnderTest]:
             wait_for("the worker to start",
                      lambda: b"ready" in (root / "worker.log").read_bytes() or None, timeout=60)
             cp.connect(token)
-            wait_for("the server to answer", lambda: _answers(cp), timeout=60)
+            wait_for("the server to answer", cp.answers, timeout=60)
         except RuntimeError as exc:
             logs = "\n".join(f"--- {label}.log\n" + (root / f"{label}.log").read_text()[-1500:]
                              for label in ("server", "worker"))
@@ -159,16 +158,6 @@ def separate_worker(root: Path, redis: str) -> Iterator[ControlPlaneUnderTest]:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
-
-
-def _answers(cp: ControlPlaneUnderTest) -> bool | None:
-    try:
-        cp.admin.ListModels(pb.ListModelsRequest(), metadata=cp.admin_md(), timeout=5)
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.UNAVAILABLE:
-            raise
-        return None
-    return True
 
 
 def time_per_mb(cp: ControlPlaneUnderTest, args: argparse.Namespace, tag: str) -> dict[str, Any]:
