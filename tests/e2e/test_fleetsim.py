@@ -11,7 +11,6 @@ as an incompatibility of that class.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,7 @@ from controlplane import fleetsim, modelgen
 from controlplane.fleet.classes import hardware_class
 from protos import edgefleet_pb2 as pb
 from protos.contract.interpreters import installed_versions
-from tests.e2e.processes import Fleet, command, fleet, wait_for
-from tests.support import db as testdb
-from tests.support.net import free_port
+from tests.e2e.processes import Fleet, command, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -40,30 +37,6 @@ SLOW = {"1.0.0": fleetsim.Behaviour(latency_p50_ms=40.0, latency_spread=0.1,
                                     inferences_per_second=20),
         "2.0.0": fleetsim.Behaviour(install_failure="golden_mismatch")}
 SIM = fleetsim.SimSettings(poll_seconds=0.5, metrics_window_seconds=1.0, channels=2)
-
-
-@pytest.fixture
-def control_plane(postgres_server_url: str, redis_db_url: str,
-                  tmp_path: Path) -> Iterator[tuple[Fleet, Path]]:
-    db = testdb.create_migrated_database(postgres_server_url)
-    data = tmp_path / "server-data"
-    env = {"EDGEFLEET_VARIANT_KINDS": "float32"}
-    try:
-        with fleet(tmp_path, f"127.0.0.1:{free_port()}") as f:
-            f.spawn("server", [command("edgefleet"), "server", "--data-dir", str(data),
-                               "--listen", f.server, "--db", db, "--redis", redis_db_url],
-                    env=env)
-            token_file = data / "admin-token"
-            wait_for("the admin token", lambda: token_file.exists() or None, check=f.alive)
-            f.spawn("worker", [command("edgefleet"), "worker", "--data-dir", str(data),
-                               "--db", db, "--redis", redis_db_url], env=env)
-            f.env["EDGEFLEET_TOKEN"] = token_file.read_text().strip()
-            wait_for("the server to answer",
-                     lambda: f.cli("model", "list", check=False).returncode == 0 or None,
-                     check=f.alive)
-            yield f, data
-    finally:
-        testdb.drop_database(db)
 
 
 def push(f: Fleet, tmp: Path, version: str, seed: int) -> None:
@@ -143,7 +116,9 @@ def test_fifty_simulated_devices_and_a_real_agent_in_one_rollout(
         # 2.0.0: class B's devices cannot reproduce its golden samples.
         push(f, tmp_path, "2.0.0", seed=4)
         sim.start()
-        rollout2 = f.cli("rollout", "create", "mlp:2.0.0", "--selector", "fleet=sim")
+        # every device may fail (the wave then fails once all finished): the counts are whole
+        rollout2 = f.cli("rollout", "create", "mlp:2.0.0", "--selector", "fleet=sim",
+                         "--max-failures", "100%")
         sim.wait_active("mlp", "2.0.0", timeout=120, devices=a)
         final2 = wait_for("rollout 2 to finish", lambda: finished(f, rollout2["id"]),
                           timeout=120, check=f.alive)
