@@ -63,6 +63,21 @@ def proven_entry(cp: FakeControlPlane, key: Ed25519PrivateKey, artifact: Artifac
             **fields}, sha256
 
 
+def v2_staged_beside_v1(start_agent: Callable[[], Agent], cp: FakeControlPlane,
+                        key: Ed25519PrivateKey
+                        ) -> tuple[Agent, Artifact, Artifact, dict[str, Any], str]:
+    """An agent serving face 1.0.0 (v1) that staged 2.0.0 (v2), held with golden samples:
+    the agent, v1, v2, v2's held entry and the samples' sha256."""
+    v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
+    cp.publish([entry(key, v1, model="face", version="1.0.0")], (v1,))
+    agent = start_agent()
+    wait_until(lambda: serving(agent) == v1.sha256, what="v1 live")
+    held, golden_sha = proven_entry(cp, key, v2, 1, "2.0.0", hold=True)
+    cp.publish([held])
+    wait_until(lambda: "staged" in states_of(cp, v2.sha256), what="v2 staged")
+    return agent, v1, v2, held, golden_sha
+
+
 def serving(agent: Agent) -> str | None:
     live = agent.models.snapshot().get("face")
     return live.ref.sha256 if live else None
@@ -87,14 +102,7 @@ def test_a_held_entry_is_proven_and_staged_while_the_old_version_serves_then_goe
     """Input tried: v1 live; v2 held (sequence 2), held again (sequence 3) and for more syncs,
     then v2 without hold (sequence 4)."""
     cp = control_plane.servicer
-    v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
-    cp.publish([entry(signing_key, v1, model="face", version="1.0.0")], (v1,))
-    agent = start_agent()
-    wait_until(lambda: serving(agent) == v1.sha256, what="v1 live")
-
-    held, golden_sha = proven_entry(cp, signing_key, v2, 1, "2.0.0", hold=True)
-    cp.publish([held])
-    wait_until(lambda: "staged" in states_of(cp, v2.sha256), what="v2 staged")
+    agent, v1, v2, held, golden_sha = v2_staged_beside_v1(start_agent, cp, signing_key)
     assert states_of(cp, v2.sha256) == ["downloading", "verified", "proven", "staged"]
     assert serving(agent) == v1.sha256
     with InferenceClient(agent.endpoint) as client:
@@ -154,13 +162,7 @@ def test_a_staged_version_outlives_a_restart_and_then_goes_live_without_a_downlo
     """Input tried: v1 live and v2 staged, the agent stopped and started again on its data dir,
     then the hold lifted."""
     cp = control_plane.servicer
-    v1, v2 = mlp_artifact(seed=0), mlp_artifact(seed=1)
-    cp.publish([entry(signing_key, v1, model="face", version="1.0.0")], (v1,))
-    first = start_agent()
-    wait_until(lambda: serving(first) == v1.sha256, what="v1 live")
-    held, golden_sha = proven_entry(cp, signing_key, v2, 1, "2.0.0", hold=True)
-    cp.publish([held])
-    wait_until(lambda: "staged" in states_of(cp, v2.sha256), what="v2 staged")
+    first, v1, v2, held, golden_sha = v2_staged_beside_v1(start_agent, cp, signing_key)
     first.stop()
     before = list(cp.download_requests)
 
@@ -184,13 +186,8 @@ def test_a_staged_version_the_server_replaces_is_forgotten_and_its_file_pruned(
         start_agent, control_plane, signing_key):
     """Input tried: v2 staged, then a desired state holding v3 instead."""
     cp = control_plane.servicer
-    v1, v2, v3 = mlp_artifact(seed=0), mlp_artifact(seed=1), mlp_artifact(seed=2)
-    cp.publish([entry(signing_key, v1, model="face", version="1.0.0")], (v1,))
-    agent = start_agent()
-    wait_until(lambda: serving(agent) == v1.sha256, what="v1 live")
-    held2, golden2 = proven_entry(cp, signing_key, v2, 1, "2.0.0", hold=True)
-    cp.publish([held2])
-    wait_until(lambda: "staged" in states_of(cp, v2.sha256), what="v2 staged")
+    agent, v1, v2, _, golden2 = v2_staged_beside_v1(start_agent, cp, signing_key)
+    v3 = mlp_artifact(seed=2)
     held3, _ = proven_entry(cp, signing_key, v3, 2, "3.0.0", hold=True)
     cp.publish([held3])
     wait_until(lambda: "staged" in states_of(cp, v3.sha256), what="v3 staged")
