@@ -8,6 +8,7 @@
     watch        WatchThread: holds the Watch stream and wakes the sync thread on a pushed change
     reconcile    Reconciler: install what is wanted, unload what is not; StateWriter: the data dir
     installer    the install steps: download -> verify -> load -> validate -> prove -> swap
+                 (-> stage instead of swap for a held entry)
     probation    the watch on a model just activated; a breach rolls it back (reconcile)
     budget       the latency budget relative to the manifest's measured figure
     reporter     install events and metric windows to the server
@@ -48,7 +49,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from agent.checkpoint import MetricsCheckpoint
 from agent.errors import AgentError, ConfigurationError
 from agent.hardware import hardware_profile
-from agent.installer import Installer, install_steps, reactivate_steps
+from agent.installer import (
+    Installer,
+    install_steps,
+    reactivate_steps,
+    stage_steps,
+    unstage_steps,
+)
 from agent.link import ServerLink
 from agent.metrics import MetricsRecorder
 from agent.metrics_buffer import MetricsBuffer
@@ -178,18 +185,20 @@ class Agent:
         checkpoint.start()
         link.connect(self._load_tls_ca())
         persist = StateWriter(store, trust, board, probation)
-        installer = Installer(install_steps(link=link, store=store, settings=settings,
-                                            stop=self._stop, board=board, persist=persist,
-                                            announce=reporter.event, probation=probation),
-                              failpoints=True)
+        installer, stage, unstage = (
+            Installer(steps(link=link, store=store, settings=settings, stop=self._stop,
+                            board=board, persist=persist, announce=reporter.event,
+                            **({} if steps is stage_steps else {"probation": probation})),
+                      failpoints=True)
+            for steps in (install_steps, stage_steps, unstage_steps))
 
         def reactivate(rollback: str) -> Installer:
             return Installer(reactivate_steps(store=store, settings=settings, board=board,
                                               persist=persist, announce=reporter.event,
                                               probation=probation, rollback=rollback))
 
-        reconciler = Reconciler(trust, board, installer, reporter, persist,
-                                reactivate=reactivate, probation=probation)
+        reconciler = Reconciler(trust, board, installer, reporter, persist, stage=stage,
+                                unstage=unstage, reactivate=reactivate, probation=probation)
         self._loop = SyncLoop(
             settings=settings, store=store, link=link, trust=trust, board=board,
             reporter=reporter, reconciler=reconciler,

@@ -2,6 +2,9 @@
 ``InstallContext``.
 
 The default list (``install_steps``) is download -> verify -> load -> validate -> prove -> swap;
+a model the desired state holds (``hold``) goes through the same steps but ``Stage`` in place of
+``Swap`` (``stage_steps``): kept on disk, proven, not served; once the hold is lifted it goes
+live through verify -> load -> validate -> prove -> swap (``unstage_steps``): no download.
 at start the models the data dir kept are re-checked through verify -> load -> validate
 (``restore_steps``) before they go live again (they were proven before they first went live),
 and a kept previous version goes back live (a rollback, the server's or probation's) through
@@ -12,7 +15,7 @@ Invariants:
 - The steps run in list order, each once; a step sees what the earlier ones put in the context
   and nothing is shared between installs.
 - Only ``Swap`` changes what is served, and it runs last: a failed step leaves the version that
-  was serving in place.
+  was serving in place. ``Stage`` never changes what is served.
 - A step that refuses the model (bad bytes, unloadable, failed validation) raises; the
   installer turns that into ``InstallStepError`` naming the step, so every failure is reported
   with where it happened. ``AgentTransportError`` (only the download talks to the network)
@@ -49,7 +52,7 @@ from agent.runtime import ModelRunner, ValidationReport
 from agent.serving import LiveModel
 from agent.settings import AgentSettings
 from agent.status import StatusBoard
-from agent.store import AgentStore
+from agent.store import ActiveModel, AgentStore
 from agent.trust import DesiredEntry, Signed
 from protos.contract import ContractError, golden
 from protos.contract.documents import TensorSpec
@@ -301,13 +304,58 @@ class Swap:
         return ctx.with_(replaced=replaced)
 
 
+class Stage:
+    """Keep the proven model as its model's staged version instead of swapping it in (the
+    desired state holds it), keep that on disk and say so: what serves is unchanged, and the
+    runner is let go (``unstage_steps`` loads the file again when the hold is lifted)."""
+
+    name = "stage"
+
+    def __init__(self, board: StatusBoard, persist: Callable[[], None],
+                 announce: Progress) -> None:
+        self._board, self._persist, self._announce = board, persist, announce
+
+    def __call__(self, ctx: InstallContext) -> InstallContext:
+        validation = _found(ctx.validation, "validation", self.name)
+        message = (f"proven, median latency {validation.latency_ms:.2f} ms; held by the "
+                   "desired state, not serving")
+        self._board.stage(ActiveModel(ctx.ref, ctx.signed_manifest), message)
+        self._persist()   # before the server hears "staged": a restart does not redo it
+        self._announce(ctx.ref, "staged", message)
+        return ctx.with_(runner=None)
+
+
 def install_steps(*, link: ServerLink, store: AgentStore, settings: AgentSettings,
                   stop: threading.Event, board: StatusBoard, persist: Callable[[], None],
                   announce: Progress, probation: Probation | None = None) -> list[Step]:
     """The steps a model the desired state wants goes through."""
-    return [Download(link, store, settings, stop), Verify(store), Load(settings),
-            Validate(settings), Prove(link, store, settings, stop),
+    return [Download(link, store, settings, stop),
+            *_proving_steps(link=link, store=store, settings=settings, stop=stop),
             Swap(board, persist, announce, probation)]
+
+
+def stage_steps(*, link: ServerLink, store: AgentStore, settings: AgentSettings,
+                stop: threading.Event, board: StatusBoard, persist: Callable[[], None],
+                announce: Progress) -> list[Step]:
+    """The steps a model the desired state holds goes through: all but the swap."""
+    return [Download(link, store, settings, stop),
+            *_proving_steps(link=link, store=store, settings=settings, stop=stop),
+            Stage(board, persist, announce)]
+
+
+def unstage_steps(*, link: ServerLink, store: AgentStore, settings: AgentSettings,
+                  stop: threading.Event, board: StatusBoard, persist: Callable[[], None],
+                  announce: Progress, probation: Probation | None = None) -> list[Step]:
+    """The steps a staged model goes live through once its hold is lifted: its file is on disk
+    (checked again, not downloaded) and it is proven again by a fresh runner before the swap."""
+    return [*_proving_steps(link=link, store=store, settings=settings, stop=stop),
+            Swap(board, persist, announce, probation)]
+
+
+def _proving_steps(*, link: ServerLink, store: AgentStore, settings: AgentSettings,
+                   stop: threading.Event) -> list[Step]:
+    """Verify -> load -> validate -> prove: what every new model passes before it may serve."""
+    return [Verify(store), Load(settings), Validate(settings), Prove(link, store, settings, stop)]
 
 
 def restore_steps(*, store: AgentStore, settings: AgentSettings) -> list[Step]:

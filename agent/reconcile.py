@@ -8,6 +8,14 @@ Invariants:
   One refused for want of space is tried again every pass (space may be freed), reported once.
 - A wanted version that is the kept previous one (the server rolled back) goes back live from
   disk through ``reactivate_steps``: nothing is downloaded.
+- An entry the desired state holds (``hold``) goes through ``stage_steps``: downloaded and
+  proven, staged, never served; what served before serves on (a model not running stays
+  inactive). It is staged once and reported ``staged`` once per desired-state sequence (again
+  after a restart); later passes and sequences that hold it still do not run its steps again.
+  The same ref wanted without ``hold`` goes live from its staged file through
+  ``unstage_steps``: nothing is downloaded (a staged file that is gone or does not verify any
+  more is forgotten and the ref installed as any other). A staged version the desired state no
+  longer wants is forgotten (its file pruned).
 - A model on probation that broke a limit is swapped back to the kept previous version
   (``watch``) and reported ``rolled_back`` with the finding; without a kept version it keeps
   serving and is reported ``failed``.
@@ -15,7 +23,8 @@ Invariants:
   step, and its artifact is kept as the previous one.
 - ``StateWriter`` writes the accepted desired state, the live models and the kept previous ones
   (crash-safe) after every change of either, and prunes the artifacts nothing refers to; the
-  artifacts of the desired, the live and the previous versions stay.
+  artifacts of the desired, the live, the previous and the staged versions stay, and the golden
+  samples of the staged ones (their proof is run again when they go live).
 - Sync thread only.
 """
 
@@ -34,9 +43,9 @@ from agent.errors import (
 from agent.installer import InstallContext, Installer
 from agent.probation import Breach, Probation
 from agent.reporter import Reporter
-from agent.status import StatusBoard
+from agent.status import STAGED_MESSAGE, StatusBoard
 from agent.store import ActiveModel, AgentStore, StoredState
-from agent.trust import DesiredEntry
+from agent.trust import DesiredEntry, DesiredState
 from agent.trust_state import TrustState
 
 log = logging.getLogger(__name__)
@@ -59,11 +68,17 @@ class StateWriter:
                 desired_state=desired.signed if desired else None,
                 active=tuple(ActiveModel(m.ref, m.signed_manifest) for m in view.live.values()),
                 kept=tuple(view.kept.values()),
+                staged=tuple(view.staged.values()),
                 probation=self._probation.deadlines() if self._probation else {},
             )
         )
         keep = {m.ref.sha256 for m in view.live.values()} | set(view.previous.values())
-        keep |= {e.sha256 for e in desired.entries} if desired else set()
+        keep |= {s.ref.sha256 for s in view.staged.values()}
+        if desired is not None:
+            keep |= {e.sha256 for e in desired.entries}
+            staged = {s.ref for s in view.staged.values()}
+            keep |= {e.manifest["golden"]["sha256"] for e in desired.entries
+                     if e.ref in staged and e.manifest.get("golden") is not None}
         self._store.prune(keep)
 
 
@@ -77,12 +92,16 @@ class Reconciler:
     back what fails its probation."""
 
     def __init__(self, trust: TrustState, board: StatusBoard, installer: Installer,
-                 reporter: Reporter, persist: StateWriter, *,
-                 reactivate: Reactivator | None = None,
+                 reporter: Reporter, persist: StateWriter, *, stage: Installer,
+                 unstage: Installer, reactivate: Reactivator | None = None,
                  probation: Probation | None = None) -> None:
+        """``installer`` installs a wanted model, ``stage`` one the desired state holds,
+        ``unstage`` a staged one whose hold was lifted."""
         self._trust = trust
         self._board = board
         self._installer = installer
+        self._stage = stage
+        self._unstage = unstage
         self._reactivate = reactivate
         self._probation = probation
         self._reporter = reporter
@@ -90,6 +109,7 @@ class Reconciler:
         self._refused: set[str] = set()     # sha256s a step refused under ...
         self._refused_under = 0             # ... this desired-state sequence
         self._short_of_space: set[str] = set()   # ... and those told insufficient_storage
+        self._told_staged: set[str] = set()      # ... and those told staged
 
     def reconcile(self) -> None:
         """One pass. Raises AgentTransportError (an install could not download: the sync loop
@@ -99,11 +119,15 @@ class Reconciler:
             return
         if desired.sequence != self._refused_under:
             self._refused, self._refused_under = set(), desired.sequence
-            self._short_of_space = set()
+            self._short_of_space, self._told_staged = set(), set()
+        self._forget_stale_staged(desired)
         for entry in desired.entries:
             live = self._board.snapshot().live.get(entry.model)
             if (live is None or live.ref != entry.ref) and entry.sha256 not in self._refused:
-                self._install(entry)
+                if entry.hold:
+                    self._hold(entry)
+                else:
+                    self._install(entry)
         wanted = {e.model for e in desired.entries}
         unwanted = set(self._board.snapshot().live) - wanted
         for name in unwanted:
@@ -128,22 +152,72 @@ class Reconciler:
         ``probation_check_seconds``)."""
         return self._probation is not None and self._probation.watching
 
+    def _forget_stale_staged(self, desired: DesiredState) -> None:
+        """Forget each staged version the desired state no longer lists (another version, or
+        the model gone); persisted, so its file is pruned."""
+        stale = [name for name, staged in self._board.snapshot().staged.items()
+                 if (entry := desired.entry(name)) is None or entry.ref != staged.ref]
+        for name in stale:
+            forgotten = self._board.unstage(name)
+            log.info("forgot staged %s: the desired state no longer wants it", forgotten)
+        if stale:
+            self._persist()
+
+    def _hold(self, entry: DesiredEntry) -> None:
+        """Stage ``entry`` (held by the desired state) unless it is staged already; tell the
+        server once per desired state."""
+        ref = entry.ref
+        staged = self._board.snapshot().staged.get(entry.model)
+        if staged is not None and staged.ref == ref:
+            if entry.sha256 not in self._told_staged:
+                self._told_staged.add(entry.sha256)
+                self._reporter.event(ref, "staged", STAGED_MESSAGE)
+            return
+        if not self._run(entry, self._stage):
+            return
+        self._told_staged.add(entry.sha256)   # Stage told it
+        live = self._board.snapshot().live.get(entry.model)
+        log.info("staged %s: held by the desired state; %s", ref,
+                 f"still serving {live.ref}" if live else "not serving it")
+
     def _install(self, entry: DesiredEntry) -> None:
         ref = entry.ref
-        kept = self._board.snapshot().kept.get(entry.model)
+        view = self._board.snapshot()
+        kept, staged = view.kept.get(entry.model), view.staged.get(entry.model)
+        if staged is not None and staged.ref == ref:
+            if self._run(entry, self._unstage, staged=True):
+                log.info("now serving %s (staged earlier, from disk)", ref)
+                return
+            if entry.model in self._board.snapshot().staged:
+                return   # refused by a step after its file checked out (reported)
         from_disk = self._reactivate is not None and kept is not None and kept.ref == ref
         installer = self._reactivate("") if from_disk and self._reactivate else self._installer
+        if self._run(entry, installer):
+            log.info("now serving %s%s", ref, " (the kept previous version, from disk)"
+                     if from_disk else "")
+
+    def _run(self, entry: DesiredEntry, installer: Installer, *, staged: bool = False) -> bool:
+        """Run ``entry`` through ``installer``; True when every step passed, False when one
+        refused it (reported). ``staged``: from its staged file, which, gone or no longer
+        verifying, is forgotten instead (nothing reported: the caller installs the ref
+        afresh). Raises AgentTransportError."""
+        ref = entry.ref
         try:
             installer.run(InstallContext.of(entry, self._reporter.progress))
         except AgentTransportError as exc:
             self._board.set_install(ref, "downloading", f"interrupted, will retry: {exc}")
             raise
         except InstallStepError as exc:
+            if staged and exc.step == "verify":
+                self._board.unstage(entry.model)
+                self._persist()
+                log.warning("staged %s is gone from disk (%s): downloading it again", ref,
+                            exc.cause)
+                return False
             self._refused_install(entry, exc)
-            return
+            return False
         self._short_of_space.discard(entry.sha256)
-        log.info("now serving %s%s", ref, " (the kept previous version, from disk)"
-                 if from_disk else "")
+        return True
 
     def _refused_install(self, entry: DesiredEntry, exc: InstallStepError) -> None:
         ref = entry.ref

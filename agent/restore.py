@@ -13,6 +13,9 @@ Invariants:
   killed mid-update, or whose file rotted, still serves. The next sync installs what is wanted.
 - What goes live again is reported ``active`` again: the server may never have heard it (a kill
   between writing the state and telling the server).
+- A staged version (proven under a desired state's ``hold``) stays staged only if the stored
+  desired state still lists its ref and its file still verifies; otherwise it is forgotten and
+  the next sync stages it again. Nothing staged is served.
 - Runs before the sync thread starts and before the local endpoint serves.
 """
 
@@ -51,6 +54,7 @@ def restore(store: AgentStore, trust: TrustState, board: StatusBoard, reporter: 
         board.set_data_error(message)
         return
     board.restore_kept(stored.kept)
+    board.restore_staged(s for s in stored.staged if _still_staged(s, trust, store))
     kept = {k.ref.model: k for k in stored.kept}
     checks = Installer(restore_steps(store=store, settings=settings))
     for active in stored.active:
@@ -71,6 +75,23 @@ def restore(store: AgentStore, trust: TrustState, board: StatusBoard, reporter: 
         watched = stored.probation.get(ctx.ref.model)
         if probation is not None and watched is not None and watched[0] == ctx.ref.sha256:
             probation.resume(ctx.ref, ctx.budget, watched[1])
+
+
+def _still_staged(staged: ActiveModel, trust: TrustState, store: AgentStore) -> bool:
+    """The held desired state still lists ``staged`` and its file verifies (a file that does
+    not is quarantined by the store)."""
+    entry = trust.desired.entry(staged.ref.model) if trust.desired is not None else None
+    try:
+        if entry is not None and entry.ref == staged.ref \
+                and store.verified_artifact(entry.manifest) is not None:
+            return True
+    except AgentDataError as exc:
+        log.warning("staged %s does not verify any more (%s): it is staged again", staged.ref,
+                    exc)
+        return False
+    log.info("staged %s is no longer staged: the desired state does not list it or its file "
+             "is gone", staged.ref)
+    return False
 
 
 def _reload(model: ActiveModel, trust: TrustState, checks: Installer,

@@ -1,10 +1,12 @@
 """The status board: everything ``edgefleet-agent status`` shows, kept consistent.
 
 The board holds, under one lock, the install state of each model name, the previous version of
-each (ref and signed manifest, kept on disk so it can serve again without a download), the held
-desired-state sequence, the device id and server, the last sync and the last error; and it is the
-only way the live model table (``agent.serving.ModelTable``) changes, so that a model going live
-or away and its install state change in one step.
+each (ref and signed manifest, kept on disk so it can serve again without a download), the
+staged version of each (downloaded and proven under a desired state's ``hold``, on disk, not
+serving, activated without a download once the hold is lifted), the held desired-state
+sequence, the device id and server, the last sync and the last error; and it is the only way the
+live model table (``agent.serving.ModelTable``) changes, so that a model going live or away and
+its install state change in one step.
 
 Invariants:
 - Writers: start-up (restoring what the data dir holds, before the sync thread runs), then the
@@ -12,6 +14,7 @@ Invariants:
 - ``snapshot()`` is taken under the lock that every write holds, live table included: a reader
   never sees a model live without its install state, an install state "active" for a model
   that is not live, or a model removed from the table but still listed.
+- A staged version is never the live one: activating it ends its staging in the same step.
 - Request threads that only predict never take this lock: they read the table's copy-on-write
   snapshot (``ModelTable.resolve``), so a status reader never delays an inference.
 """
@@ -30,13 +33,16 @@ from agent.serving import LiveModel, ModelTable
 from agent.store import ActiveModel
 from protos import edgefleet_pb2 as pb
 
+#: What a staged version is waiting for.
+STAGED_MESSAGE = "downloaded and proven; held until the desired state lifts its hold"
+
 
 @dataclass(frozen=True)
 class InstallStatus:
     """The last install step for a model name, as ``status`` shows and the server hears."""
 
     ref: ModelRef
-    state: str          # downloading | verified | active | failed (events also: removed)
+    state: str          # downloading | verified | staged | active | failed (events also: removed)
     message: str
 
 
@@ -50,6 +56,7 @@ class StatusSnapshot:
     live: Mapping[str, LiveModel] = field(default_factory=dict)
     install: Mapping[str, InstallStatus] = field(default_factory=dict)
     kept: Mapping[str, ActiveModel] = field(default_factory=dict)   # the previous, per model
+    staged: Mapping[str, ActiveModel] = field(default_factory=dict)  # proven, held, per model
     last_sync: datetime | None = None
     last_error: str = ""
 
@@ -70,6 +77,7 @@ class StatusBoard:
         self._held_sequence = 0
         self._install: dict[str, InstallStatus] = {}
         self._kept: dict[str, ActiveModel] = {}
+        self._staged: dict[str, ActiveModel] = {}
         self._last_sync: datetime | None = None
         # Two kinds of trouble, shown as one last_error: a transport error lasts until the next
         # successful sync; a refused document or a failed install until a new desired state.
@@ -88,6 +96,7 @@ class StatusBoard:
                 live=MappingProxyType(self._models.snapshot()),
                 install=MappingProxyType(dict(self._install)),
                 kept=MappingProxyType(dict(self._kept)),
+                staged=MappingProxyType(dict(self._staged)),
                 last_sync=self._last_sync,
                 last_error=self._transport_error or self._data_error,
             )
@@ -139,6 +148,29 @@ class StatusBoard:
         with self._lock:
             self._kept = {k.ref.model: k for k in kept}
 
+    def restore_staged(self, staged: Iterable[ActiveModel]) -> None:
+        """The staged version per model, as the data dir kept them (start-up only)."""
+        with self._lock:
+            self._staged = {s.ref.model: s for s in staged}
+
+    def stage(self, staged: ActiveModel, message: str) -> None:
+        """``staged`` is downloaded and proven but held: it is the model's staged version and
+        its install state says so, in one step; what serves is unchanged."""
+        with self._lock:
+            self._staged[staged.ref.model] = staged
+            self._install[staged.ref.model] = InstallStatus(staged.ref, "staged", message)
+
+    def unstage(self, name: str) -> ActiveModel | None:
+        """Forget the staged version of ``name`` (the desired state wants another, or none);
+        returns it. An install state about it goes too."""
+        with self._lock:
+            staged = self._staged.pop(name, None)
+            install = self._install.get(name)
+            if staged is not None and install is not None and install.ref == staged.ref \
+                    and install.state == "staged":
+                del self._install[name]
+        return staged
+
     def activate(self, live: LiveModel, message: str, *, keep_replaced: bool = True,
                  state: str = "active") -> LiveModel | None:
         """Make ``live`` answer for its model name and show it ``state`` (active), in one step;
@@ -154,6 +186,8 @@ class StatusBoard:
                 # Back on the version that was kept as previous (removed then wanted again, or
                 # rolled back to): it is not its own fallback.
                 del self._kept[name]
+            if name in self._staged and self._staged[name].ref == live.ref:
+                del self._staged[name]   # serving now: no longer waiting
             self._install[name] = InstallStatus(live.ref, state, message)
         return replaced
 
@@ -176,26 +210,27 @@ class StatusBoard:
 
 
 def status_message(snapshot: StatusSnapshot, metrics: MetricsRecorder) -> pb.AgentStatus:
-    """The ``AgentStatus`` a snapshot stands for, with each model's inference totals."""
+    """The ``AgentStatus`` a snapshot stands for, with each model's inference totals: a row per
+    model name, and one more for a staged version beside the live one."""
     models = []
-    for name in sorted(set(snapshot.live) | set(snapshot.install)):
-        ref, state, message = _model_state(snapshot.live.get(name), snapshot.install.get(name))
-        stats = metrics.stats(ref)
-        models.append(
-            pb.AgentModelStatus(
-                model=ref.model,
-                version=ref.version,
-                variant=ref.variant,
-                sha256=ref.sha256,
-                state=state,
-                message=message,
-                inferences=stats.inferences,
-                errors=stats.errors,
-                latency_p50_ms=stats.latency_p50_ms,
-                latency_p95_ms=stats.latency_p95_ms,
-                previous_sha256=snapshot.previous.get(name, ""),
+    for name in sorted(set(snapshot.live) | set(snapshot.install) | set(snapshot.staged)):
+        for ref, state, message in _model_rows(snapshot, name):
+            stats = metrics.stats(ref)
+            models.append(
+                pb.AgentModelStatus(
+                    model=ref.model,
+                    version=ref.version,
+                    variant=ref.variant,
+                    sha256=ref.sha256,
+                    state=state,
+                    message=message,
+                    inferences=stats.inferences,
+                    errors=stats.errors,
+                    latency_p50_ms=stats.latency_p50_ms,
+                    latency_p95_ms=stats.latency_p95_ms,
+                    previous_sha256=snapshot.previous.get(name, ""),
+                )
             )
-        )
     status = pb.AgentStatus(
         device_id=snapshot.device_id,
         server=snapshot.server,
@@ -208,10 +243,22 @@ def status_message(snapshot: StatusSnapshot, metrics: MetricsRecorder) -> pb.Age
     return status
 
 
+def _model_rows(snapshot: StatusSnapshot, name: str) -> list[tuple[ModelRef, str, str]]:
+    """What ``status`` shows for one model name: its live (or installing) version, and its
+    staged version when that is another."""
+    live, install, staged = (snapshot.live.get(name), snapshot.install.get(name),
+                             snapshot.staged.get(name))
+    rows = [_model_state(live, install)] if live is not None or install is not None else []
+    if staged is not None and all(ref != staged.ref for ref, _, _ in rows):
+        message = install.message if install is not None and install.ref == staged.ref else ""
+        rows.append((staged.ref, "staged", message or STAGED_MESSAGE))
+    return rows
+
+
 def _model_state(
     live: LiveModel | None, install: InstallStatus | None
 ) -> tuple[ModelRef, str, str]:
-    """What ``status`` shows for one model name: the live version first, news about another."""
+    """The live version first, news about another."""
     if live is None:
         assert install is not None
         return install.ref, install.state, install.message

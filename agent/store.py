@@ -11,8 +11,9 @@ Layout::
     DATA_DIR/metrics-open.json       the open metric window, as the last checkpoint saw it
                                      (``agent.checkpoint``); an earlier version's
                                      ``metrics-pending.json`` is moved into the buffer once
-    DATA_DIR/state.json              accepted desired state (signed, base64), active models and
-                                     the kept previous one per model, with signed manifests
+    DATA_DIR/state.json              accepted desired state (signed, base64), active models, the
+                                     kept previous one and the staged (held) one per model, with
+                                     signed manifests
     DATA_DIR/artifacts/<sha256>.tflite   complete artifacts whose length and sha256 verified
     DATA_DIR/downloads/<sha256>.part     partial downloads, resumed from their length
     DATA_DIR/quarantine/<sha256>.<time>  artifacts that failed re-verification, set aside (never
@@ -82,6 +83,7 @@ class StoredState:
     desired_state: Signed | None = None
     active: tuple[ActiveModel, ...] = ()
     kept: tuple[ActiveModel, ...] = ()   # the previous version per model, for rollback
+    staged: tuple[ActiveModel, ...] = ()   # proven under a hold, not serving, per model
     #: Per model on probation: the sha256 watched and when the watch ends (epoch seconds).
     probation: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
@@ -245,6 +247,7 @@ class AgentStore:
                 # A list of kept models; an earlier version wrote {model: sha256}, which cannot
                 # be served again without its manifest: read as nothing kept.
                 kept=tuple(_active_model(a) for a in raw.get("kept", [])),
+                staged=tuple(_active_model(a) for a in raw.get("staged", [])),
                 probation={str(m): (str(w["sha256"]), float(w["until"]))
                            for m, w in raw.get("probation", {}).items()},
             )
@@ -256,6 +259,7 @@ class AgentStore:
             "desired_state": state.desired_state.to_json() if state.desired_state else None,
             "active": [_active_json(a) for a in state.active],
             "kept": [_active_json(k) for k in state.kept],
+            "staged": [_active_json(s) for s in state.staged],
             "probation": {m: {"sha256": sha, "until": until}
                           for m, (sha, until) in state.probation.items()},
         }

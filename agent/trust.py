@@ -78,6 +78,9 @@ class DesiredEntry:
     size: int
     manifest: dict[str, Any]
     signed_manifest: Signed
+    #: Fetch, verify and prove it, but do not activate it: the device keeps serving what it
+    #: runs until a later desired state lists the same ref without ``hold``.
+    hold: bool = False
 
     @property
     def ref(self) -> ModelRef:
@@ -247,6 +250,9 @@ def _entry(raw: object, key: Ed25519PublicKey) -> DesiredEntry:
                 f"manifest of {raw['model']} disagrees with the entry on {name}: "
                 f"{manifest[name]!r} != {raw[name]!r}"
             )
+    hold = raw.get("hold", False)
+    if not isinstance(hold, bool):
+        raise DocumentError(f"field 'hold' of {raw['model']} must be a boolean, got {hold!r}")
     return DesiredEntry(
         model=raw["model"],
         version=raw["version"],
@@ -255,6 +261,7 @@ def _entry(raw: object, key: Ed25519PublicKey) -> DesiredEntry:
         size=raw["size"],
         manifest=manifest,
         signed_manifest=signed_manifest,
+        hold=hold,
     )
 
 

@@ -196,6 +196,7 @@ def build_desired_state(
     Each entry of ``models`` has ``manifest`` (a ``Signed`` or its nested JSON form) and may
     repeat ``model``, ``version``, ``variant``, ``sha256``, ``size``; missing ones are taken from
     the manifest, given ones must agree with it, since an agent refuses an entry that disagrees.
+    An entry may carry ``hold`` (a boolean, passed through; absent means false).
 
     Raises:
         ValueError: a field is invalid, an entry disagrees with its manifest, or a model name
@@ -242,6 +243,12 @@ def _desired_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
                 f"({doc.get(field)!r})")
         result[field] = value
     result["manifest"] = manifest.to_json()
+    if "hold" in entry:
+        # Not a manifest field: outside its maintenance window the device fetches and proves
+        # the variant but keeps serving what it runs (docs/contract.md, "Desired state").
+        if not isinstance(entry["hold"], bool):
+            raise ValueError(f"desired-state entry hold={entry['hold']!r} is not a boolean")
+        result["hold"] = entry["hold"]
     return result
 
 

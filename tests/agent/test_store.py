@@ -50,6 +50,7 @@ def test_state_round_trips(store):
         desired_state=signed,
         active=(ActiveModel(ModelRef("face", "1", "float32", "a" * 64), signed),),
         kept=(ActiveModel(ModelRef("face", "0", "int8", "b" * 64), signed),),
+        staged=(ActiveModel(ModelRef("face", "2", "float32", "c" * 64), signed),),
         probation={"face": ("a" * 64, 1_700_000_000.5)},
     )
     store.write_state(state)

@@ -140,6 +140,24 @@ def test_same_model_listed_twice_is_refused(signing_key, key, artifact):
         verify(sign(signing_key, desired_state_doc(DEVICE, 5, [e, e])), key)
 
 
+@pytest.mark.parametrize("fields,held", [({}, False), ({"hold": False}, False),
+                                         ({"hold": True}, True)])
+def test_an_entry_s_hold_is_read_as_a_boolean_absent_meaning_false(signing_key, key, artifact,
+                                                                    fields, held):
+    signed = sign(signing_key, desired_state_doc(
+        DEVICE, 5, [{**entry(signing_key, artifact, model="face"), **fields}]))
+    state = verify(signed, key)
+    assert state is not None and state.entries[0].hold is held
+
+
+@pytest.mark.parametrize("value", [1, "true", None, [True]])
+def test_a_hold_that_is_not_a_boolean_is_refused(signing_key, key, artifact, value):
+    """Input tried: hold given as 1, "true", null and [true]."""
+    e = {**entry(signing_key, artifact, model="face"), "hold": value}
+    with pytest.raises(DocumentError, match="'hold' of face must be a boolean"):
+        verify(sign(signing_key, desired_state_doc(DEVICE, 5, [e])), key)
+
+
 def test_boolean_sequence_is_not_a_number(signing_key, key, artifact):
     with pytest.raises(DocumentError, match="sequence"):
         verify(signed_state(signing_key, artifact, sequence=True), key, held=0)

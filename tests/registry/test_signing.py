@@ -230,6 +230,22 @@ def test_desired_state_refuses_an_entry_that_disagrees_with_its_manifest() -> No
                             models=[{"size": 1, "manifest": manifest(signer)}])
 
 
+def test_desired_state_passes_an_entry_s_hold_through_and_refuses_a_non_boolean() -> None:
+    """Input tried: hold true, hold absent, hold 1 and "yes"."""
+    signer = Signer.generate()
+    doc = build_desired_state(device_id="d", sequence=1, issued_at=NOW,
+                              expires_at=NOW + timedelta(hours=1),
+                              models=[{"manifest": manifest(signer, "face"), "hold": True},
+                                      {"manifest": manifest(signer, "ocr")}])
+    state = agent_verify(signer.public_pem, signer.sign_document(doc))
+    assert [m.get("hold") for m in state["models"]] == [True, None]
+    for value in (1, "yes"):
+        with pytest.raises(ValueError, match=f"hold={value!r} is not a boolean"):
+            build_desired_state(device_id="d", sequence=1, issued_at=NOW,
+                                expires_at=NOW + timedelta(hours=1),
+                                models=[{"manifest": manifest(signer), "hold": value}])
+
+
 def test_desired_state_refuses_one_model_twice() -> None:
     signer = Signer.generate()
     with pytest.raises(ValueError, match="appears twice"):

@@ -275,6 +275,25 @@ def test_an_event_message_past_its_bound_is_cut_with_a_marker_and_still_moves_th
     assert "cut from 10013 characters" in stored
 
 
+def test_a_staged_event_moves_the_device_to_staged_and_grants_nothing(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Input tried: "staged" (proven, held outside the maintenance window) about the device's
+    desired variant while another variant is active: stored, the row reads staged, the active
+    variant stays, and a rollout counts it neither failed nor active."""
+    from controlplane.rollouts.engine import DEVICE_FAILED_STATES
+
+    with transaction(session_factory) as s:
+        device_id, dm, previous = _desired_while_another_is_active(s)
+        outcome = telemetry.record_status(s, device_id, [_event(state="staged")],
+                                          settings=SETTINGS, now=NOW)
+        assert (outcome.accepted, outcome.rejections) == (1, ())
+        s.flush()
+        s.refresh(dm)
+        assert (dm.state, dm.active_variant_id) == ("staged", previous.id)
+    assert "staged" not in DEVICE_FAILED_STATES
+
+
 def test_a_report_of_more_events_than_the_setting_is_refused_whole(
     session_factory: sessionmaker[Session],
 ) -> None:
@@ -328,21 +347,28 @@ def test_a_finding_is_stored_with_its_event_and_moves_the_device_to_rolled_back(
         assert dm.desired_variant_id is not None
 
 
+def _desired_while_another_is_active(s: Session) -> tuple[str, DeviceModel, Variant]:
+    """A device whose desired variant of "m" is ``_event``'s while another variant of the same
+    version (its previous one, still serving) is active: the device, its row, that variant."""
+    device_id = _device(s)
+    _desired(s, device_id)
+    dm = s.get(DeviceModel, (device_id, "m"))
+    assert dm is not None
+    previous = Variant(model_version=dm.desired_variant.model_version, kind="float16",
+                       artifact_sha256=SHA, size=1, inputs=[], outputs=[], status="ready")
+    s.add(previous)
+    s.flush()
+    dm.active_variant_id = previous.id
+    return device_id, dm, previous
+
+
 def test_a_rolled_back_event_about_a_variant_not_active_leaves_the_active_one(
     session_factory: sessionmaker[Session],
 ) -> None:
     """Input tried: "rolled_back" about the desired variant while the device's active variant
     is another (its previous version, still serving): the active variant stays."""
     with transaction(session_factory) as s:
-        device_id = _device(s)
-        _desired(s, device_id)
-        dm = s.get(DeviceModel, (device_id, "m"))
-        assert dm is not None
-        previous = Variant(model_version=dm.desired_variant.model_version, kind="float16",
-                           artifact_sha256=SHA, size=1, inputs=[], outputs=[], status="ready")
-        s.add(previous)
-        s.flush()
-        dm.active_variant_id = previous.id
+        device_id, dm, previous = _desired_while_another_is_active(s)
         telemetry.record_status(s, device_id, [_event(state="rolled_back")], settings=SETTINGS,
                                 now=NOW)
         s.flush()
