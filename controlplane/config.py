@@ -186,6 +186,9 @@ class Settings:
     rollout_assign_batch: int = 2000
     # Gate readings read at most this many windows per side and class (the most recent).
     gate_max_windows: int = 20_000
+    # A p95 regression counts only when it is also this much slower (sub-millisecond models
+    # move more than any ratio from noise).
+    gate_p95_min_delta_ms: float = 1.0
     measure_runs: int = 20
     measure_timeout_seconds: int = 120
     # A version still pending after this long gets its pipeline task sent again.

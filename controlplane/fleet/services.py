@@ -408,8 +408,11 @@ def label_device(
 
 
 def touch_last_seen(session: Session, seen: dict[str, dt.datetime]) -> None:
-    """Write a batch of last-seen times (the sync path buffers them; see api.device)."""
-    for device_id, at in seen.items():
+    """Write a batch of last-seen times (the sync path buffers them; see api.device).
+
+    Rows are updated in id order, as ``publish_desired_states`` locks them: two batches that
+    share devices queue behind each other instead of deadlocking."""
+    for device_id, at in sorted(seen.items()):
         session.execute(
             sa.update(Device)
             .where(Device.id == device_id)
@@ -464,6 +467,10 @@ def publish_desired_states(
     if not ids:
         return {}
     floor = sequence_floor(now)
+    # Lock the rows in id order first (as touch_last_seen updates them): an UPDATE ... IN
+    # locks in whatever order it scans, and two such batches deadlocked on PostgreSQL.
+    session.execute(sa.select(Device.id).where(Device.id.in_(ids)).order_by(Device.id)
+                    .with_for_update())
     sequences = dict(session.execute(
         sa.update(Device)
         .where(Device.id.in_(ids))

@@ -435,7 +435,8 @@ def read_gates(session: Session, rollout: Rollout, mv: ModelVersion, wave: Wave,
         started=rollout.started_at or rollout.created_at, classes=classes,
         rollbacks=dict(rollbacks), min_inferences=plan.gates.min_inferences,
         settings=settings)
-    return [g for side in sides for g in gating.judge(side, plan.gates)]
+    return [g for side in sides for g in gating.judge(
+        side, plan.gates, min_delta_ms=settings.gate_p95_min_delta_ms)]
 
 
 def previous_version(session: Session, rollout_id: str) -> str | None:

@@ -1,5 +1,5 @@
-"""Staged rollouts judged on what the fleet reports, end to end: ``edgefleet server`` and ``edgefleet
-worker`` on PostgreSQL and Redis, 24 simulated devices of two hardware classes (``fleetsim``,
+"""Staged rollouts judged on what the fleet reports, end to end: ``edgefleet server`` and
+``edgefleet worker`` on PostgreSQL and Redis, 24 simulated devices of two hardware classes (``fleetsim``,
 the real protocol) and one real ``edgefleet-agent run`` serving predictions, all driven by the
 CLI. One fleet goes through five versions of a model:
 
