@@ -444,6 +444,8 @@ class SimulatedDevice:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            for model in list(self._windows_open):   # kept for the next run, as the agent
+                self._close_window(model)            # keeps its open window at stop
 
     def stop(self) -> None:
         self._stopping = True
@@ -906,11 +908,16 @@ class FleetThread:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self.call(self.fleet.__aexit__(None, None, None), timeout=120)
+            self.call(self.fleet.__aexit__(None, None, None), timeout=self._stop_timeout)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(30)
             self._loop.close()
+
+    @property
+    def _stop_timeout(self) -> float:
+        # SimulatedFleet.stop waits two call timeouts for rounds in flight, then cancels.
+        return 3 * self.fleet.settings.rpc_timeout_seconds + 30
 
     def call(self, coro: Coroutine[Any, Any, T], *, timeout: float) -> T:
         """Run ``coro`` on the fleet's loop. Raises SimulationTimeout past ``timeout``."""
@@ -935,7 +942,7 @@ class FleetThread:
 
     def stop(self) -> None:
         """Stop every device's loop (what they reported stays readable)."""
-        self.call(self.fleet.stop(), timeout=120)
+        self.call(self.fleet.stop(), timeout=self._stop_timeout)
 
     def wait_active(self, model: str, version: str, *, timeout: float,
                     devices: Sequence[SimulatedDevice] | None = None) -> None:
