@@ -53,6 +53,10 @@ def _name(task: str | Any) -> str:
 
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
+    # Released SAVEPOINTs fire after_commit too (controlplane.notify saw it): only the outermost
+    # commit makes a task's reason durable.
+    if session.in_nested_transaction():
+        return
     for task, args in session.info.pop(_PENDING_KEY, []):
         try:
             _send(task, args)
