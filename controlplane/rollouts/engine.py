@@ -23,6 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
@@ -69,6 +70,12 @@ class _Step:
     @property
     def model(self) -> str:
         return self.mv.model.name
+
+    @functools.cached_property
+    def window_closed(self) -> bool:
+        """Outside the plan's maintenance window now (never, without one)."""
+        window = self.plan.window
+        return window is not None and not window.schedule(self.settings).is_open(self.now)
 
     def log(self, action: str, reason: str = "", *, wave: int = -1,
             details: Mapping[str, object] | None = None) -> None:
@@ -139,24 +146,18 @@ def _draw(ctx: _Step) -> bool:
         _finish(ctx, "failed", "no device matches the selector (or every match is in another "
                 "open rollout of the model) at the start")
         return False
-    active = dict(s.execute(
-        sa.select(DeviceModel.device_id, DeviceModel.active_variant_id)
-        .where(DeviceModel.model_name == ctx.model)).all())
     ordered = sorted(matches, key=lambda m: position(r.id, m.device_id))
     targets = ctx.plan.targets(len(ordered))
     for wave, target in zip(r.waves, targets, strict=True):
         wave.target = target
-    rows, wave_index = [], 0
-    for i, m in enumerate(ordered):
+    waves, wave_index = [], 0
+    for i in range(len(ordered)):
         while i >= targets[wave_index]:
             wave_index += 1
-        rows.append(dict(rollout_id=r.id, device_id=m.device_id, wave_index=wave_index,
-                         variant_id=None, previous_variant_id=active.get(m.device_id),
-                         state="queued", message="", updated_at=ctx.now,
-                         position=position(r.id, m.device_id), step=""))
-    s.execute(sa.insert(RolloutDevice), rows)
+        waves.append(wave_index)
+    _queue(ctx, [m.device_id for m in ordered], waves)
     r.state, r.started_at, r.updated_at = "running", ctx.now, ctx.now
-    ctx.log("started", details={"devices": len(rows), "wave_targets": targets,
+    ctx.log("started", details={"devices": len(ordered), "wave_targets": targets,
                                 "skipped_in_other_rollouts": len(taken)})
     s.flush()
     return True
@@ -201,6 +202,21 @@ def _fold(ctx: _Step) -> None:
                     f"{t.step or 'not started: the device has not fetched its desired state'}")
 
 
+def _queue(ctx: _Step, device_ids: list[str], waves: list[int]) -> None:
+    """Add ``device_ids`` as queued targets of the given waves, each with the variant it runs
+    now (what a rollback returns it to), in one insert. The model's rows are read whole, not
+    by an IN list of the devices: a fleet-wide draw would pass SQLite's variable limit."""
+    active = dict(ctx.session.execute(
+        sa.select(DeviceModel.device_id, DeviceModel.active_variant_id)
+        .where(DeviceModel.model_name == ctx.model)).all())
+    r = ctx.rollout
+    ctx.session.execute(sa.insert(RolloutDevice), [
+        dict(rollout_id=r.id, device_id=d, wave_index=w, variant_id=None,
+             previous_variant_id=active.get(d), state="queued", message="",
+             updated_at=ctx.now, position=position(r.id, d), step="")
+        for d, w in zip(device_ids, waves, strict=True)])
+
+
 def _target(ctx: _Step, t: RolloutDevice, state: str, message: str) -> None:
     t.state, t.message, t.updated_at = state, message, ctx.now
 
@@ -215,16 +231,8 @@ def _join(ctx: _Step) -> None:
              if m.device_id not in known and m.device_id not in taken]
     if not fresh:
         return
-    active = dict(s.execute(
-        sa.select(DeviceModel.device_id, DeviceModel.active_variant_id)
-        .where(DeviceModel.model_name == ctx.model,
-               DeviceModel.device_id.in_([m.device_id for m in fresh]))).all())
     last = r.waves[-1]
-    s.execute(sa.insert(RolloutDevice), [
-        dict(rollout_id=r.id, device_id=m.device_id, wave_index=last.index, variant_id=None,
-             previous_variant_id=active.get(m.device_id), state="queued", message="",
-             updated_at=ctx.now, position=position(r.id, m.device_id), step="")
-        for m in fresh])
+    _queue(ctx, [m.device_id for m in fresh], [last.index] * len(fresh))
     last.target += len(fresh)
     ctx.log("devices_joined", f"{len(fresh)} devices came to match the selector",
             wave=last.index, details={"devices": [m.device_id for m in fresh[:50]],
@@ -233,8 +241,7 @@ def _join(ctx: _Step) -> None:
 
 def _sync_holds(ctx: _Step) -> None:
     """Inside the window release held devices; outside it hold those not yet active."""
-    assert ctx.plan.window is not None
-    is_open = ctx.plan.window.schedule(ctx.settings).is_open(ctx.now)
+    is_open = not ctx.window_closed
     wanted, other = ("pending", "held") if is_open else ("held", "pending")
     s = ctx.session
     moving = s.execute(
@@ -295,10 +302,10 @@ def _finish(ctx: _Step, state: str, reason: str, *, wave: int = -1,
     r = ctx.rollout
     r.state, r.reason, r.updated_at = state, reason, ctx.now
     ctx.log(state, reason, wave=wave, details=details)
-    if state in ("failed", "succeeded"):
+    if state == "failed":   # waves that never started will not
         for w in r.waves:
             if w.state == "pending":
-                w.state = "aborted" if state == "failed" else w.state
+                w.state = "aborted"
 
 
 # -- waves ------------------------------------------------------------------------------------
@@ -319,7 +326,6 @@ def _advance(ctx: _Step) -> None:
         if r.state != "running":
             return
     _finish(ctx, "succeeded", "")
-    r.reason = ""
 
 
 def _complete(ctx: _Step, wave: Wave) -> bool:
@@ -367,7 +373,8 @@ def _pass(ctx: _Step, wave: Wave, why: str) -> None:
 
 def _bake(ctx: _Step, wave: Wave) -> bool:
     """Judge the gates over the bake; True once the wave passed."""
-    readings = read_gates(ctx.session, ctx.rollout, ctx.mv, wave, settings=ctx.settings,
+    readings = read_gates(ctx.session, ctx.rollout, ctx.plan, ctx.mv, wave,
+                          settings=ctx.settings,
                           now=ctx.now)
     wave.gates = [g.to_json() for g in readings]
     breach = next((g for g in readings if g.verdict == gating.BREACH), None)
@@ -410,11 +417,10 @@ def _pause(ctx: _Step, reason: str, wave: Wave, *, details: dict[str, object] | 
     ctx.log("paused", reason, wave=wave.index, details=details)
 
 
-def read_gates(session: Session, rollout: Rollout, mv: ModelVersion, wave: Wave, *,
-               settings: Settings, now: dt.datetime) -> list[gating.Reading]:
+def read_gates(session: Session, rollout: Rollout, plan: Plan, mv: ModelVersion, wave: Wave,
+               *, settings: Settings, now: dt.datetime) -> list[gating.Reading]:
     """The gate readings for ``wave``'s bake so far, one list over every class that has a
     device on the new version (or one that rolled back)."""
-    plan = Plan.from_json(rollout.plan or {})
     rows = session.execute(
         sa.select(RolloutDevice.state, RolloutDevice.step, HardwareProfile.hardware_class,
                   HardwareProfile.class_name)
@@ -472,7 +478,7 @@ def _start_queued(ctx: _Step, upto: int) -> None:
         .order_by(RolloutDevice.wave_index, RolloutDevice.position).limit(budget)).all()
     if not queued:
         return
-    hold = plan.window is not None and not plan.window.schedule(ctx.settings).is_open(ctx.now)
+    hold = ctx.window_closed
     policy = selection_policy(ctx.settings, prefer=r.prefer, variant=r.variant)
     ids = [t.device_id for t in queued]
     profiles = {hp.device_id: hp for hp in s.scalars(

@@ -51,6 +51,9 @@ from controlplane.validation import check_selector_text, is_uuid, shown
 #: The task that steps one rollout (``engine.step``).
 STEP_TASK = "rollouts.step"
 ACTIONS = {"pause": "paused", "resume": "running", "abort": "aborted", "rollback": "rolled_back"}
+#: How the audit log names each action once taken (``rollout.paused``, ``rollout.resumed``, ...).
+ACTIONS_PAST = {"pause": "paused", "resume": "resumed", "abort": "aborted",
+                "rollback": "rolled_back"}
 
 
 def create_rollout(
@@ -244,9 +247,6 @@ def change(
         enqueue_after_commit(session, STEP_TASK, rollout.id)
     return rollout
 
-
-ACTIONS_PAST = {"pause": "paused", "resume": "resumed", "abort": "aborted",
-                "rollback": "rolled_back"}
 
 
 def _resume(session: Session, rollout: Rollout, *, now: dt.datetime) -> dict[str, object]:

@@ -7,13 +7,14 @@ start): a developer's own setting must not decide which key a test trusts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import trust_key
+from agent import Agent, trust_key
 from agent.settings import AgentSettings
 from tests.agent.support import FakeControlPlane, RunningControlPlane, public_pem
 
@@ -69,3 +70,27 @@ def control_plane(signing_key: Ed25519PrivateKey) -> Iterator[RunningControlPlan
 def data_dir(tmp_path: Path) -> Path:
     # Unix socket paths are limited to ~107 bytes; pytest's tmp_path is well under that.
     return tmp_path / "agent"
+
+
+@pytest.fixture
+def start_agent(data_dir, control_plane, trust_key_file, fast_settings
+                ) -> Iterator[Callable[..., Agent]]:
+    """Start an ``Agent`` on the test's data dir against the stand-in control plane (keyword
+    arguments override its defaults); every agent started is stopped after the test."""
+    agents: list[Agent] = []
+
+    def start(**overrides: Any) -> Agent:
+        kwargs: dict[str, Any] = {
+            "server": control_plane.address, "enroll_token": "enroll-secret",
+            "trust_key_path": trust_key_file, "settings": fast_settings,
+            "labels": {"site": "lab"}, "name": "bench-1",
+        }
+        kwargs.update(overrides)
+        agent = Agent(data_dir, **kwargs)
+        agents.append(agent)
+        agent.start()
+        return agent
+
+    yield start
+    for agent in agents:
+        agent.stop()

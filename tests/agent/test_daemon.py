@@ -8,8 +8,6 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -36,28 +34,6 @@ from tests.agent.support import (
 )
 
 X = np.random.default_rng(0).uniform(-1, 1, MLP_SHAPE).astype(np.float32)
-
-
-@pytest.fixture
-def start_agent(data_dir, control_plane, trust_key_file, fast_settings
-                ) -> Iterator[Callable[..., Agent]]:
-    agents: list[Agent] = []
-
-    def start(**overrides: Any) -> Agent:
-        kwargs: dict[str, Any] = {
-            "server": control_plane.address, "enroll_token": "enroll-secret",
-            "trust_key_path": trust_key_file, "settings": fast_settings,
-            "labels": {"site": "lab"}, "name": "bench-1",
-        }
-        kwargs.update(overrides)
-        agent = Agent(data_dir, **kwargs)
-        agents.append(agent)
-        agent.start()
-        return agent
-
-    yield start
-    for agent in agents:
-        agent.stop()
 
 
 def active_sha(agent: Agent, model: str = "face") -> str | None:

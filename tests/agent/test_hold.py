@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,23 +30,6 @@ from tests.agent.support import (
 )
 
 X = np.random.default_rng(0).uniform(-1, 1, MLP_SHAPE).astype(np.float32)
-
-
-@pytest.fixture
-def start_agent(data_dir, control_plane, trust_key_file, fast_settings
-                ) -> Iterator[Callable[..., Agent]]:
-    agents: list[Agent] = []
-
-    def start() -> Agent:
-        agent = Agent(data_dir, server=control_plane.address, enroll_token="enroll-secret",
-                      trust_key_path=trust_key_file, settings=fast_settings)
-        agents.append(agent)
-        agent.start()
-        return agent
-
-    yield start
-    for agent in agents:
-        agent.stop()
 
 
 def proven_entry(cp: FakeControlPlane, key: Ed25519PrivateKey, artifact: Artifact, seed: int,
